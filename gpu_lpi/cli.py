@@ -1,0 +1,128 @@
+"""The ``gpu-lpi`` command (DESIGN.md §5).
+
+Expected problems (bad input files, bad job specs, bad options) end with a one-line ``error: ...``
+on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from gpu_lpi.errors import GpuLpiError
+
+_FORMAT_CHOICE = click.Choice(["binance-ws", "binance-archive", "tardis"])
+_DEVICE_OPTION = click.option("--device", type=click.Choice(["cpu", "gpu", "auto"]), default="auto",
+                              show_default=True, help="cpu, gpu, or auto (GPU when CuPy sees one).")
+
+
+def _reports_errors(command):
+    """Turn expected errors into a one-line message and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except GpuLpiError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _symbols(text: str) -> list[str]:
+    symbols = [s.strip().upper() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise click.BadParameter("expected a comma-separated list such as BTCUSDT,ETHUSDT")
+    return symbols
+
+
+@click.group()
+@click.version_option(package_name="gpu-lpi")
+def main():
+    """GPU-accelerated liquidation-pressure analytics for crypto-futures tick data."""
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the raw files and labels.parquet.")
+@click.option("--format", "fmt", type=click.Choice(["binance-ws", "tardis"]), default="binance-ws",
+              show_default=True)
+@click.option("--symbols", default="BTCUSDT", show_default=True, help="Comma-separated symbols.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2024-08-05", show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rate-scale", type=click.FloatRange(min=1e-4), default=1.0, show_default=True,
+              help="Scale the calibrated event rates (1 = realistic).")
+@_reports_errors
+def synth(out_dir, fmt, symbols, start, days, seed, rate_scale):
+    """Write a synthetic market with planted, labelled liquidation cascades."""
+    from gpu_lpi.synth import synthesize
+
+    try:
+        summary = synthesize(out_dir, fmt, _symbols(symbols), start.date(), days, seed,
+                             rate_scale=rate_scale, progress=True)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    click.echo(summary)
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=_FORMAT_CHOICE, required=True, help="Format of the input files.")
+@click.option("--store", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Tick-store folder (created if missing).")
+@click.option("--symbols-file", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Extra reference data CSV (symbol,tick_size,lot_size,contract_size,is_inverse).")
+@click.option("--strict", is_flag=True, help="Fail on the first rejected line instead of counting it.")
+@_reports_errors
+def ingest(sources, fmt, store, symbols_file, strict):
+    """Ingest raw market data files (or folders) into the tick store."""
+    from gpu_lpi.ingest import ingest as run_ingest
+
+    report = run_ingest(sources, fmt, store, symbols_files=symbols_file, strict=strict, progress=True)
+    click.echo(report.summary())
+    click.echo(f"store: {store}")
+
+
+@main.command()
+@click.argument("job", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder (default: runs/<job name>).")
+@_DEVICE_OPTION
+@click.option("--scheduler", default="local", show_default=True,
+              help="'local', or the address of a running Dask scheduler.")
+@_reports_errors
+def run(job, out_dir, device, scheduler):
+    """Run a job spec (TOML): features and LPI per symbol into the run folder."""
+    from gpu_lpi.run import run_job
+
+    client = None
+    if scheduler != "local":
+        from distributed import Client
+
+        client = Client(scheduler)
+    result = run_job(job, out=out_dir, device=device, client=client)
+    click.echo(result.summary())
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
+              show_default=True, help="Fresh folder for everything the demo writes.")
+@click.option("--real-data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of real binance-ws captures to run on too (default: ../shared/data if present).")
+@click.option("--seed", type=int, default=7, show_default=True)
+@_DEVICE_OPTION
+@_reports_errors
+def demo(out_dir, real_data, seed, device):
+    """synth -> ingest -> run on generated data (and real captures when present); print a summary."""
+    from gpu_lpi.demo import run_demo
+
+    run_demo(out_dir, real_data=real_data, seed=seed, device=device, echo=click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

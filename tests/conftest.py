@@ -1,0 +1,37 @@
+"""Shared fixtures: the real captures in ../shared/data and a store ingested from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GPU_LPI_SHARED_DATA", REPO.parent / "shared" / "data"))
+USDM = SHARED_DATA / "binance-usdm-ws"
+COINM = SHARED_DATA / "binance-coinm-ws"
+
+
+def _require_real_data() -> None:
+    if not USDM.is_dir() or not COINM.is_dir():
+        pytest.skip(f"real captures not found at {SHARED_DATA} (set GPU_LPI_SHARED_DATA or check out "
+                    f"../shared next to the repository)")
+
+
+@pytest.fixture(scope="session")
+def real_captures() -> list[Path]:
+    """All real binance-ws capture files, sorted."""
+    _require_real_data()
+    return sorted(USDM.glob("*.gz")) + sorted(COINM.glob("*.gz"))
+
+
+@pytest.fixture(scope="session")
+def real_store(real_captures, tmp_path_factory):
+    """A tick store ingested from every real capture (once per test session)."""
+    from gpu_lpi.ingest import ingest
+    from gpu_lpi.store import TickStore
+
+    root = tmp_path_factory.mktemp("real_store")
+    report = ingest(real_captures, "binance-ws", root)
+    return TickStore(root), report

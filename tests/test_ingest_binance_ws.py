@@ -1,0 +1,241 @@
+"""binance-ws ingest: real captures, idempotence, and every kind of bad input."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gpu_lpi.cli import main
+from gpu_lpi.errors import InputError
+from gpu_lpi.ingest import ingest
+from gpu_lpi.store import TickStore
+from tests.reference import count_ws_messages
+
+# -- real captures -----------------------------------------------------------------------------------
+
+
+def test_one_row_per_message_of_each_type(real_store, real_captures):
+    store, report = real_store
+    expected: Counter = Counter()
+    for path in real_captures:
+        expected.update(count_ws_messages(path))
+    stored = Counter()
+    for table in ("trades", "book_ticker", "depth_diff"):
+        for symbol in store.symbols_in(table):
+            stored[table] += store.read(table, symbol, columns=["ts"]).num_rows
+    assert stored["trades"] == expected["trade"]
+    assert stored["book_ticker"] == expected["bookTicker"]
+    assert stored["depth_diff"] == expected["depth_levels"]
+    assert sum(report.rejections.values()) == 0
+    snapshots = sum(int(store.read_arrays("depth_diff", s, columns=["is_snapshot", "seq_last"])["is_snapshot"].any())
+                    for s in store.symbols_in("depth_diff"))
+    assert snapshots == 3 and expected["snapshot"] == 5
+
+
+def test_midnight_split_is_one_chain(real_store):
+    _, report = real_store
+    # The 07-18 -> 07-19 files continue one capture: no gap there. The 08-08 files start a new
+    # capture, so the chain from 07-19 breaks exactly once per USD-M symbol, at their first line.
+    assert sorted((Path(g["file"]).name, g["line"]) for g in report.gaps) == [
+        ("btcusdt_20240808.gz", 1), ("ethusdt_20240808.gz", 1)]
+
+
+def test_exchange_time_and_local_time(real_store):
+    store, _ = real_store
+    trades = store.read_arrays("trades", "BTCUSDT")
+    assert np.all(np.diff(trades["ts"]) >= 0)
+    skew = (trades["local_ts"] - trades["ts"]) / 1e9
+    assert -2.0 < np.median(skew) < -0.5       # the collector's clock is ~1.3 s behind exchange time
+    assert trades["ts"][0] % 1_000_000 == 0     # ms exchange stamps stored as ns
+
+
+def test_coinm_notional_is_usd_from_contracts(real_store):
+    store, _ = real_store
+    trades = store.read_arrays("trades", "BTCUSD_PERP")
+    np.testing.assert_array_equal(trades["notional"], trades["qty"] * 100.0)
+    info = store.symbol_info("BTCUSD_PERP")
+    assert info["is_inverse"] and info["contract_size"] == 100.0
+    usdm = store.read_arrays("trades", "BTCUSDT")
+    np.testing.assert_allclose(usdm["notional"], usdm["price"] * usdm["qty"], rtol=1e-15)
+
+
+def test_trade_fields_known_answer(real_store):
+    store, _ = real_store
+    # 1723161255088176367 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161256322,
+    #  "T":1723161256322,"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET","m":false}}
+    rows = store.read("trades", "BTCUSDT").to_pandas().set_index("trade_id")
+    row = rows.loc[5266583935]
+    assert row.ts == 1723161256322 * 1_000_000 and row.local_ts == 1723161255088176367
+    assert row.price == 61800.30 and row.qty == 0.006 and not row.is_buyer_maker and row.kind == 0
+
+
+def test_reingest_leaves_store_unchanged(real_captures, tmp_path):
+    files = [p for p in real_captures if "ethusdt_2024071" in p.name]
+    ingest(files, "binance-ws", tmp_path)
+    before = _store_digest(tmp_path)
+    report = ingest(files, "binance-ws", tmp_path)
+    assert _store_digest(tmp_path) == before
+    assert sum(report.rows_added.values()) == 0
+    ingest(files[:1], "binance-ws", tmp_path)      # a subset of what is stored: still no change
+    assert _store_digest(tmp_path) == before
+
+
+def _store_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.parquet"))}
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+_SNAPSHOT = {"lastUpdateId": 100, "E": 1723161256501, "T": 1723161256493,
+             "bids": [["61800.20", "2.909"], ["61800.10", "0.696"]],
+             "asks": [["61800.30", "1.000"], ["61800.40", "0.500"]]}
+
+
+def _diff(first, last, prev, t, bids=(), asks=()):
+    return {"stream": "btcusdt@depth@0ms", "data": {
+        "e": "depthUpdate", "E": t + 1, "T": t, "s": "BTCUSDT", "U": first, "u": last, "pu": prev,
+        "b": [list(b) for b in bids], "a": [list(a) for a in asks]}}
+
+
+def _trade(trade_id, t, price="61800.30", qty="0.006", maker=False):
+    return {"stream": "btcusdt@trade", "data": {"e": "trade", "E": t, "T": t, "s": "BTCUSDT",
+                                                 "t": trade_id, "p": price, "q": qty, "X": "MARKET",
+                                                 "m": maker}}
+
+
+def _capture(path: Path, messages, raw_lines=()) -> Path:
+    lines = [f"{1723161255000000000 + i * 1000} {json.dumps(m, separators=(',', ':'))}"
+             for i, m in enumerate(messages)]
+    lines.extend(raw_lines)
+    with gzip.open(path, "wt") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
+
+
+def _good_messages():
+    return [_diff(90, 95, 89, 1723161256400, bids=[("61800.00", "1.0")]), _SNAPSHOT,
+            _diff(96, 101, 95, 1723161256600, bids=[("61800.20", "3.0")]),
+            _diff(102, 104, 101, 1723161256700, asks=[("61800.30", "0.000")]),
+            _trade(1, 1723161256650), _trade(2, 1723161256660)]
+
+
+def test_good_synthetic_capture(tmp_path):
+    path = _capture(tmp_path / "btcusdt_20240808.gz", _good_messages())
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert report.rows[("depth_diff", "BTCUSDT")] == 1 + 4 + 1 + 1
+    assert report.rows[("trades", "BTCUSDT")] == 2
+    assert not report.rejections and not report.gaps
+    assert list((tmp_path / "store" / "_reports").glob("ingest-*.json"))
+
+
+def test_non_json_and_unknown_type_are_counted(tmp_path):
+    messages = _good_messages()
+    raw = ["1723161255999000000 {not json", "1723161255999000001 "
+           '{"stream":"btcusdt@kline","data":{"e":"kline","E":1,"s":"BTCUSDT"}}', "garbage line"]
+    path = _capture(tmp_path / "btcusdt_20240808.gz", messages, raw)
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert report.rejections == {"not valid JSON": 1, "unknown message type": 1, "malformed line": 1}
+    assert report.examples["not valid JSON"][0].startswith(f"{path}:7:")
+    assert report.examples["unknown message type"][0].startswith(f"{path}:8:")
+    assert report.examples["malformed line"][0].startswith(f"{path}:9:")
+    assert report.rows[("trades", "BTCUSDT")] == 2
+
+
+def test_strict_mode_makes_rejections_fatal(tmp_path):
+    path = _capture(tmp_path / "btcusdt_20240808.gz", _good_messages(), ["1723161255999000000 {oops"])
+    with pytest.raises(InputError, match=r"btcusdt_20240808.gz:7: not valid JSON"):
+        ingest([path], "binance-ws", tmp_path / "store", strict=True)
+    assert not (tmp_path / "store" / "trades").exists()
+
+
+def test_sequence_gap_is_reported_and_invalidates_book(tmp_path):
+    messages = _good_messages()
+    messages[3] = _diff(103, 104, 102, 1723161256700, asks=[("61800.30", "0.000")])   # pu 102 != 101
+    path = _capture(tmp_path / "btcusdt_20240808.gz", messages)
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert [(g["line"], g["expected_pu"], g["got_pu"]) for g in report.gaps] == [(4, 101, 102)]
+    from gpu_lpi.book import group_messages, replay
+    from kernels.book_replay import GAP
+
+    store = TickStore(tmp_path / "store")
+    msgs = group_messages(store.read_arrays("depth_diff", "BTCUSDT"), 0.1)
+    samples = replay(msgs, np.arange(len(msgs.ts)))
+    assert samples.status.tolist()[-1] == GAP and not samples.valid[-1] and samples.valid[-2]
+
+
+def test_duplicate_and_out_of_order_messages(tmp_path):
+    messages = _good_messages()
+    messages.insert(3, messages[2])                     # the same diff twice
+    messages.append(_diff(97, 99, 96, 1723161256800))   # u=99 after u=104: out of order
+    messages.append(_trade(2, 1723161256660))           # the same trade twice
+    messages.append(_trade(0, 1723161256640))           # an older trade arriving late: kept
+    path = _capture(tmp_path / "btcusdt_20240808.gz", messages)
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert report.rejections == {"duplicate message": 2, "out-of-order depth update": 1}
+    store = TickStore(tmp_path / "store")
+    assert store.read_arrays("trades", "BTCUSDT")["trade_id"].tolist() == [0, 1, 2]
+    assert any("out of id order" in note for note in report.notes)
+    assert not report.gaps
+
+
+def test_truncated_gzip_is_fatal_and_writes_nothing(tmp_path):
+    good = _capture(tmp_path / "btcusdt_20240808.gz", _good_messages() * 1)
+    data = good.read_bytes()
+    bad = tmp_path / "btcusdt_20240809.gz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"btcusdt_20240809.gz:\d+: truncated or corrupt gzip"):
+        ingest([good, bad], "binance-ws", tmp_path / "store")
+    assert not any((tmp_path / "store").rglob("*.parquet"))
+
+
+def test_empty_file_is_noted_and_all_empty_fails(tmp_path):
+    empty = tmp_path / "btcusdt_20240807.gz"
+    with gzip.open(empty, "wt"):
+        pass
+    good = _capture(tmp_path / "btcusdt_20240808.gz", _good_messages())
+    report = ingest([empty, good], "binance-ws", tmp_path / "store")
+    assert any("empty file" in note for note in report.notes)
+    with pytest.raises(InputError, match="no rows ingested"):
+        ingest([empty], "binance-ws", tmp_path / "store2")
+
+
+def test_unknown_symbol_is_fatal(tmp_path):
+    trade = _trade(1, 1723161256650)
+    trade["data"]["s"] = "FOOUSDT"
+    path = _capture(tmp_path / "foousdt_20240808.gz", [trade])
+    with pytest.raises(InputError, match=r"foousdt_20240808.gz:1: symbol 'FOOUSDT' has no reference data.*--symbols-file"):
+        ingest([path], "binance-ws", tmp_path / "store")
+    extra = tmp_path / "symbols.csv"
+    extra.write_text("symbol,tick_size,lot_size,contract_size,is_inverse\nFOOUSDT,0.01,1,1,false\n")
+    report = ingest([path], "binance-ws", tmp_path / "store", symbols_files=[extra])
+    assert report.rows[("trades", "FOOUSDT")] == 1
+    assert TickStore(tmp_path / "store").symbol_info("FOOUSDT")["tick_size"] == 0.01
+
+
+def test_cli_wrong_format_is_one_line_error(tmp_path):
+    csv = tmp_path / "BTCUSDT-trades-2024-05-31.csv"
+    csv.write_text("id,price,qty,quote_qty,time,is_buyer_maker\n5053880937,68402.6,0.024,1641.6624,1717113600031,false\n")
+    result = CliRunner().invoke(main, ["ingest", "--format", "binance-ws", str(csv), "--store",
+                                       str(tmp_path / "store")])
+    assert result.exit_code == 2
+    message = result.output.strip()
+    assert message.count("\n") == 0 and message.startswith("error: ")
+    assert f"{csv}:1: not a binance-ws capture" in message and "--format binance-archive" in message
+    result = CliRunner().invoke(main, ["ingest", "--format", "parquet", str(csv), "--store", "x"])
+    assert result.exit_code == 2 and "'parquet' is not one of" in result.output
+
+
+def test_cli_ingest_prints_summary(tmp_path):
+    path = _capture(tmp_path / "btcusdt_20240808.gz", _good_messages())
+    result = CliRunner().invoke(main, ["ingest", "--format", "binance-ws", str(path), "--store",
+                                       str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    assert "trades" in result.output and "rejected: 0" in result.output and "depth sequence gaps: 0" in result.output
