@@ -39,6 +39,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
+from numba import njit
 
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest.files import progress_bar, read_bytes
@@ -116,98 +117,106 @@ def _to_ns(values: np.ndarray) -> np.ndarray:
     return values * scale
 
 
-#: Kind of a combined-stream message by the first letter of its stream type (``btcusdt@<type>``).
-_KIND_OF_STREAM_LETTER = {ord("t"): "trade", ord("a"): "aggTrade", ord("b"): "bookTicker",
-                          ord("d"): "depthUpdate", ord("m"): "markPriceUpdate", ord("f"): "forceOrder"}
+#: Kinds of combined-stream messages, by the first letter of the stream type (``btcusdt@<type>``).
+_STREAM_KINDS = ("trade", "aggTrade", "bookTicker", "depthUpdate", "markPriceUpdate", "forceOrder")
+_STREAM_LETTERS = np.frombuffer(b"tabdmf", dtype=np.uint8)
 _WRAPPER_HEAD = np.frombuffer(b'{"stream":"', dtype=np.uint8)
 _WRAPPER_DATA = np.frombuffer(b'","data":', dtype=np.uint8)
 
 
-def _next_at_or_after(positions: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
-    """For each point, the first position >= it (``size`` where there is none)."""
-    index = np.searchsorted(positions, points)
-    return np.append(positions, size)[index]
+@njit(cache=True)
+def _matches(buf, at, pattern):
+    if at + pattern.size > buf.size:
+        return False
+    for i in range(pattern.size):
+        if buf[at + i] != pattern[i]:
+            return False
+    return True
 
 
-def _bytes_equal(buf: np.ndarray, starts: np.ndarray, pattern: np.ndarray) -> np.ndarray:
-    """Whether ``buf[s:s+len(pattern)] == pattern`` for each start (False past the end)."""
-    ok = starts + pattern.size <= buf.size
-    result = np.zeros(starts.size, dtype=bool)
-    where = np.flatnonzero(ok)
-    window = buf[starts[where, None] + np.arange(pattern.size)]
-    result[where] = (window == pattern).all(axis=1)
-    return result
+@njit(cache=True)
+def _scan_lines(buf, letters, head, data_tag):
+    """One pass over a capture: per non-empty line its number, bounds, local stamp and, for
+    combined-stream lines, the kind (index into ``letters``) and the bounds of the ``data`` member.
 
-
-def _parse_stamps(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal integers of 1 to 19 digits at ``buf[start:start+length]``: (values, all-digits mask)."""
-    width = 19
-    offsets = np.arange(width)
-    inside = offsets < lengths[:, None]
-    digits = buf[np.minimum(starts[:, None] + offsets, buf.size - 1)].astype(np.int64) - 48
-    ok = ((digits >= 0) & (digits <= 9) | ~inside).all(axis=1) & (lengths >= 1) & (lengths <= width)
-    weights = 10 ** np.clip(lengths[:, None] - 1 - offsets, 0, 18).astype(np.int64)
-    return (np.where(inside, digits * weights, 0)).sum(axis=1), ok
-
-
-def _locate_lines(data: bytes):
-    """Vectorized line scan of the non-empty lines.
-
-    Returns the byte view and, per line: number, start, end, first space, local stamp, stamp ok.
+    ``kind`` is -1 for lines the slow path must look at, -2 for lines without a valid stamp.
     """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    starts = np.concatenate([[0], newlines + 1])
-    ends = np.concatenate([newlines, [buf.size]])
-    numbers = np.arange(1, starts.size + 1)
-    carriage = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
-    ends = ends - carriage
-    nonempty = ends > starts
-    numbers, starts, ends = numbers[nonempty], starts[nonempty], ends[nonempty]
-    spaces = _next_at_or_after(np.flatnonzero(buf == 32), starts, buf.size)
-    stamps, stamp_ok = _parse_stamps(buf, starts, np.minimum(spaces, ends) - starts)
-    stamp_ok &= spaces < ends
-    return buf, numbers, starts, ends, spaces, stamps, stamp_ok
+    n_lines = 1
+    for i in range(buf.size):
+        if buf[i] == 10:
+            n_lines += 1
+    number = np.empty(n_lines, np.int64)
+    stamp = np.zeros(n_lines, np.int64)
+    kind = np.full(n_lines, -1, np.int64)
+    payload = np.empty(n_lines, np.int64)
+    data_start = np.zeros(n_lines, np.int64)
+    end_at = np.empty(n_lines, np.int64)
+    count, line, start = 0, 0, 0
+    while start <= buf.size:
+        line += 1
+        end = start
+        while end < buf.size and buf[end] != 10:
+            end += 1
+        next_start = end + 1
+        if end > start and buf[end - 1] == 13:
+            end -= 1
+        if end > start:
+            number[count], end_at[count] = line, end
+            space = start
+            value = 0
+            while space < end and 48 <= buf[space] <= 57 and space - start < 19:
+                value = value * 10 + (buf[space] - 48)
+                space += 1
+            if space == start or space >= end or buf[space] != 32:
+                kind[count] = -2
+            else:
+                stamp[count] = value
+                payload[count] = space + 1
+                name = space + 1 + head.size
+                if (_matches(buf, space + 1, head) and name < end and buf[name] != 33
+                        and buf[end - 1] == 125):
+                    quote, at = name, -1
+                    while quote < end and buf[quote] != 34:
+                        if buf[quote] == 64 and at < 0:
+                            at = quote
+                        quote += 1
+                    if at > 0 and at + 1 < quote and _matches(buf, quote, data_tag):
+                        letter = buf[at + 1]
+                        partial_depth = letter == 100 and at + 6 < quote and buf[at + 6] != 64
+                        for k in range(letters.size):
+                            if letters[k] == letter and not partial_depth:
+                                kind[count] = k
+                                data_start[count] = quote + data_tag.size
+                                end_at[count] = end - 1
+            count += 1
+        start = next_start
+    return number[:count], stamp[:count], kind[:count], payload[:count], data_start[:count], end_at[:count]
 
 
 def _split_lines(path: Path, data: bytes, ctx) -> dict[str, _Bucket]:
     """Sort the lines of one capture into buckets by message kind; reject malformed lines.
 
-    Combined-stream lines are classified by their stream name with vectorized byte tests; bare
-    payloads (REST snapshots and polls, ``/ws`` messages, ``!..@arr`` streams) take a per-line path.
+    Combined-stream lines are classified by their stream name in one compiled pass; bare payloads
+    (REST snapshots and polls, ``/ws`` messages, ``!..@arr`` streams) take a per-line path.
     """
-    buf, numbers, starts, ends, spaces, stamps, stamp_ok = _locate_lines(data)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    number, stamp, kind, payload, data_start, data_end = _scan_lines(
+        buf, _STREAM_LETTERS, _WRAPPER_HEAD, _WRAPPER_DATA)
     buckets: dict[str, _Bucket] = defaultdict(_Bucket)
-    if numbers.size and not stamp_ok[0]:
-        _fail_wrong_format(path, int(numbers[0]), data[starts[0]:ends[0]])
-    for line in numbers[~stamp_ok]:
+    if number.size and kind[0] == -2:
+        first_end = data.find(b"\n")
+        _fail_wrong_format(path, int(number[0]), data[:first_end if first_end >= 0 else len(data)])
+    for line in number[kind == -2]:
         ctx.reject(path, int(line), "malformed line", "expected '<local_ts> <json>'")
-    numbers, starts, ends = numbers[stamp_ok], starts[stamp_ok], ends[stamp_ok]
-    spaces, stamps = spaces[stamp_ok], stamps[stamp_ok]
-    payload = spaces + 1
-    name_start = payload + _WRAPPER_HEAD.size
-    wrapped = _bytes_equal(buf, payload, _WRAPPER_HEAD) & (buf[np.minimum(name_start, buf.size - 1)] != 33)
-    name_end = _next_at_or_after(np.flatnonzero(buf == 34), name_start, buf.size)
-    wrapped &= _bytes_equal(buf, name_end, _WRAPPER_DATA) & (buf[ends - 1] == 125)
-    at = _next_at_or_after(np.flatnonzero(buf == 64), name_start, buf.size)
-    wrapped &= at < name_end
-    letter = buf[np.minimum(at + 1, buf.size - 1)]
-    after_depth = buf[np.minimum(at + 6, buf.size - 1)]
-    wrapped &= (letter != ord("d")) | (after_depth == 64) | (after_depth == 34)   # not @depth5/10/20
-    kinds = np.full(numbers.size, -1)
-    for code, (letter_value, kind) in enumerate(_KIND_OF_STREAM_LETTER.items()):
-        kinds[wrapped & (letter == letter_value)] = code
-    names = list(_KIND_OF_STREAM_LETTER.values())
-    data_start, data_end = name_end + _WRAPPER_DATA.size, ends - 1
-    for code, kind in enumerate(names):
-        rows = np.flatnonzero(kinds == code)
+    for code, name in enumerate(_STREAM_KINDS):
+        rows = np.flatnonzero(kind == code)
         if rows.size:
-            bucket = buckets[kind]
+            bucket = buckets[name]
             bucket.payloads.extend(data[s:e] for s, e in zip(data_start[rows].tolist(), data_end[rows].tolist()))
-            bucket.lines.extend(numbers[rows].tolist())
-            bucket.local.extend(stamps[rows].tolist())
-    for row in np.flatnonzero(kinds < 0):
-        _bucket_one(path, int(numbers[row]), int(stamps[row]), data[payload[row]:ends[row]], buckets, ctx)
+            bucket.lines.extend(number[rows].tolist())
+            bucket.local.extend(stamp[rows].tolist())
+    for row in np.flatnonzero(kind == -1):
+        _bucket_one(path, int(number[row]), int(stamp[row]), data[payload[row]:data_end[row]], buckets, ctx)
     return buckets
 
 

@@ -1,0 +1,120 @@
+"""Ingest throughput of ``--format binance-ws``, per core, on the real captures and a synthetic day.
+
+Events are counted two ways: *messages* (lines of the capture: one trade, one book-ticker update,
+one depth diff, one snapshot) and *rows* (what the store receives: one row per trade or ticker
+update, one per depth level). The anchor is the way a notebook would do it: ``json.loads`` per line
+into Python lists, then a DataFrame per message type (parse only, no store).
+
+Usage::
+
+    python bench/bench_ingest.py                      # real captures (../shared/data)
+    python bench/bench_ingest.py --synthetic-day      # also one synthetic BTCUSDT day (gpu-lpi synth)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+
+from gpu_lpi.ingest import ingest
+from gpu_lpi.ingest.binance_ws import parse
+from gpu_lpi.ingest.report import IngestContext, IngestReport
+from gpu_lpi.reference_data import SymbolRegistry
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO.parent / "shared" / "data"
+
+
+def _one_core() -> None:
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+
+
+def count_messages(files) -> int:
+    total = 0
+    for path in files:
+        with gzip.open(path, "rb") as lines:
+            total += sum(1 for line in lines if line.strip())
+    return total
+
+
+def time_parse(files) -> tuple[float, int]:
+    """Seconds to parse (no store writes) and the number of rows produced."""
+    ctx = IngestContext(IngestReport("binance-ws"), SymbolRegistry())
+    start = time.perf_counter()
+    rows = sum(table.num_rows for _, _, table in parse(files, ctx))
+    return time.perf_counter() - start, rows
+
+
+def time_ingest(files) -> float:
+    """Seconds for a full ingest into a fresh store (parse, merge, write Parquet)."""
+    with tempfile.TemporaryDirectory() as store:
+        start = time.perf_counter()
+        ingest(files, "binance-ws", store)
+        return time.perf_counter() - start
+
+
+def time_notebook_parse(files) -> float:
+    """The anchor: ``json.loads`` per line, lists per type, one pandas DataFrame per type."""
+    import pandas as pd
+
+    start = time.perf_counter()
+    for path in files:
+        buckets: dict[str, list] = {}
+        with gzip.open(path, "rt") as lines:
+            for line in lines:
+                local, payload = line.split(" ", 1)
+                message = json.loads(payload)
+                data = message.get("data", message)
+                buckets.setdefault(data.get("e", "snapshot"), []).append(data)
+        for rows in buckets.values():
+            pd.DataFrame(rows)
+    return time.perf_counter() - start
+
+
+def report(label: str, files) -> list[str]:
+    messages = count_messages(files)
+    time_parse(files[:1])                                  # warm up (numba/pyarrow)
+    parse_s, rows = time_parse(files)
+    ingest_s = time_ingest(files)
+    notebook_s = time_notebook_parse(files)
+    return [
+        f"| {label} | {messages:,} | {rows:,} | {parse_s:.2f} | {messages / parse_s:,.0f} | {rows / parse_s:,.0f} "
+        f"| {ingest_s:.2f} | {messages / ingest_s:,.0f} | {notebook_s:.2f} | {notebook_s / parse_s:.1f}x |"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--synthetic-day", action="store_true", help="also time one synthetic BTCUSDT day")
+    parser.add_argument("--rate-scale", type=float, default=1.0, help="event-rate scale of the synthetic day")
+    args = parser.parse_args()
+    _one_core()
+    print(f"# ingest throughput, 1 core (pyarrow threads=1), {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cpus, {time.strftime('%Y-%m-%d')}")
+    print("| input | messages | rows | parse s | messages/s | rows/s | ingest s | messages/s (ingest) "
+          "| json.loads+pandas s | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    if REAL.is_dir():
+        for line in report("real captures (8 files)", sorted(REAL.rglob("*.gz"))):
+            print(line, flush=True)
+    if args.synthetic_day:
+        from gpu_lpi.synth import synthesize
+
+        with tempfile.TemporaryDirectory() as raw:
+            synthesize(raw, "binance-ws", ["BTCUSDT"], date(2024, 8, 5), 1, seed=1, rate_scale=args.rate_scale)
+            files = sorted(Path(raw).glob("*.gz"))
+            for line in report(f"synthetic BTCUSDT day (rate x{args.rate_scale})", files):
+                print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
