@@ -35,3 +35,9 @@ def real_store(real_captures, tmp_path_factory):
     root = tmp_path_factory.mktemp("real_store")
     report = ingest(real_captures, "binance-ws", root)
     return TickStore(root), report
+
+
+def store_files(root: Path) -> dict[str, bytes]:
+    """Every data file under a store (reports excluded), by relative path: to compare stores."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "_reports" not in p.parts}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -16,6 +15,7 @@ from gpu_lpi.cli import main
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest import ingest
 from gpu_lpi.store import TickStore
+from tests.conftest import store_files
 from tests.reference import count_ws_messages
 
 # -- real captures -----------------------------------------------------------------------------------
@@ -79,17 +79,12 @@ def test_trade_fields_known_answer(real_store):
 def test_reingest_leaves_store_unchanged(real_captures, tmp_path):
     files = [p for p in real_captures if "ethusdt_2024071" in p.name]
     ingest(files, "binance-ws", tmp_path)
-    before = _store_digest(tmp_path)
+    before = store_files(tmp_path)
     report = ingest(files, "binance-ws", tmp_path)
-    assert _store_digest(tmp_path) == before
+    assert store_files(tmp_path) == before
     assert sum(report.rows_added.values()) == 0
     ingest(files[:1], "binance-ws", tmp_path)      # a subset of what is stored: still no change
-    assert _store_digest(tmp_path) == before
-
-
-def _store_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*.parquet"))}
+    assert store_files(tmp_path) == before
 
 
 # -- bad input ----------------------------------------------------------------------------------------

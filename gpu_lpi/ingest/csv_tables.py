@@ -1,0 +1,432 @@
+"""Reading the CSV files of the Binance archive and Tardis formats into typed Arrow columns.
+
+Both formats are parsed the same way: the caller describes the expected header as a tuple of
+:class:`Field` (name, kind, required); :func:`load_csv` decompresses a file and looks at its first
+line; :meth:`CsvSource.read` parses it with ``pyarrow.csv`` (vectorized, multi-threaded) and returns
+:class:`CsvRows`: typed columns plus, for every row, where it came from, so that any later check can
+reject rows by their 1-based line number in the decompressed file.
+
+Bad rows never vanish silently: rows with the wrong field count (``invalid_row_handler``), rows whose
+values do not parse (found by a slower all-text re-read that runs only when the typed read fails),
+empty required fields and timestamps of an unknown unit are each passed to ``ctx.reject``.
+
+Line numbers assume no quoted field spans two lines (true of both formats).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from gpu_lpi.errors import InputError
+from gpu_lpi.ingest.files import read_bytes
+from gpu_lpi.ingest.report import IngestContext
+from gpu_lpi.schema import TABLES
+
+#: Field kinds: how a CSV column is typed. ``epoch`` is an integer Unix time in s/ms/µs/ns (unit
+#: detected by digit count), ``datetime`` is UTC text ``YYYY-MM-DD[ HH:MM:SS]``; both become int64 ns.
+#: ``ignore`` columns are checked in the header but not read.
+KINDS = ("int", "float", "bool", "text", "epoch", "datetime", "ignore")
+
+_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "text": pa.string(),
+                "epoch": pa.int64(), "datetime": pa.timestamp("ns")}
+
+#: What a valid non-empty number of each numeric kind looks like (for the text re-read of a file that
+#: did not parse; integers limited to what int64 holds).
+_NUMBER_PATTERNS = {
+    "int": r"^[+-]?\d{1,18}$",
+    "float": r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$",
+    "epoch": r"^(\d{1,18}|[1-8]\d{18})$",
+}
+#: Accepted ``datetime`` cells (UTC).
+DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+#: Rejection reason of a cell of each kind that does not parse.
+_PROBLEMS = {"int": "not an integer", "float": "not a number", "bool": "not true or false",
+             "epoch": "not an integer timestamp", "datetime": "not a YYYY-MM-DD HH:MM:SS time"}
+
+#: ``true``/``false`` in any of the spellings seen (futures files: lower case, spot files: ``True``).
+TRUE_VALUES = ["true", "True", "TRUE"]
+FALSE_VALUES = ["false", "False", "FALSE"]
+
+#: Epoch timestamp units by digit count: 10 s, 13 ms, 16 µs, 19 ns -> nanoseconds per unit.
+_NS_PER_UNIT_BY_DIGITS = {10: 1_000_000_000, 13: 1_000_000, 16: 1_000, 19: 1}
+_POWERS_OF_TEN = 10 ** np.arange(19, dtype=np.int64)
+
+_WEBSOCKET_LINE = re.compile(r"^\d+ [{\[]")
+_TARDIS_HEADER_START = "exchange,symbol,timestamp,local_timestamp"
+#: First header names of Binance public-archive CSVs (A.0.1 of FORMATS.md).
+_ARCHIVE_HEADER_STARTS = {"agg_trade_id", "id", "update_id", "timestamp", "create_time", "calc_time",
+                          "time", "open_time"}
+_FORMAT_DESCRIPTIONS = {"binance-ws": "Binance websocket capture (`<local_ts> <json>` lines)",
+                        "binance-archive": "Binance public-archive CSV",
+                        "tardis": "Tardis.dev CSV"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One expected CSV column: its header name, its kind (see :data:`KINDS`), whether empty is an error."""
+
+    name: str
+    kind: str
+    required: bool = True
+
+
+Layout = tuple[Field, ...]
+
+
+def header_text(layout: Layout) -> str:
+    """The header line a file of ``layout`` has."""
+    return ",".join(f.name for f in layout)
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a plain decimal or integer number."""
+    return bool(re.match(_NUMBER_PATTERNS["float"], text.strip().strip('"')))
+
+
+def split_fields(line: str) -> list[str]:
+    """The comma-separated fields of a header line, unquoted and stripped."""
+    return [part.strip().strip('"') for part in line.split(",")]
+
+
+def guess_format(line: str) -> str | None:
+    """The ``--format`` a file with this first line most likely is, or ``None`` if unrecognisable."""
+    if _WEBSOCKET_LINE.match(line):
+        return "binance-ws"
+    if line.startswith(_TARDIS_HEADER_START):
+        return "tardis"
+    first = split_fields(line)[0]
+    if "," in line and (is_number(first) or first in _ARCHIVE_HEADER_STARTS):
+        return "binance-archive"
+    return None
+
+
+def epoch_to_ns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Convert integer Unix times of any unit to nanoseconds, choosing the unit by digit count.
+
+    Parameters
+    ----------
+    values : numpy.ndarray of int64
+        Non-negative Unix times in seconds (10 digits), ms (13), µs (16) or ns (19).
+
+    Returns
+    -------
+    ns : numpy.ndarray of int64
+        The times in nanoseconds (0 where ``bad``).
+    bad : numpy.ndarray of bool
+        Values whose digit count is none of those.
+    """
+    digits = np.searchsorted(_POWERS_OF_TEN, values, side="right")  # 0 for values < 1
+    scale = np.zeros(values.shape, dtype=np.int64)
+    for count, ns_per_unit in _NS_PER_UNIT_BY_DIGITS.items():
+        scale[digits == count] = ns_per_unit
+    return values * scale, scale == 0
+
+
+class LineIndex:
+    """Maps the data rows pyarrow returns to 1-based physical line numbers of the decompressed file.
+
+    pyarrow numbers rows by counting non-empty lines (the header included); empty lines are skipped.
+    The index is built only when a line number is first asked for (on a rejection).
+    """
+
+    def __init__(self, data: bytes, header_lines: int, invalid_ordinals: list[int]):
+        self._data, self._header_lines, self._invalid = data, header_lines, invalid_ordinals
+
+    @cached_property
+    def _nonempty_lines(self) -> np.ndarray:
+        raw = np.frombuffer(self._data, dtype=np.uint8)
+        newlines = np.flatnonzero(raw == ord("\n"))
+        starts = np.concatenate([[0], newlines + 1])
+        ends = np.concatenate([newlines, [raw.size]])
+        if starts[-1] == raw.size:  # the file ends with a newline: no last line after it
+            starts, ends = starts[:-1], ends[:-1]
+        lengths = ends - starts
+        has_cr = (lengths > 0) & (raw[np.maximum(ends - 1, 0)] == ord("\r"))
+        return np.flatnonzero(lengths - has_cr > 0) + 1
+
+    @cached_property
+    def _data_lines(self) -> np.ndarray:
+        skipped = np.asarray(self._invalid, dtype=np.int64) - 1
+        keep = np.ones(self._nonempty_lines.size, dtype=bool)
+        keep[: self._header_lines] = False
+        keep[skipped] = False
+        return self._nonempty_lines[keep]
+
+    def line_of_ordinal(self, ordinal: int) -> int:
+        """Physical line of pyarrow's row ``ordinal`` (1-based, empty lines not counted)."""
+        return int(self._nonempty_lines[ordinal - 1])
+
+    def lines_of_rows(self, row_ids: np.ndarray) -> np.ndarray:
+        """Physical lines of data rows by their index among the rows pyarrow returned."""
+        return self._data_lines[row_ids]
+
+
+@dataclass
+class CsvRows:
+    """Typed rows of one CSV file and, for each, its index among the file's parsed data rows."""
+
+    path: Path
+    table: pa.Table
+    row_ids: np.ndarray
+    lines: LineIndex = field(repr=False)
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        return self.table.column(name)
+
+    def numpy(self, name: str) -> np.ndarray:
+        """Column ``name`` as NumPy (nulls become NaN in float columns)."""
+        return self.table.column(name).to_numpy(zero_copy_only=False)
+
+    def with_column(self, name: str, values) -> "CsvRows":
+        """These rows with column ``name`` replaced by ``values``."""
+        index = self.table.column_names.index(name)
+        return CsvRows(self.path, self.table.set_column(index, name, values), self.row_ids, self.lines)
+
+    def line_numbers(self) -> np.ndarray:
+        """The 1-based line number in the decompressed file of every row."""
+        return self.lines.lines_of_rows(self.row_ids)
+
+    def filter(self, keep) -> "CsvRows":
+        """The rows where ``keep`` (bool array-like) is true."""
+        keep = np.asarray(keep, dtype=bool)
+        return CsvRows(self.path, self.table.filter(pa.array(keep)), self.row_ids[keep], self.lines)
+
+    def reject(self, bad, ctx: IngestContext, reason: str, show: str | None = None) -> "CsvRows":
+        """Report every row where ``bad`` is true to ``ctx.reject`` and return the other rows.
+
+        Parameters
+        ----------
+        bad : array-like of bool
+        ctx : IngestContext
+        reason : str
+            The rejection category counted in the report.
+        show : str, optional
+            A column whose value is quoted in each rejection's detail.
+        """
+        bad = np.asarray(bad, dtype=bool)
+        if not bad.any():
+            return self
+        indices = np.flatnonzero(bad)
+        lines = self.lines.lines_of_rows(self.row_ids[indices])
+        shown = self.table.column(show).take(pa.array(indices)).to_pylist() if show else [None] * len(indices)
+        for line, value in zip(lines, shown):
+            ctx.reject(self.path, int(line), reason, f"{reason}: {show}={value!r}" if show else reason)
+        return self.filter(~bad)
+
+    def without_duplicates(self) -> tuple["CsvRows", int]:
+        """These rows with exact repeats of an earlier row (all columns equal) removed, and how many."""
+        numbered = self.table.append_column("_row", pa.array(np.arange(self.num_rows)))
+        firsts = numbered.group_by(self.table.column_names, use_threads=False).aggregate([("_row", "min")])
+        keep = np.zeros(self.num_rows, dtype=bool)
+        keep[firsts.column("_row_min").to_numpy()] = True
+        return self.filter(keep), int(self.num_rows - keep.sum())
+
+    def split_by(self, column: str):
+        """Yield ``(value, rows)`` for each distinct value of text column ``column``, in order of first use."""
+        values = self.table.column(column)
+        for value in pc.unique(values).to_pylist():
+            yield value, self.filter(pc.equal(values, value).to_numpy(zero_copy_only=False))
+
+
+@dataclass
+class CsvSource:
+    """A decompressed CSV file and what its first line says."""
+
+    path: Path
+    data: bytes
+    first_line: str
+
+    @property
+    def header(self) -> list[str] | None:
+        """The header names, or ``None`` when the first line is data (its first field is numeric)."""
+        fields = split_fields(self.first_line)
+        return None if is_number(fields[0]) else fields
+
+    def reject_foreign_format(self, own_format: str) -> None:
+        """Raise a fatal :class:`InputError` suggesting ``--format`` when the file looks like another format."""
+        guess = guess_format(self.first_line)
+        if guess is not None and guess != own_format:
+            raise InputError(self.path, 1, f"this looks like a {_FORMAT_DESCRIPTIONS[guess]}, not a "
+                             f"{_FORMAT_DESCRIPTIONS[own_format]}; use --format {guess}")
+
+    def check_columns(self, layout: Layout) -> None:
+        """Fatal :class:`InputError` unless the file fits ``layout``: every column named in the header,
+        or, without a header, the right number of fields on the first line."""
+        header = self.header
+        if header is None:
+            found = len(split_fields(self.first_line))
+            if found != len(layout):
+                raise InputError(self.path, 1, f"expected {len(layout)} fields per line, found {found}; "
+                                 f"expected columns {header_text(layout)}")
+            return
+        for expected in layout:
+            if expected.name not in header:
+                raise InputError(self.path, 1, f"missing column {expected.name!r}; expected header "
+                                 f"{header_text(layout)}")
+
+    def read(self, layout: Layout, ctx: IngestContext) -> CsvRows:
+        """Parse the file with ``layout`` (call :meth:`check_columns` first).
+
+        Returns the rows that parsed, with ``epoch`` and ``datetime`` columns as int64 ns; every other
+        row is reported through ``ctx.reject`` with its line number.
+        """
+        header = self.header
+        names = header if header is not None else [f.name for f in layout]
+        wanted = [f for f in layout if f.kind != "ignore"]
+        reader = _ArrowCsvReader(self.data, names, header_lines=int(header is not None))
+        try:
+            table = reader.read({f.name: _ARROW_TYPES[f.kind] for f in wanted})
+            rows = self._rows(reader, table, ctx)
+        except pa.ArrowInvalid:  # a value did not convert: re-read as text to find the bad rows
+            rows = _convert_text_columns(self._rows(reader, self._read_text(reader, wanted), ctx), wanted, ctx)
+        return _finish_columns(rows, wanted, ctx)
+
+    def _read_text(self, reader: "_ArrowCsvReader", fields: list[Field]) -> pa.Table:
+        """Every wanted column as text; a file even that fails on (broken quoting) is fatal."""
+        try:
+            return reader.read({f.name: pa.string() for f in fields})
+        except pa.ArrowInvalid as err:
+            raise InputError(self.path, None, f"not a readable CSV file ({err})") from None
+
+    def _rows(self, reader: "_ArrowCsvReader", table: pa.Table, ctx: IngestContext) -> CsvRows:
+        lines = LineIndex(self.data, reader.header_lines, [ordinal for ordinal, _ in reader.invalid])
+        for ordinal, detail in reader.invalid:
+            ctx.reject(self.path, lines.line_of_ordinal(ordinal), "wrong number of fields", detail)
+        return CsvRows(self.path, table, np.arange(table.num_rows), lines)
+
+
+class _ArrowCsvReader:
+    """One file read by ``pyarrow.csv`` with rows of the wrong field count collected, not fatal."""
+
+    def __init__(self, data: bytes, names: list[str], header_lines: int):
+        self.data, self.names, self.header_lines = data, names, header_lines
+        self.invalid: list[tuple[int, str]] = []  # (pyarrow row ordinal, detail)
+
+    def read(self, column_types: dict[str, pa.DataType]) -> pa.Table:
+        table = self._read(column_types, use_threads=True)
+        if any(ordinal is None for ordinal, _ in self.invalid):  # threaded reads do not number rows
+            table = self._read(column_types, use_threads=False)
+        return table
+
+    def _read(self, column_types: dict[str, pa.DataType], use_threads: bool) -> pa.Table:
+        self.invalid = []
+        read_options = pacsv.ReadOptions(column_names=self.names, skip_rows=self.header_lines,
+                                         use_threads=use_threads)
+        parse_options = pacsv.ParseOptions(invalid_row_handler=self._collect_invalid)
+        convert_options = pacsv.ConvertOptions(
+            column_types=column_types, include_columns=list(column_types), null_values=[""],
+            strings_can_be_null=True, true_values=TRUE_VALUES, false_values=FALSE_VALUES,
+            timestamp_parsers=list(DATETIME_FORMATS))
+        return pacsv.read_csv(pa.BufferReader(self.data), read_options=read_options,
+                              parse_options=parse_options, convert_options=convert_options)
+
+    def _collect_invalid(self, row) -> str:
+        detail = f"expected {row.expected_columns} fields, found {row.actual_columns}: {row.text[:120]}"
+        self.invalid.append((row.number, detail))
+        return "skip"
+
+
+def _convert_text_columns(rows: CsvRows, fields: list[Field], ctx: IngestContext) -> CsvRows:
+    """Reject rows whose text does not parse as its field's kind; the rest become Arrow types."""
+    for f in fields:
+        if f.kind == "text":
+            continue
+        converted, malformed = _parse_text(rows.column(f.name), f.kind)
+        rows = rows.reject(malformed, ctx, f"{_PROBLEMS[f.kind]} in column {f.name!r}", show=f.name)
+        rows = rows.with_column(f.name, converted.filter(pa.array(~malformed)))
+    return rows
+
+
+def _parse_text(values: pa.ChunkedArray, kind: str) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """Text cells as ``kind`` (null where empty or malformed) and the mask of malformed cells."""
+    if kind == "bool":
+        lower = pc.utf8_lower(values)
+        converted = pc.equal(lower, "true")
+        valid = pc.or_(converted, pc.equal(lower, "false"))
+    elif kind == "datetime":
+        converted = pc.coalesce(*(pc.strptime(values, format=fmt, unit="ns", error_is_null=True)
+                                  for fmt in DATETIME_FORMATS))
+        valid = pc.is_valid(converted)
+    else:
+        valid = pc.match_substring_regex(values, _NUMBER_PATTERNS[kind])
+        converted = pc.cast(pc.if_else(valid, values, pa.scalar(None, pa.string())), _ARROW_TYPES[kind])
+    malformed = pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(valid, False)))
+    return converted, malformed.to_numpy(zero_copy_only=False)
+
+
+def _finish_columns(rows: CsvRows, fields: list[Field], ctx: IngestContext) -> CsvRows:
+    """Reject empty required cells, non-finite numbers and bad epoch units; times become int64 ns."""
+    for f in fields:
+        if f.required:
+            values = rows.column(f.name)
+            empty = values.is_null().to_numpy(zero_copy_only=False)
+            rows = rows.reject(empty, ctx, f"empty column {f.name!r}")
+            if f.kind == "float":
+                rows = rows.reject(~np.isfinite(rows.numpy(f.name)), ctx,
+                                   f"not a finite number in column {f.name!r}", show=f.name)
+    for f in fields:
+        if f.kind == "epoch":
+            rows = _epoch_column_to_ns(rows, f.name, ctx)
+        elif f.kind == "datetime":
+            rows = rows.with_column(f.name, pc.cast(rows.column(f.name), pa.int64()))
+    return rows
+
+
+def _epoch_column_to_ns(rows: CsvRows, name: str, ctx: IngestContext) -> CsvRows:
+    values = rows.column(name)
+    empty = values.is_null().to_numpy(zero_copy_only=False)
+    ns, bad_unit = epoch_to_ns(pc.fill_null(values, 0).to_numpy(zero_copy_only=False))
+    bad_unit &= ~empty
+    rows = rows.reject(bad_unit, ctx, f"timestamp in column {name!r} is not 10, 13, 16 or 19 digits "
+                       "(s, ms, µs, ns)", show=name)
+    return rows.with_column(name, pa.array(ns[~bad_unit], mask=empty[~bad_unit]))
+
+
+def load_csv(path: Path, ctx: IngestContext) -> CsvSource | None:
+    """Decompress ``path``; ``None`` (with a report note) when it holds no lines at all."""
+    data = read_bytes(path)
+    if not data.strip():
+        ctx.report.note(path, None, "empty file")
+        return None
+    end = data.find(b"\n")
+    first = data[: end if end >= 0 else len(data)].decode("utf-8", errors="replace")
+    return CsvSource(path, data, first.lstrip("\ufeff").rstrip("\r"))
+
+
+def canonical_table(table_name: str, num_rows: int, **columns) -> pa.Table:
+    """A table with exactly the schema of tick-store table ``table_name``.
+
+    Each keyword names a column; its value is an array of ``num_rows`` values, a scalar repeated on
+    every row, or ``None`` for all-null. Every column of the schema must be given. NaN in a NumPy
+    array becomes null in nullable columns.
+    """
+    schema = TABLES[table_name].schema
+    arrays = []
+    for f in schema:
+        value = columns[f.name]
+        if value is None:
+            arrays.append(pa.nulls(num_rows, f.type))
+        elif np.isscalar(value):
+            arrays.append(pa.array(np.full(num_rows, value), type=f.type))
+        else:
+            arrays.append(value.cast(f.type) if isinstance(value, (pa.Array, pa.ChunkedArray))
+                          else pa.array(value, type=f.type, from_pandas=f.nullable))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def reference_data_of(symbol: str, rows: CsvRows, ctx: IngestContext) -> dict:
+    """``ctx.symbol_info`` of a symbol read from ``rows``; an unknown one is fatal at its first line."""
+    line = None if symbol in ctx.registry else int(rows.line_numbers()[0])
+    return ctx.symbol_info(symbol, rows.path, line)
