@@ -100,6 +100,14 @@ class BookSamples:
     valid: np.ndarray
     status: np.ndarray          # int8[n_msg]
 
+    def invalidate(self, mask: np.ndarray) -> None:
+        """Mark the samples in ``mask`` invalid (NaN values)."""
+        for values in (self.bid, self.ask, self.bid_qty, self.ask_qty):
+            values[mask] = np.nan
+        self.depth_bid[:, mask] = np.nan
+        self.depth_ask[:, mask] = np.nan
+        self.valid[mask] = False
+
     def counts(self) -> dict[str, int]:
         """How many messages were skipped, and why."""
         return {"gaps": int((self.status == GAP).sum()), "stale": int((self.status == STALE).sum()),
@@ -127,7 +135,25 @@ def replay(messages: DepthMessages, sample_msg: np.ndarray, bands_bps=(10.0,)) -
                        status=status)
 
 
-def sample_at_times(messages: DepthMessages, times_ns: np.ndarray, bands_bps=(10.0,)) -> BookSamples:
-    """The book as of each time (after the last message with ``ts <= t``; prefix-invariant)."""
+#: Default longest time since the last depth message for which a sampled book still counts as
+#: valid. Binance diff streams update many times a second; a minute of silence means the capture
+#: stopped (or the collector was disconnected), and the last book would be stale.
+MAX_BOOK_AGE_NS = 60 * 10**9
+
+
+def sample_at_times(messages: DepthMessages, times_ns: np.ndarray, bands_bps=(10.0,),
+                    max_age_ns: int | None = MAX_BOOK_AGE_NS) -> BookSamples:
+    """The book as of each time (after the last message with ``ts <= t``; prefix-invariant).
+
+    Samples taken more than ``max_age_ns`` after the last message are marked invalid (NaN), so
+    that a capture's end or a feed outage never yields stale book values; ``None`` disables this.
+    """
+    times_ns = np.asarray(times_ns, dtype=np.int64)
     sample_msg = np.searchsorted(messages.ts, times_ns, side="right") - 1
-    return replay(messages, sample_msg, bands_bps)
+    samples = replay(messages, sample_msg, bands_bps)
+    if max_age_ns is not None and sample_msg.size:
+        last_ts = messages.ts[np.maximum(sample_msg, 0)]
+        stale = (sample_msg >= 0) & (times_ns - last_ts > max_age_ns)
+        if stale.any():
+            samples.invalidate(stale)
+    return samples

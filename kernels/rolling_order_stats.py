@@ -1,0 +1,159 @@
+"""Exact trailing-window median, MAD and standard deviation of a series with NaN gaps.
+
+Entry points, all on plain arrays (``xp`` is ``numpy`` or ``cupy``):
+
+* :func:`rolling_median_mad_cpu` -- NumPy in, NumPy out; the sliding rank-bitset
+  algorithm of :mod:`kernels.sliding_order_stats`, O(1) amortised per tick.
+* :func:`rolling_median_mad_wavelet` -- the wavelet-matrix algorithm of
+  :mod:`kernels.wavelet_matrix`, one independent query per tick, run by a CUDA kernel
+  (``target="gpu"``) or by the same query body compiled with ``numba.njit``
+  (``target="cpu"``).
+* :func:`rolling_std` -- population standard deviation of the valid values of each
+  window, from prefix sums.
+
+A window of length ``window`` ending at tick ``i`` covers ticks ``i - window + 1 .. i``;
+NaN ticks are not counted. Outputs are NaN where the window holds fewer than
+``min_periods`` valid values. Median and MAD match ``numpy.median`` bit for bit.
+"""
+
+import numba
+import numpy as np
+
+from kernels.sliding_order_stats import sliding_median_mad
+from kernels.wavelet_matrix import build_wavelet_matrix, wavelet_median_mad
+
+_SMALLEST_CHUNK_IN_WINDOWS = 2  # a chunk re-reads one window of warm-up before it
+
+
+def rank_valid_values(values, xp=np):
+    """Rank the valid values of a series.
+
+    Parameters
+    ----------
+    values : array of float, shape (n,)
+    xp : module, default numpy
+        ``numpy`` or ``cupy``, the module that owns ``values``.
+
+    Returns
+    -------
+    valid_ranks : array of int64, shape (m,)
+        Rank of each valid value (in series order) among all valid values; ties are
+        ranked by position.
+    sorted_values : array of float64, shape (m,)
+        The valid values in ascending order.
+    valid_before : array of int64, shape (n + 1,)
+        ``valid_before[i]`` is the number of valid values before tick ``i``.
+    """
+    values = xp.asarray(values, dtype=xp.float64)
+    valid = ~xp.isnan(values)
+    valid_values = values[valid]
+    order = xp.argsort(valid_values, kind="stable")
+    valid_ranks = xp.empty(order.size, dtype=xp.int64)
+    valid_ranks[order] = xp.arange(order.size, dtype=xp.int64)
+    valid_before = xp.zeros(values.size + 1, dtype=xp.int64)
+    xp.cumsum(valid, dtype=xp.int64, out=valid_before[1:])
+    return valid_ranks, valid_values[order], valid_before
+
+
+def _ranks_by_tick(values):
+    """Global rank of each tick's value among the valid values, -1 for NaN."""
+    valid = ~np.isnan(values)
+    valid_values = values[valid]
+    order = np.argsort(valid_values)  # ties may take either rank: values are what count
+    valid_ranks = np.empty(order.size, dtype=np.int64)
+    valid_ranks[order] = np.arange(order.size, dtype=np.int64)
+    ranks = np.full(values.size, -1, dtype=np.int64)
+    ranks[valid] = valid_ranks
+    return ranks, valid_values[order]
+
+
+def rolling_median_mad_cpu(values, window, min_periods):
+    """Exact rolling median and MAD of a NumPy series on the CPU.
+
+    Parameters
+    ----------
+    values : numpy.ndarray of float, shape (n,)
+    window : int
+        Window length in ticks, >= 1.
+    min_periods : int
+        Fewest valid values for an output, >= 1.
+
+    Returns
+    -------
+    median, mad : numpy.ndarray of float64, shape (n,)
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    ranks, sorted_values = _ranks_by_tick(values)
+    chunk_count = min(
+        numba.get_num_threads(),
+        max(1, values.size // (_SMALLEST_CHUNK_IN_WINDOWS * window)),
+    )
+    return sliding_median_mad(ranks, sorted_values, window, min_periods, chunk_count)
+
+
+def rolling_median_mad_wavelet(values, window, min_periods, xp=np, target="cpu"):
+    """Exact rolling median and MAD by independent wavelet-matrix queries.
+
+    Parameters
+    ----------
+    values : array of float, shape (n,)
+        Owned by ``xp``.
+    window : int
+        Window length in ticks, >= 1.
+    min_periods : int
+        Fewest valid values for an output, >= 1.
+    xp : module, default numpy
+        ``numpy`` or ``cupy``; ``numpy`` with ``target="gpu"`` only under the CUDA
+        simulator.
+    target : {"cpu", "gpu"}
+        ``"gpu"`` launches one CUDA thread per tick; ``"cpu"`` runs the same query
+        body in a ``numba.prange`` loop (NumPy arrays only).
+
+    Returns
+    -------
+    median, mad : arrays of float64, shape (n,), owned by ``xp``
+    """
+    valid_ranks, sorted_values, valid_before = rank_valid_values(values, xp)
+    matrix = build_wavelet_matrix(valid_ranks, xp)
+    return wavelet_median_mad(
+        matrix, sorted_values, valid_before, window, min_periods, xp, target
+    )
+
+
+def rolling_std(values, window, min_periods, xp=np):
+    """Population standard deviation of the valid values in each trailing window.
+
+    Sums run over values shifted by their mean, so that prefix sums stay small
+    relative to the windows' own spread.
+
+    Parameters
+    ----------
+    values : array of float, shape (n,)
+    window : int
+        Window length in ticks, >= 1.
+    min_periods : int
+        Fewest valid values for an output, >= 1.
+    xp : module, default numpy
+
+    Returns
+    -------
+    array of float64, shape (n,)
+        NaN where the window holds fewer than ``min_periods`` valid values.
+    """
+    values = xp.asarray(values, dtype=xp.float64)
+    valid = ~xp.isnan(values)
+    shift = float(values[valid].mean()) if bool(valid.any()) else 0.0
+    centered = xp.where(valid, values - shift, 0.0)
+    first = xp.maximum(xp.arange(values.size) - window + 1, 0)
+    last = xp.arange(1, values.size + 1)
+
+    def window_sum(series):
+        prefix = xp.zeros(series.size + 1, dtype=xp.float64)
+        xp.cumsum(series, out=prefix[1:])
+        return prefix[last] - prefix[first]
+
+    count = window_sum(valid.astype(xp.float64))
+    safe_count = xp.maximum(count, 1.0)
+    mean = window_sum(centered) / safe_count
+    variance = xp.maximum(window_sum(centered * centered) / safe_count - mean * mean, 0.0)
+    return xp.where(count >= min_periods, xp.sqrt(variance), xp.nan)

@@ -1,0 +1,277 @@
+"""Wavelet matrix over a rank sequence, and per-window median/MAD queries on it.
+
+The wavelet matrix (Claude, Navarro & Ordonez 2015) of the valid values' ranks answers
+"k-th smallest value among positions [start, stop)" in one top-down pass over its
+``levels = ceil(log2 m)`` bit levels, whatever the window length, so every output is an
+independent query with a cost flat in the window (as in the GPU median filter of
+Moroto & Umetani 2022). Only valid (non-NaN) values are stored, which keeps ``m`` and
+the number of levels as small as possible; a tick's window maps to a position range
+through the count of valid values before it.
+
+Layout: ``directory[level, word] = (bits, zeros_before)``, 64 bit-packed level bits
+and the count of zero bits before them, interleaved so that one rank query reads one
+16-byte entry. The matrix is built with array operations (a stable partition per
+level), so the same :func:`build_wavelet_matrix` runs on NumPy and on CuPy.
+
+Query bodies are plain functions compiled per target by :func:`compile_tick_body`:
+``numba.njit`` for the CPU and ``numba.cuda.jit(device=True)`` for the GPU.
+
+MAD search. With ``count`` values in the window, ``k = (count - 1) // 2`` and the
+sorted window ``y``, the left deviations ``center - y[k - t]`` and the right
+deviations ``y[k + 1 + t] - center`` are two ascending sequences. The ``k``-th smallest
+deviation is found by the classic binary search over how many of the ``k + 1``
+smallest deviations come from the left; each probe reads the two order statistics it
+compares with one fused two-cursor descent, so a MAD costs O(log(count) * levels).
+"""
+
+import functools
+from collections import namedtuple
+
+import numba
+import numpy as np
+
+_ONE = np.uint64(1)
+_MASK_1 = np.uint64(0x5555555555555555)
+_MASK_2 = np.uint64(0x3333333333333333)
+_MASK_4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_LOW_7_BITS = np.uint64(0x7F)
+_THREADS_PER_BLOCK = 128
+
+WaveletMatrix = namedtuple("WaveletMatrix", ["directory", "level_zeros"])
+WaveletMatrix.__doc__ = """Bit-packed wavelet matrix.
+
+Attributes
+----------
+directory : array of uint64, shape (levels, words + 1, 2)
+    ``[..., 0]`` the level's bits, 64 per word, position ``p`` at bit ``p % 64`` of
+    word ``p // 64``; ``[..., 1]`` the number of zero bits before that word.
+level_zeros : array of int64, shape (levels,)
+    Number of zero bits on each level (where the ones' partition starts).
+"""
+
+
+def build_wavelet_matrix(symbols, xp=np):
+    """Build the wavelet matrix of a sequence of distinct ranks ``0 .. m - 1``.
+
+    Parameters
+    ----------
+    symbols : array of int64, shape (m,)
+        The sequence, owned by ``xp``.
+    xp : module, default numpy
+        ``numpy`` or ``cupy``; both build the identical structure.
+
+    Returns
+    -------
+    WaveletMatrix
+    """
+    size = symbols.size
+    levels = max(1, int(size - 1).bit_length())
+    word_count = (size + 63) // 64
+    directory = xp.zeros((levels, word_count + 1, 2), dtype=xp.uint64)
+    level_zeros = xp.zeros(levels, dtype=xp.int64)
+    padded_bits = xp.zeros(word_count * 64, dtype=xp.uint8)
+    current = symbols
+    for level in range(levels):
+        bits = ((current >> (levels - 1 - level)) & 1).astype(xp.uint8)
+        padded_bits[:size] = bits
+        packed = xp.packbits(padded_bits, bitorder="little").view(xp.uint64)
+        directory[level, :word_count, 0] = packed
+        zeros_per_word = 64 - padded_bits.reshape(word_count, 64).sum(axis=1, dtype=xp.int64)
+        directory[level, 1:, 1] = xp.cumsum(zeros_per_word).astype(xp.uint64)
+        is_zero = bits == 0
+        level_zeros[level] = is_zero.sum()
+        current = xp.concatenate((current[is_zero], current[~is_zero]))
+    return WaveletMatrix(directory, level_zeros)
+
+
+def compile_tick_body(device_jit):
+    """Compile the per-tick median/MAD query for one target.
+
+    Parameters
+    ----------
+    device_jit : callable
+        ``numba.njit`` or ``numba.cuda.jit(device=True)``.
+
+    Returns
+    -------
+    callable
+        ``fill_tick(tick, directory, level_zeros, sorted_values, valid_before, window,
+        min_periods, median_out, mad_out)``, compiled for that target.
+    """
+
+    @device_jit
+    def popcount(word):
+        word = word - ((word >> _ONE) & _MASK_1)
+        word = (word & _MASK_2) + ((word >> np.uint64(2)) & _MASK_2)
+        word = (word + (word >> np.uint64(4))) & _MASK_4
+        word = word + (word >> np.uint64(8))
+        word = word + (word >> np.uint64(16))
+        word = word + (word >> np.uint64(32))
+        return word & _LOW_7_BITS
+
+    @device_jit
+    def zeros_before(directory, level, position):
+        word_index = position >> 6
+        offset = position & 63
+        below_offset = directory[level, word_index, 0] & ((_ONE << np.uint64(offset)) - _ONE)
+        ones = np.int64(popcount(below_offset))
+        return np.int64(directory[level, word_index, 1]) + offset - ones
+
+    @device_jit
+    def two_order_values(directory, level_zeros, sorted_values, start, stop, first_k, second_k):
+        """Values of the ``first_k``-th and ``second_k``-th smallest in [start, stop)."""
+        first_start, first_stop, first_rank = start, stop, 0
+        second_start, second_stop, second_rank = start, stop, 0
+        for level in range(level_zeros.shape[0]):
+            zeros_at_start = zeros_before(directory, level, first_start)
+            zeros_at_stop = zeros_before(directory, level, first_stop)
+            zeros = zeros_at_stop - zeros_at_start
+            if first_k < zeros:
+                first_start, first_stop = zeros_at_start, zeros_at_stop
+                first_rank = 2 * first_rank
+            else:
+                first_k -= zeros
+                first_start += level_zeros[level] - zeros_at_start
+                first_stop += level_zeros[level] - zeros_at_stop
+                first_rank = 2 * first_rank + 1
+            zeros_at_start = zeros_before(directory, level, second_start)
+            zeros_at_stop = zeros_before(directory, level, second_stop)
+            zeros = zeros_at_stop - zeros_at_start
+            if second_k < zeros:
+                second_start, second_stop = zeros_at_start, zeros_at_stop
+                second_rank = 2 * second_rank
+            else:
+                second_k -= zeros
+                second_start += level_zeros[level] - zeros_at_start
+                second_stop += level_zeros[level] - zeros_at_stop
+                second_rank = 2 * second_rank + 1
+        return sorted_values[first_rank], sorted_values[second_rank]
+
+    @device_jit
+    def left_taken(directory, level_zeros, sorted_values, start, stop, center):
+        """How many of the ``k + 1`` smallest deviations lie left of the median."""
+        count = stop - start
+        lower_k = (count - 1) // 2
+        low = max(0, lower_k + 1 - (count - lower_k - 1))
+        high = lower_k + 1
+        while low < high:
+            middle = (low + high) // 2
+            left, right = two_order_values(
+                directory, level_zeros, sorted_values, start, stop,
+                lower_k - middle, 2 * lower_k + 1 - middle,
+            )
+            if center - left >= right - center:
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    @device_jit
+    def median_mad(directory, level_zeros, sorted_values, start, stop):
+        count = stop - start
+        lower_k = (count - 1) // 2
+        lower, upper = two_order_values(
+            directory, level_zeros, sorted_values, start, stop, lower_k, count // 2
+        )
+        center = lower if count % 2 == 1 else (lower + upper) / 2.0
+        taken = left_taken(directory, level_zeros, sorted_values, start, stop, center)
+        # Left deviation t is at order lower_k - t, right deviation t at lower_k + 1 + t.
+        right_used = lower_k - taken  # index of the last right deviation taken
+        last_left, last_right = two_order_values(
+            directory, level_zeros, sorted_values, start, stop,
+            lower_k - max(taken - 1, 0), min(lower_k + 1 + right_used, count - 1),
+        )
+        kth = 0.0
+        if taken > 0:
+            kth = center - last_left
+        if right_used >= 0:
+            kth = max(kth, last_right - center)
+        if count % 2 == 1:
+            return center, kth
+        next_left, next_right = two_order_values(
+            directory, level_zeros, sorted_values, start, stop,
+            lower_k - min(taken, lower_k), min(lower_k + 2 + right_used, count - 1),
+        )
+        following = np.inf
+        if taken <= lower_k:
+            following = center - next_left
+        if lower_k + 2 + right_used < count:
+            following = min(following, next_right - center)
+        return center, (kth + following) / 2.0
+
+    @device_jit
+    def fill_tick(tick, directory, level_zeros, sorted_values, valid_before, window,
+                  min_periods, median_out, mad_out):
+        start = valid_before[max(0, tick - window + 1)]
+        stop = valid_before[tick + 1]
+        if stop - start < min_periods:
+            median_out[tick] = np.nan
+            mad_out[tick] = np.nan
+            return
+        center, mad = median_mad(directory, level_zeros, sorted_values, start, stop)
+        median_out[tick] = center
+        mad_out[tick] = mad
+
+    return fill_tick
+
+
+@functools.cache
+def _cpu_loop():
+    fill_tick = compile_tick_body(numba.njit)
+
+    @numba.njit(parallel=True)
+    def fill_all(directory, level_zeros, sorted_values, valid_before, window, min_periods,
+                 median_out, mad_out):
+        for tick in numba.prange(median_out.size):
+            fill_tick(tick, directory, level_zeros, sorted_values, valid_before, window,
+                      min_periods, median_out, mad_out)
+
+    return fill_all
+
+
+@functools.cache
+def _gpu_kernel():
+    from kernels.wavelet_matrix_cuda import fill_all_ticks
+
+    return fill_all_ticks
+
+
+def wavelet_median_mad(matrix, sorted_values, valid_before, window, min_periods, xp=np,
+                       target="cpu"):
+    """Median and MAD of every trailing window, one independent query per tick.
+
+    Parameters
+    ----------
+    matrix : WaveletMatrix
+        Built from the ranks of the valid values in series order.
+    sorted_values : array of float64, shape (m,)
+        Valid values in ascending order (rank -> value).
+    valid_before : array of int64, shape (n + 1,)
+        Number of valid values before each tick.
+    window : int
+        Window length in ticks, >= 1.
+    min_periods : int
+        Fewest valid values for an output, >= 1.
+    xp : module, default numpy
+        Owner of the arrays.
+    target : {"cpu", "gpu"}
+        ``"gpu"``: a CUDA kernel, one thread per tick; ``"cpu"``: the same body in a
+        ``numba.prange`` loop.
+
+    Returns
+    -------
+    median, mad : arrays of float64, shape (n,), owned by ``xp``
+    """
+    tick_count = valid_before.size - 1
+    median = xp.empty(tick_count, dtype=xp.float64)
+    mad = xp.empty(tick_count, dtype=xp.float64)
+    if tick_count == 0:
+        return median, mad
+    arguments = (matrix.directory, matrix.level_zeros, sorted_values, valid_before,
+                 np.int64(window), np.int64(min_periods), median, mad)
+    if target == "gpu":
+        blocks = (tick_count + _THREADS_PER_BLOCK - 1) // _THREADS_PER_BLOCK
+        _gpu_kernel()[blocks, _THREADS_PER_BLOCK](*arguments)
+    else:
+        _cpu_loop()(*arguments)
+    return median, mad

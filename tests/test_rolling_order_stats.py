@@ -1,0 +1,255 @@
+"""Exact rolling median / MAD (CPU sliding path, wavelet bodies, CUDA kernel) and robust z."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpu_lpi.robust import MAD_TO_SIGMA, robust_z, rolling_median_mad
+from kernels.rolling_order_stats import (
+    rank_valid_values,
+    rolling_median_mad_cpu,
+    rolling_median_mad_wavelet,
+    rolling_std,
+)
+from kernels.sliding_order_stats import sliding_median_mad
+from kernels.wavelet_matrix import build_wavelet_matrix
+from tests import reference
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 240
+WINDOWS = [1, 2, 3, 4, 7, 16, 51, SIZE + 7]
+
+
+def make_series(kind, size=SIZE, seed=0):
+    """A test series of one kind: gaps, ties, heavy tails and constant runs."""
+    rng = np.random.default_rng(seed)
+    if kind == "normal_gaps":
+        values = rng.normal(size=size)
+        values[rng.random(size) < 0.2] = np.nan
+        values[size // 3 : size // 3 + 25] = np.nan  # a gap longer than small windows
+    elif kind == "integer_ties":
+        values = rng.integers(0, 4, size).astype(np.float64)
+        values[rng.random(size) < 0.1] = np.nan
+    elif kind == "student_t":
+        values = rng.standard_t(1.5, size) * 1e3
+        values[rng.random(size) < 0.05] = np.nan
+    elif kind == "constant_runs":
+        values = np.repeat(rng.normal(size=size // 20 + 1), 20)[:size]
+        values[size // 2 :] = 0.0
+        values[rng.random(size) < 0.02] = 7.5  # sparse spikes on a zero run
+    elif kind == "all_nan":
+        values = np.full(size, np.nan)
+    else:
+        raise ValueError(kind)
+    return values
+
+
+KINDS = ["normal_gaps", "integer_ties", "student_t", "constant_runs", "all_nan"]
+
+
+def assert_same(actual, expected):
+    for got, want in zip(actual, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("min_periods", [None, 1, 3])
+def test_cpu_path_is_exact(kind, window, min_periods):
+    values = make_series(kind)
+    if min_periods is not None:
+        min_periods = min(min_periods, window)
+    periods = window if min_periods is None else min_periods
+    expected = reference.rolling_median_mad(values, window, periods)
+    assert_same(rolling_median_mad(values, window, min_periods, device="cpu"), expected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("window", [1, 2, 16, 51, SIZE + 7])
+def test_wavelet_query_body_on_cpu_is_exact(kind, window):
+    """The query body the CUDA kernel runs, compiled with njit, against the reference."""
+    values = make_series(kind, seed=1)
+    expected = reference.rolling_median_mad(values, window, 1)
+    assert_same(rolling_median_mad_wavelet(values, window, 1), expected)
+
+
+def test_chunked_cpu_equals_one_chunk():
+    values = make_series("student_t", size=5000, seed=2)
+    values[1000:1600] = np.nan
+    one = rolling_median_mad_cpu(values, 300, 10)
+    valid = ~np.isnan(values)
+    order = np.argsort(values[valid], kind="stable")
+    ranks = np.full(values.size, -1, dtype=np.int64)
+    ranks[np.flatnonzero(valid)[order]] = np.arange(order.size)
+    for chunk_count in (1, 3, 7):
+        assert_same(sliding_median_mad(ranks, values[valid][order], 300, 10, chunk_count), one)
+
+
+def test_cpu_and_wavelet_paths_agree_on_longer_series():
+    values = make_series("integer_ties", size=30_000, seed=3)
+    values[::7] += make_series("student_t", size=30_000, seed=4)[::7]
+    for window in (1000, 4096, 25_000):
+        assert_same(
+            rolling_median_mad_cpu(values, window, 1),
+            rolling_median_mad_wavelet(values, window, 1),
+        )
+
+
+def test_median_matches_bottleneck_on_a_long_series():
+    bottleneck = pytest.importorskip("bottleneck")
+    rng = np.random.default_rng(5)
+    values = rng.standard_t(1.5, 300_000)
+    values[rng.random(values.size) < 0.05] = np.nan
+    median, mad = rolling_median_mad(values, 20_000, 1)
+    np.testing.assert_array_equal(median, bottleneck.move_median(values, 20_000, min_count=1))
+    assert np.all(mad[1:] >= 0)
+
+
+def test_wavelet_matrix_levels_partition_ranks():
+    """Each level's zero count and word directory are consistent with the ranks."""
+    values = make_series("normal_gaps", size=1000, seed=6)
+    ranks, sorted_values, valid_before = rank_valid_values(values)
+    matrix = build_wavelet_matrix(ranks)
+    size = ranks.size
+    levels = matrix.level_zeros.size
+    assert levels == int(size - 1).bit_length()
+    bits = np.unpackbits(
+        matrix.directory[:, :-1, 0].copy().view(np.uint8), axis=1, bitorder="little"
+    )[:, :size]
+    np.testing.assert_array_equal(matrix.level_zeros, size - bits.sum(axis=1))
+    padded = np.pad(bits, ((0, 0), (0, -size % 64)))
+    zeros_before_words = np.cumsum(64 - padded.reshape(levels, -1, 64).sum(axis=2), axis=1)
+    np.testing.assert_array_equal(matrix.directory[:, 1:, 1], zeros_before_words)
+    np.testing.assert_array_equal(sorted_values[ranks], values[~np.isnan(values)])
+    assert valid_before[-1] == size
+
+
+def test_float32_and_integer_inputs_are_read_as_float64():
+    values = make_series("integer_ties", seed=7)
+    expected = reference.rolling_median_mad(values.astype(np.float32).astype(np.float64), 9, 1)
+    assert_same(rolling_median_mad(values.astype(np.float32), 9, 1), expected)
+    assert_same(rolling_median_mad(np.arange(10), 4, 1), reference.rolling_median_mad(
+        np.arange(10.0), 4, 1))
+
+
+def test_empty_series():
+    median, mad = rolling_median_mad(np.array([]), 5)
+    assert median.size == 0 and mad.size == 0
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [dict(window=0), dict(window=2.5), dict(window=3, min_periods=4),
+     dict(window=3, min_periods=-1), dict(window=3, device="tpu")],
+)
+def test_bad_arguments_raise(arguments):
+    with pytest.raises(ValueError):
+        rolling_median_mad(np.ones(5), **arguments)
+
+
+def test_robust_z_mad_scale_is_the_spec_formula():
+    values = make_series("student_t", seed=8)
+    median, mad = reference.rolling_median_mad(values, 31, 5)
+    expected = (values - median) / (MAD_TO_SIGMA * mad + 1e-12)
+    np.testing.assert_array_equal(robust_z(values, 31, 5, scale="mad"), expected)
+
+
+def test_robust_z_floor_keeps_sparse_features_finite():
+    values = np.zeros(2000)
+    values[[700, 1500, 1501]] = [3.0, 250.0, 1e6]
+    values[100:130] = np.nan
+    plain = robust_z(values, 500, 1, scale="mad")
+    floored = robust_z(values, 500, 1)
+    assert np.nanmax(np.abs(plain)) > 1e11  # MAD = 0: the plain formula explodes
+    assert np.all(np.isfinite(floored[~np.isnan(values)]))
+    assert np.nanmax(np.abs(floored)) < 1e4
+    spread = rolling_std(values, 500, 1)
+    np.testing.assert_allclose(floored[700], 3.0 / (0.05 * spread[700] + 1e-12))
+    assert np.all(floored[:700][~np.isnan(values[:700])] == 0.0)
+
+
+def test_robust_z_floor_is_idle_on_normal_data():
+    values = np.random.default_rng(9).normal(size=3000)
+    np.testing.assert_array_equal(robust_z(values, 400), robust_z(values, 400, scale="mad"))
+
+
+def test_rolling_std_matches_numpy():
+    values = make_series("normal_gaps", seed=10) + 1e6
+    spread = rolling_std(values, 20, 5)
+    for end in range(values.size):
+        window = values[max(0, end - 19) : end + 1]
+        window = window[~np.isnan(window)]
+        if window.size >= 5:
+            np.testing.assert_allclose(spread[end], np.std(window), rtol=1e-6, atol=1e-9)
+        else:
+            assert np.isnan(spread[end])
+
+
+_SIMULATOR_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    from numba import config
+    assert config.ENABLE_CUDASIM
+    from gpu_lpi.robust import robust_z, rolling_median_mad
+    from tests.test_rolling_order_stats import make_series
+    cases = [("student_t", 40, 5), ("integer_ties", 8, 1), ("constant_runs", 300, 1),
+             ("all_nan", 10, 1), ("normal_gaps", 3, None)]
+    for kind, window, min_periods in cases:
+        values = make_series(kind, size=200, seed=11)
+        on_gpu = rolling_median_mad(values, window, min_periods, device="gpu")
+        on_cpu = rolling_median_mad(values, window, min_periods, device="cpu")
+        for got, want in zip(on_gpu, on_cpu):
+            np.testing.assert_array_equal(got, want)
+    values = make_series("student_t", size=200, seed=12)
+    np.testing.assert_array_equal(robust_z(values, 33, 3, device="gpu"),
+                                  robust_z(values, 33, 3, device="cpu"))
+    print("simulator parity ok")
+    """
+)
+
+
+def test_cuda_kernel_under_simulator_matches_cpu():
+    environment = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    result = subprocess.run(
+        [sys.executable, "-c", _SIMULATOR_SCRIPT], cwd=REPO, env=environment,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "simulator parity ok" in result.stdout
+
+
+def _gpu_available():
+    try:
+        import cupy
+    except ImportError:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except cupy.cuda.runtime.CUDARuntimeError:
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_available(), reason="needs CuPy and a CUDA GPU")
+def test_gpu_matches_cpu_bit_for_bit_on_a_large_series():
+    import cupy
+
+    rng = np.random.default_rng(13)
+    values = rng.standard_t(1.5, 2_000_000)
+    values[rng.random(values.size) < 0.03] = np.nan
+    values[500_000:540_000] = np.nan
+    for window in (28_800, 345_600):
+        on_gpu = rolling_median_mad(cupy.asarray(values), window, 1)
+        assert all(isinstance(result, cupy.ndarray) for result in on_gpu)
+        assert_same([result.get() for result in on_gpu], rolling_median_mad(values, window, 1))
+    host_ranks, _, _ = rank_valid_values(values)
+    device_ranks, _, _ = rank_valid_values(cupy.asarray(values), cupy)
+    on_host = build_wavelet_matrix(host_ranks)
+    on_device = build_wavelet_matrix(device_ranks, cupy)
+    np.testing.assert_array_equal(on_device.directory.get(), on_host.directory)
+    np.testing.assert_array_equal(on_device.level_zeros.get(), on_host.level_zeros)
