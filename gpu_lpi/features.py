@@ -1,0 +1,277 @@
+"""The per-tick feature engine: tick store -> features, robust z-scores and LPI (spec §2, §8.2).
+
+:func:`compute_features` returns a ``pyarrow.Table`` (one row per tick ``start <= t < end``; Arrow
+rather than pandas so that the run folder's Parquet is written without a copy and GPU results need
+only one transfer). Columns (float64 unless noted; NaN = unknown, never a stale value):
+
+==========================  ======================================================================
+ts (int64 ns), symbol       tick time ``t`` (the tick covers ``(t − Δ, t]``) and symbol
+book_valid (bool)           a fresh, valid book at ``t``; every book-based feature is NaN otherwise
+mid, spread, microprice     from the book as of ``t`` (microprice weights by top quantities)
+r                           ``ln(m_t/m_{t−Δ})``
+dollar_volume               V$: notional of market trades (``kind == 0``) in ``(t − Δ, t]``
+v_impact, v_impact_up       impact sell / buy notional: sells below ``b_{t−Δ}·(1 − θ)``, buys
+                            above ``a_{t−Δ}·(1 + θ)`` (strictly)
+adv                         ADV$: mean V$ per second over the ticks with a valid book in the
+                            trailing ``adv_window_hours`` (current tick included)
+depth_bid, depth_ask        D(η) per side (source in :mod:`gpu_lpi.book_at_ticks`)
+fsi, fsi_up                 ``V_impact/(ADV$·Δ)·g(ΔOI)``, ``g = 1 + κ·tanh(ΔOI/σ_ΔOI)``
+ldr, ldr_up                 ``(s/m)/(D/mean D)``, D = bid depth (down) / ask depth (up)
+pi                          ``|r|/(V$ + ε)``, ``ε = pi_eps_adv_fraction·ADV$·Δ``
+d_oi                        OI drop ``OI_{t−Δ_OI} − OI_t`` (contracts; NaN without an OI feed)
+rv                          Σ squared log returns of ``rv_subsamples`` mids inside the tick
+liq_sell_notional,          liquidation orders' notional in the tick (NaN without a
+liq_buy_notional            liquidation feed)
+z_fsi, z_fsi_up, z_ldr,     robust z over W (:mod:`gpu_lpi.lpi`)
+z_ldr_up, z_pi, z_doi
+lpi_down, lpi_up            ``w1·z(FSI) + w2·z(LDR) + w3·z(Π)`` with the side's FSI and LDR
+==========================  ======================================================================
+
+Where the store has no open interest (the real captures), ``d_oi`` and ``z_doi`` are NaN and the OI
+amplifier is ``g = 1``: FSI is then the plain impact ratio. σ_ΔOI is the robust scale of ``d_oi``
+over W. The same OI drop amplifies both sides: a squeeze liquidates shorts, which also lowers OI.
+
+Chunking: the values at a tick depend only on rows with ``ts <= t`` and on the loaded history,
+which always covers every lookback, so any split of ``[start, end)`` gives the same values.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from gpu_lpi.book_at_ticks import book_source, sample_book, sample_mids
+from gpu_lpi.gpu_io import array_module, read_arrays_on_device, resolve_device, to_device, to_host
+from gpu_lpi.grid import TickGrid, as_of, block_ticks, make_grid
+from gpu_lpi.lpi import combine_lpi, robust_z_and_scale, trailing_mean_std
+from gpu_lpi.params import FeatureParams
+from gpu_lpi.schema import LIQ_SELL, TRADE_KIND_MARKET
+from gpu_lpi.store import TickStore
+from kernels import tick_features as kernels
+from kernels.per_tick import run_per_tick
+
+#: Output columns after ``ts`` and ``symbol``, in order.
+FEATURE_COLUMNS = (
+    "book_valid", "mid", "spread", "microprice", "r", "dollar_volume", "v_impact", "v_impact_up",
+    "adv", "depth_bid", "depth_ask", "fsi", "fsi_up", "ldr", "ldr_up", "pi", "d_oi", "rv",
+    "liq_sell_notional", "liq_buy_notional", "z_fsi", "z_fsi_up", "z_ldr", "z_ldr_up", "z_pi",
+    "z_doi", "lpi_down", "lpi_up",
+)
+#: Stages timed by :func:`compute_feature_chunk`.
+STAGES = ("io", "book", "grid", "features", "robust_z")
+EWMA_SUPPORT_HALFLIVES = 4
+
+
+@dataclass
+class FeatureChunk:
+    """Features of one symbol over one time range, with how they were made."""
+
+    table: pa.Table
+    book_source: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def to_ns(value) -> int:
+    """Nanoseconds since the epoch (UTC) of an int (already ns), a date, a datetime or a string."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value)
+
+
+def compute_features(store: TickStore | str, symbol: str, start, end,
+                     params: FeatureParams | None = None, device: str = "auto") -> pa.Table:
+    """Features, robust z-scores and LPI of ``symbol`` at every tick ``start <= t < end``.
+
+    Parameters
+    ----------
+    store : TickStore or path
+    symbol : str
+    start, end : int (ns), date, datetime or str
+        Half-open time range (UTC); ticks are the multiples of Δ in it.
+    params : FeatureParams, optional
+        Defaults to ``FeatureParams()``.
+    device : {"auto", "cpu", "gpu"}
+        Where the per-tick kernels run; the book replay always runs on the CPU.
+
+    Returns
+    -------
+    pyarrow.Table
+        Columns ``ts``, ``symbol`` and :data:`FEATURE_COLUMNS` (see the module docstring).
+    """
+    return compute_feature_chunk(store, symbol, start, end, params, device).table
+
+
+def compute_feature_chunk(store: TickStore | str, symbol: str, start, end,
+                          params: FeatureParams | None = None, device: str = "auto") -> FeatureChunk:
+    """:func:`compute_features`, also returning the book source and the seconds per stage."""
+    store = store if isinstance(store, TickStore) else TickStore(store)
+    params = params or FeatureParams()
+    target = resolve_device(device)
+    xp = array_module(target)
+    grid = make_grid(to_ns(start), to_ns(end), params)
+    clock = _StageClock()
+
+    with clock("book"):
+        source = book_source(store, symbol)
+        book = sample_book(store, symbol, source, grid.times, params)
+        sub_mids = sample_mids(store, symbol, source, grid.subsample_times(params.rv_subsamples), params)
+    with clock("io"):
+        trades = read_arrays_on_device(store, "trades", symbol, grid.start_ns - grid.tick_ns + 1,
+                                       grid.end_ns + 1, ("ts", "price", "notional", "is_buyer_maker",
+                                                         "kind"), xp)
+        liquidations = (read_arrays_on_device(store, "liquidations", symbol,
+                                              grid.start_ns - grid.tick_ns + 1, grid.end_ns + 1,
+                                              ("ts", "side", "notional"), xp)
+                        if store.dates("liquidations", symbol) else None)
+        d_oi = _oi_drop(store, symbol, grid, params)
+    with clock("grid"):
+        columns = {name: to_device(np.ascontiguousarray(values), xp) for name, values in (
+            ("bid", book.bid), ("ask", book.ask), ("bid_qty", book.bid_qty),
+            ("ask_qty", book.ask_qty), ("depth_bid", book.depth_bid), ("depth_ask", book.depth_ask),
+            ("d_oi", d_oi), ("sub_mid", sub_mids))}
+        _aggregate_trades(trades, grid, params, columns, xp, target)
+        _aggregate_liquidations(liquidations, grid, columns, xp, target)
+    block = block_ticks(params)
+    with clock("features"):
+        _trailing_means(columns, grid, params, block, xp, target)
+    with clock("robust_z"):
+        columns["z_doi"], columns["sigma_doi"] = robust_z_and_scale(columns["d_oi"], params, block,
+                                                                    xp, target)
+    with clock("features"):
+        _tick_features(columns, grid, params, xp, target)
+    with clock("robust_z"):
+        for name in ("fsi", "fsi_up", "ldr", "ldr_up", "pi"):
+            columns[f"z_{name}"], _ = robust_z_and_scale(columns[name], params, block, xp, target)
+        columns["lpi_down"] = combine_lpi(columns["z_fsi"], columns["z_ldr"], columns["z_pi"],
+                                          params, xp, target)
+        columns["lpi_up"] = combine_lpi(columns["z_fsi_up"], columns["z_ldr_up"], columns["z_pi"],
+                                        params, xp, target)
+    with clock("io"):
+        table = _output_table(columns, grid, symbol)
+    return FeatureChunk(table=table, book_source=source, seconds=clock.seconds)
+
+
+class _StageClock:
+    """Accumulates wall seconds per stage (``with clock("io"): ...``)."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+
+    def __call__(self, stage: str):
+        clock = self
+
+        class _Timer:
+            def __enter__(self):
+                self.begin = time.perf_counter()
+
+            def __exit__(self, *exc):
+                clock.seconds[stage] += time.perf_counter() - self.begin
+
+        return _Timer()
+
+
+def _aggregate_trades(trades, grid: TickGrid, params: FeatureParams, columns: dict, xp, target):
+    """Dollar volume and impact notionals per tick (market trades only), into ``columns``."""
+    market = trades["kind"] == TRADE_KIND_MARKET
+    ts = trades["ts"][market]
+    trade_start = grid.rows_per_tick(ts, xp)
+    bid_prev = xp.concatenate([xp.full(1, np.nan), columns["bid"][:-1]])
+    ask_prev = xp.concatenate([xp.full(1, np.nan), columns["ask"][:-1]])
+    outputs = tuple(xp.empty(grid.count) for _ in range(3))
+    run_per_tick(kernels.trade_sums, grid.count,
+                 (trade_start, xp.ascontiguousarray(trades["price"][market]),
+                  xp.ascontiguousarray(trades["notional"][market]),
+                  xp.ascontiguousarray(trades["is_buyer_maker"][market]), bid_prev, ask_prev,
+                  *outputs), (float(params.theta_bps * 1e-4),), target)
+    columns["dollar_volume"], columns["v_impact"], columns["v_impact_up"] = outputs
+
+
+def _aggregate_liquidations(liquidations, grid: TickGrid, columns: dict, xp, target):
+    """Liquidation notional per tick and side (NaN without a liquidation feed)."""
+    if liquidations is None:
+        columns["liq_sell_notional"] = xp.full(grid.count, np.nan)
+        columns["liq_buy_notional"] = xp.full(grid.count, np.nan)
+        return
+    row_start = grid.rows_per_tick(liquidations["ts"], xp)
+    outputs = tuple(xp.empty(grid.count) for _ in range(2))
+    run_per_tick(kernels.side_sums, grid.count,
+                 (row_start, liquidations["notional"], liquidations["side"] == LIQ_SELL, *outputs),
+                 (), target)
+    columns["liq_sell_notional"], columns["liq_buy_notional"] = outputs
+
+
+def _trailing_means(columns: dict, grid: TickGrid, params: FeatureParams, block: int, xp, target):
+    """ADV$ ($/s over ticks with a valid book) and the mean depths of LDR's denominators."""
+    valid = ~xp.isnan(columns["bid"]) & ~xp.isnan(columns["ask"])
+    columns["book_valid"] = valid
+    adv_window = params.hours_to_ticks(params.adv_window_hours)
+    covered_volume = xp.where(valid, columns["dollar_volume"], np.nan)
+    mean_volume, _ = trailing_mean_std(covered_volume, adv_window, params.min_periods_for(adv_window),
+                                       block, xp, target)
+    columns["adv"] = mean_volume / (params.tick_ms / 1000.0)
+    depth_window = params.hours_to_ticks(params.depth_window_hours)
+    for side in ("bid", "ask"):
+        columns[f"mean_depth_{side}"], _ = trailing_mean_std(
+            columns[f"depth_{side}"], depth_window, params.min_periods_for(depth_window), block, xp,
+            target)
+
+
+def _tick_features(columns: dict, grid: TickGrid, params: FeatureParams, xp, target):
+    inputs = ("bid", "ask", "bid_qty", "ask_qty", "depth_bid", "depth_ask", "dollar_volume",
+              "v_impact", "v_impact_up", "adv", "mean_depth_bid", "mean_depth_ask", "d_oi",
+              "sigma_doi")
+    outputs = ("mid", "spread", "microprice", "r", "fsi", "fsi_up", "ldr", "ldr_up", "pi")
+    for name in outputs:
+        columns[name] = xp.empty(grid.count)
+    run_per_tick(kernels.tick_features, grid.count, tuple(columns[name] for name in inputs + outputs),
+                 (params.tick_ms / 1000.0, float(params.kappa), float(params.eps),
+                  float(params.pi_eps_adv_fraction)), target)
+    columns["rv"] = xp.empty(grid.count)
+    run_per_tick(kernels.realized_variance, grid.count, (columns["sub_mid"], columns["rv"]),
+                 (int(params.rv_subsamples),), target)
+
+
+def _oi_drop(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams) -> np.ndarray:
+    """``OI_{t−Δ_OI} − OI_t`` on the grid (host array; NaN without a fresh OI value)."""
+    if not store.dates("open_interest", symbol):
+        return np.full(grid.count, np.nan)
+    lag_ns = int(params.oi_lag_s * 1e9)
+    max_age_ns = int(params.oi_max_age_s * 1e9)
+    halflife_ns = int(params.oi_ewma_halflife_s * 1e9)
+    support_ns = EWMA_SUPPORT_HALFLIVES * halflife_ns
+    rows = store.read_arrays("open_interest", symbol, grid.start_ns - lag_ns - max_age_ns - support_ns,
+                             grid.end_ns + 1, ("ts", "oi"))
+    oi = rows["oi"].astype(np.float64)
+    if halflife_ns:
+        smoothed = np.empty_like(oi)
+        run_per_tick(kernels.oi_ewma, oi.size, (rows["ts"], oi, smoothed),
+                     (float(halflife_ns), int(support_ns)), "cpu")
+        oi = smoothed
+
+    def carried_forward(times):
+        index = as_of(rows["ts"], times)
+        if rows["ts"].size == 0:
+            return np.full(times.size, np.nan)
+        safe = np.maximum(index, 0)
+        fresh = (index >= 0) & (times - rows["ts"][safe] <= max_age_ns)
+        return np.where(fresh, oi[safe], np.nan)
+
+    return carried_forward(grid.times - lag_ns) - carried_forward(grid.times)
+
+
+def _output_table(columns: dict, grid: TickGrid, symbol: str) -> pa.Table:
+    keep = slice(grid.output_start, grid.count)
+    times = grid.times[keep]
+    arrays = {"ts": pa.array(times, pa.int64()), "symbol": pa.array([symbol] * times.size, pa.string())}
+    for name in FEATURE_COLUMNS:
+        arrays[name] = pa.array(np.ascontiguousarray(to_host(columns[name][keep])))
+    return pa.table(arrays)

@@ -1,0 +1,201 @@
+"""Feature and LPI parameters (spec §8.1), one frozen record validated once.
+
+Every spec §8.1 parameter is a field under its snake_case name, with the spec's starting value as
+default; the extra fields are the choices the spec leaves open (windows, lags, floors), each
+documented below. A job spec's ``[params]`` table (and ``[grid] tick_ms``) is turned into a
+:class:`FeatureParams` by :meth:`FeatureParams.from_mapping`, which rejects unknown keys and
+out-of-range values with a :class:`~gpu_lpi.errors.ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from gpu_lpi.errors import ConfigError
+
+NS_PER_MS = 1_000_000
+MS_PER_HOUR = 3_600_000
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Parameters of the per-tick features, robust z-scores and LPI.
+
+    Attributes
+    ----------
+    tick_ms : int, default 250
+        Alpha tick Δ in milliseconds (spec: 250, or 100 for top pairs); must divide one day.
+    eta_bps : float, default 10
+        Depth band η in basis points: D_bid(η) sums bid levels priced at or above ``b·(1 − η)``.
+    theta_bps : float, default 5
+        Impact threshold θ in basis points (spec: 3–8): a sell-aggressor trade is an impact trade
+        when its price is strictly below ``b_{t−Δ}·(1 − θ)`` (buy side: strictly above
+        ``a_{t−Δ}·(1 + θ)``).
+    window_hours : float, default 2
+        Robust window W of the z-scores (spec: 2–24 h). Two hours is the spec's short end: it adapts
+        fastest to intraday regime changes and keeps the history a chunk must load small. Values
+        below 2 h are accepted for short captures.
+    min_periods_s : float, default 300
+        Fewest seconds of valid ticks a trailing window needs before a rolling statistic (z-score,
+        ADV$, mean depth, σ_ΔOI) is defined; capped at the window length. Warm-up ticks are NaN.
+    lpi_hi, lpi_exit : float, default 3.0, 1.2
+        Panic level and take-profit level of the LPI (spec §3, §8.6).
+    rollover_k : int, default 3
+        Rollover requirement K in ticks (spec §8.4).
+    time_stop_s : float, default 120
+        Time stop T_max in seconds (spec §8.6).
+    stop_sigma : float, default 2.5
+        Max adverse move stop in σ (spec §8.6).
+    w1, w2, w3 : float, default 0.5, 0.3, 0.2
+        LPI weights of z(FSI), z(LDR) and z(Π) (spec §2.3).
+    kappa : float, default 0.5
+        OI flush amplifier κ of ``g(ΔOI) = 1 + κ·tanh(ΔOI/σ_ΔOI)``; in [0, 1] so that g >= 0.
+    z_fsi_hi, z_oi_hi : float, default 2.0, 1.5
+        FORCED-state thresholds on z(FSI) and z(ΔOI) (spec §8.3).
+    adv_window_hours : float, default 2
+        Trailing window of ADV$ (mean dollar volume per second over valid ticks, current tick
+        included). Defaults to the robust window so a chunk needs no extra history.
+    depth_window_hours : float, default 2
+        Trailing window of the mean depth in LDR's denominator.
+    oi_lag_s : float, default 60
+        Δ_OI of ``ΔOI_t = OI_{t−Δ_OI} − OI_t`` (OI carried forward from its last update).
+    oi_max_age_s : float, default 900
+        An OI value older than this is missing (a capture gap, not a flat OI).
+    oi_ewma_halflife_s : float, default 0
+        Half-life of the optional exponential smoothing of OI at its update times (0: off). The
+        smoothing weights only updates within 4 half-lives, so it needs finite history.
+    book_max_age_s : float, default 60
+        A tick whose latest book update is older than this has no valid book (capture gaps).
+    rv_subsamples : int, default 5
+        Number n of sub-intervals of Δ for RV_t = Σ r_{t,i}² (mids at ``t − Δ + iΔ/n``).
+    pi_eps_adv_fraction : float, default 0.1
+        ε of ``Π = |r|/(V$ + ε)`` as a fraction of the mean dollar volume per tick (ADV$·Δ):
+        a fixed dollar ε would make Π incomparable across symbols; ticks without trades then give
+        ``Π = |r|/ε``, large but finite.
+    eps : float, default 1e-12
+        ε added to the robust scale (spec §2.3) and to σ_ΔOI.
+    std_floor_ratio : float, default 0.05
+        Floor of the robust scale as a fraction of the window's standard deviation, used where the
+        MAD collapses (sparse features); see :func:`gpu_lpi.lpi.robust_scale`.
+    """
+
+    tick_ms: int = 250
+    eta_bps: float = 10.0
+    theta_bps: float = 5.0
+    window_hours: float = 2.0
+    min_periods_s: float = 300.0
+    lpi_hi: float = 3.0
+    lpi_exit: float = 1.2
+    rollover_k: int = 3
+    time_stop_s: float = 120.0
+    stop_sigma: float = 2.5
+    w1: float = 0.5
+    w2: float = 0.3
+    w3: float = 0.2
+    kappa: float = 0.5
+    z_fsi_hi: float = 2.0
+    z_oi_hi: float = 1.5
+    adv_window_hours: float = 2.0
+    depth_window_hours: float = 2.0
+    oi_lag_s: float = 60.0
+    oi_max_age_s: float = 900.0
+    oi_ewma_halflife_s: float = 0.0
+    book_max_age_s: float = 60.0
+    rv_subsamples: int = 5
+    pi_eps_adv_fraction: float = 0.1
+    eps: float = 1e-12
+    std_floor_ratio: float = 0.05
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            _check(field.name, getattr(self, field.name))
+        if (86_400_000 % self.tick_ms) != 0:
+            raise ConfigError(f"params.tick_ms: expected a divisor of one day in ms, got {self.tick_ms}")
+        if self.lpi_exit >= self.lpi_hi:
+            raise ConfigError(f"params.lpi_exit: expected less than lpi_hi={self.lpi_hi}, got {self.lpi_exit}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], where: str = "params") -> "FeatureParams":
+        """Build from a job spec table; unknown keys raise :class:`ConfigError` naming the key."""
+        known = {field.name for field in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"{where}.{key}: unknown parameter; expected one of {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # -- derived quantities, in ticks or fractions -------------------------------------------------
+    @property
+    def tick_ns(self) -> int:
+        return self.tick_ms * NS_PER_MS
+
+    def hours_to_ticks(self, hours: float) -> int:
+        return max(1, int(round(hours * MS_PER_HOUR / self.tick_ms)))
+
+    @property
+    def window_ticks(self) -> int:
+        """W in ticks: ``window_hours·3600·1000/tick_ms``."""
+        return self.hours_to_ticks(self.window_hours)
+
+    def min_periods_for(self, window_ticks: int) -> int:
+        """``min_periods_s`` in ticks, at least 1 and at most ``window_ticks``."""
+        return min(window_ticks, max(1, math.ceil(self.min_periods_s * 1000 / self.tick_ms)))
+
+    @property
+    def history_ticks(self) -> int:
+        """Ticks a chunk must load before its start so its values equal an unchunked run's.
+
+        A z-score at ``t`` reads W ticks of its feature, and the feature at the oldest of them reads
+        its own trailing window (ADV$, mean depth, or σ_ΔOI over W), plus one tick for ``r`` and the
+        previous quotes of the impact thresholds.
+        """
+        feature_lookback = max(self.window_ticks, self.hours_to_ticks(self.adv_window_hours),
+                               self.hours_to_ticks(self.depth_window_hours))
+        return self.window_ticks + feature_lookback + 1
+
+
+def _check(name: str, value: Any) -> None:
+    rule = _RULES[name]
+    kind, low, high, open_low = rule
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"params.{name}: expected an integer, got {value!r}")
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"params.{name}: expected a number, got {value!r}")
+    if not math.isfinite(value) or value < low or (open_low and value == low) or value > high:
+        bracket = "(" if open_low else "["
+        raise ConfigError(f"params.{name}: expected a value in {bracket}{low}, {high}], got {value!r}")
+
+
+# name -> (type, low, high, low bound excluded)
+_RULES: dict[str, tuple[type, float, float, bool]] = {
+    "tick_ms": (int, 1, 60_000, False),
+    "eta_bps": (float, 0.0, 1000.0, True),
+    "theta_bps": (float, 0.0, 1000.0, False),
+    "window_hours": (float, 0.0, 168.0, True),
+    "min_periods_s": (float, 0.0, 604_800.0, False),
+    "lpi_hi": (float, -100.0, 100.0, False),
+    "lpi_exit": (float, -100.0, 100.0, False),
+    "rollover_k": (int, 1, 10_000, False),
+    "time_stop_s": (float, 0.0, 86_400.0, True),
+    "stop_sigma": (float, 0.0, 100.0, True),
+    "w1": (float, -10.0, 10.0, False),
+    "w2": (float, -10.0, 10.0, False),
+    "w3": (float, -10.0, 10.0, False),
+    "kappa": (float, 0.0, 1.0, False),
+    "z_fsi_hi": (float, -100.0, 100.0, False),
+    "z_oi_hi": (float, -100.0, 100.0, False),
+    "adv_window_hours": (float, 0.0, 168.0, True),
+    "depth_window_hours": (float, 0.0, 168.0, True),
+    "oi_lag_s": (float, 0.0, 86_400.0, True),
+    "oi_max_age_s": (float, 0.0, 7 * 86_400.0, True),
+    "oi_ewma_halflife_s": (float, 0.0, 86_400.0, False),
+    "book_max_age_s": (float, 0.0, 86_400.0, True),
+    "rv_subsamples": (int, 1, 1000, False),
+    "pi_eps_adv_fraction": (float, 0.0, 1e6, True),
+    "eps": (float, 0.0, 1.0, False),
+    "std_floor_ratio": (float, 0.0, 1.0, True),
+}

@@ -1,0 +1,316 @@
+"""Per-tick feature engine: known answers, prefix invariance, chunking, CPU = GPU, pandas = engine."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from gpu_lpi.errors import ConfigError
+from gpu_lpi.features import FEATURE_COLUMNS, compute_features
+from gpu_lpi.params import FeatureParams
+from gpu_lpi.store import TickStore
+from tests.feature_stores import MS, SYMBOL, T0, build_store, random_store
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data"
+TICK = 250 * MS
+TINY = FeatureParams(window_hours=0.001, adv_window_hours=0.001, depth_window_hours=0.001,
+                     min_periods_s=0.5, book_max_age_s=3600.0, oi_lag_s=1.0)
+SMALL = FeatureParams(window_hours=0.01, adv_window_hours=0.01, depth_window_hours=0.01,
+                      min_periods_s=5.0)
+
+
+def _assert_same(left: pa.Table, right: pa.Table, rtol: float = 0.0) -> None:
+    assert left.column_names == right.column_names
+    assert left.column("ts").equals(right.column("ts"))
+    for name in FEATURE_COLUMNS:
+        a, b = left.column(name).to_numpy(), right.column(name).to_numpy()
+        if rtol == 0.0:
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-300, equal_nan=True, err_msg=name)
+
+
+# -- known answers on a hand-made store ------------------------------------------------------------------
+@pytest.fixture
+def known_store(tmp_path):
+    threshold = 100.0 * (1.0 - 5e-4)
+    trades = {  # ts, price, qty, sell?
+        "ts": [T0 + TICK, T0 + TICK + 1, T0 + TICK + 2 * MS, T0 + TICK + 3 * MS, T0 + TICK + 4 * MS,
+               T0 + TICK + 5 * MS, T0 + 2 * TICK],
+        "price": [99.0, 99.9, 99.8, threshold, 100.1, 99.0, 99.7],
+        "qty": [1.0, 1.0, 2.0, 1.0, 1.0, 3.0, 1.0],
+        "is_buyer_maker": [True, True, True, True, False, True, True],
+        "kind": np.array([0, 0, 0, 0, 0, 1, 0], dtype=np.int8),
+    }
+    quotes = {"ts": [T0 - 5_000 * MS], "bid": [100.0], "ask": [100.02], "bid_qty": [2.0], "ask_qty": [1.0]}
+    oi = {"ts": [T0 - 10_000 * MS, T0 + 1_100 * MS], "oi": [1000.0, 900.0]}
+    liquidations = {"ts": [T0 + 3 * TICK, T0 + 3 * TICK - MS], "side": np.array([0, 1], dtype=np.int8),
+                    "notional": [500.0, 200.0]}
+    return build_store(tmp_path / "store", quotes, trades, oi, liquidations)
+
+
+def test_known_answers(known_store):
+    table = compute_features(known_store, SYMBOL, T0, T0 + 12 * TICK, TINY, "cpu").to_pydict()
+    assert table["ts"][:3] == [T0, T0 + TICK, T0 + 2 * TICK]
+    assert table["mid"][0] == (100.0 + 100.02) / 2 and table["spread"][0] == 100.02 - 100.0
+    assert table["microprice"][0] == (100.02 * 2.0 + 100.0 * 1.0) / 3.0
+    assert table["r"][1] == 0.0
+    # tick 1 = (T0, T0 + Δ]: the trade at T0 + Δ exactly, not the one 1 ns later
+    assert table["v_impact"][1] == 99.0 and table["dollar_volume"][1] == 99.0
+    # tick 2: two sells below the threshold plus the one at T0 + 2Δ; the sell exactly at the
+    # threshold and the non-market trade do not count; the buy through the ask is up-side impact
+    assert table["v_impact"][2] == 99.9 + 99.8 * 2.0 + 99.7
+    assert table["v_impact_up"][2] == 100.1
+    threshold = 100.0 * (1.0 - 5e-4)
+    assert table["dollar_volume"][2] == 99.9 + 99.8 * 2.0 + threshold + 100.1 + 99.7
+    assert table["v_impact"][3] == 0.0 and table["dollar_volume"][3] == 0.0
+    # ADV$: mean volume per second over the 14-tick window (every tick has a valid book)
+    window = TINY.window_ticks
+    assert window == 14
+    assert table["adv"][2] == pytest.approx((table["dollar_volume"][1] + table["dollar_volume"][2])
+                                            / window / 0.25, rel=1e-15)
+    fsi = np.array(table["fsi"])
+    adv = np.array(table["adv"])
+    np.testing.assert_array_equal(fsi[:4], np.array(table["v_impact"][:4]) / (adv[:4] * 0.25 + 1e-12))
+    # OI drop over 1 s: 900 from T0 + 1.1 s, so ticks T0 + 1.25 s .. T0 + 2.0 s see a drop of 100
+    assert table["d_oi"][:5] == [0.0] * 5
+    assert table["d_oi"][5:9] == [100.0] * 4 and table["d_oi"][9] == 0.0
+    assert table["liq_sell_notional"][3] == 500.0 and table["liq_buy_notional"][3] == 200.0
+    assert table["liq_sell_notional"][2] == 0.0
+    for name in FEATURE_COLUMNS:
+        values = np.asarray(table[name], dtype=float)
+        assert not np.isinf(values).any(), name
+
+
+def test_stale_book_gives_nan_not_carried_values(tmp_path):
+    quotes = {"ts": [T0 - 5_000 * MS, T0 + 1_000 * MS], "bid": [100.0, 101.0], "ask": [100.02, 101.02],
+              "bid_qty": [1.0, 1.0], "ask_qty": [1.0, 1.0]}
+    store = build_store(tmp_path / "store", quotes)
+    params = FeatureParams(window_hours=0.001, adv_window_hours=0.001, depth_window_hours=0.001,
+                           min_periods_s=0.5, book_max_age_s=2.0)
+    table = compute_features(store, SYMBOL, T0, T0 + 20 * TICK, params, "cpu").to_pydict()
+    mid = np.array(table["mid"])
+    assert np.isnan(mid[:4]).all()                      # the T0 − 5 s quote is too old
+    np.testing.assert_array_equal(mid[4:13], (101.0 + 101.02) / 2)  # fresh 2 s after T0 + 1 s
+    assert np.isnan(mid[13:]).all() and not any(table["book_valid"][13:])
+    assert np.isnan(np.array(table["ldr"])[13:]).all()
+
+
+def test_params_validation_names_the_field():
+    with pytest.raises(ConfigError, match=r"params.theta_bps.*\[0.0, 1000.0\]"):
+        FeatureParams(theta_bps=-1.0)
+    with pytest.raises(ConfigError, match="params.kappa"):
+        FeatureParams(kappa=2.0)
+    with pytest.raises(ConfigError, match="params.rollover_k: expected an integer"):
+        FeatureParams(rollover_k=2.5)
+    with pytest.raises(ConfigError, match="params.tick_ms: expected a divisor"):
+        FeatureParams(tick_ms=7)
+    with pytest.raises(ConfigError, match="params.lpi_exit"):
+        FeatureParams(lpi_hi=1.0, lpi_exit=2.0)
+    with pytest.raises(ConfigError, match="params.theta: unknown parameter"):
+        FeatureParams.from_mapping({"theta": 5})
+    assert FeatureParams().window_ticks == 2 * 3600 * 4
+    assert FeatureParams(tick_ms=100).window_ticks == 2 * 3600 * 10
+
+
+# -- prefix invariance and chunking ---------------------------------------------------------------------
+def _truncated_copy(store: TickStore, symbol: str, cut_ns: int, root) -> TickStore:
+    """A copy of ``store`` for ``symbol`` without the rows after ``cut_ns``."""
+    copy = TickStore(root)
+    with copy.transaction() as tx:
+        tx.write_symbols(store.symbols())
+        for table in store.tables():
+            if table == "symbols" or symbol not in store.symbols_in(table):
+                continue
+            rows = store.read(table, symbol)
+            tx.write(table, symbol, rows.filter(pa.compute.less_equal(rows.column("ts"), cut_ns)))
+    return copy
+
+
+def _check_prefix_invariance(store, symbol, start, end, cut_ns, params, tmp_path):
+    full = compute_features(store, symbol, start, end, params, "cpu")
+    truncated = _truncated_copy(store, symbol, cut_ns, tmp_path / "cut")
+    cut = compute_features(truncated, symbol, start, end, params, "cpu")
+    keep = int(np.searchsorted(full.column("ts").to_numpy(), cut_ns, side="right"))
+    assert 0 < keep < full.num_rows
+    if store.dates("liquidations", symbol) and not truncated.dates("liquidations", symbol):
+        # no liquidation before the cut: the copy has no feed at all (NaN), the full store has 0s
+        for name in ("liq_sell_notional", "liq_buy_notional"):
+            assert (full.column(name).to_numpy()[:keep] == 0).all()
+            cut = cut.set_column(cut.column_names.index(name), name, full.column(name))
+    _assert_same(full.slice(0, keep), cut.slice(0, keep))
+    return full, cut, keep
+
+
+def test_prefix_invariance_random_store(tmp_path):
+    store = random_store(tmp_path / "store", minutes=3.0)
+    full, cut, keep = _check_prefix_invariance(store, SYMBOL, T0, T0 + 180_000 * MS,
+                                               T0 + 100_123 * MS, SMALL, tmp_path)
+    assert np.isfinite(full.column("lpi_down").to_numpy()).sum() > 500
+    assert np.nansum(full.column("v_impact").to_numpy()) > 0
+    assert np.isfinite(full.column("z_doi").to_numpy()).sum() > 500
+
+
+def test_chunked_equals_unchunked(tmp_path):
+    store = random_store(tmp_path / "store", minutes=3.0)
+    whole = compute_features(store, SYMBOL, T0, T0 + 180_000 * MS, SMALL, "cpu")
+    cut = T0 + 77 * TICK
+    pieces = pa.concat_tables([compute_features(store, SYMBOL, T0, cut, SMALL, "cpu"),
+                               compute_features(store, SYMBOL, cut, T0 + 180_000 * MS, SMALL, "cpu")])
+    _assert_same(whole, pieces)
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory):
+    if not REAL_DATA.is_dir():
+        pytest.skip("real captures not present")
+    from gpu_lpi.ingest import ingest
+
+    root = tmp_path_factory.mktemp("real") / "store"
+    ingest([REAL_DATA / "binance-usdm-ws"], "binance-ws", root)
+    return TickStore(root)
+
+
+REAL_START, REAL_END = "2024-07-18T23:57:30", "2024-07-19T00:05:00"
+REAL = FeatureParams(window_hours=0.05, adv_window_hours=0.05, depth_window_hours=0.05,
+                     min_periods_s=60.0)
+
+
+@pytest.mark.realdata
+def test_real_captures_prefix_invariance_and_finite_z(real_store, tmp_path):
+    cut_ns = int(np.datetime64("2024-07-19T00:02:10.1234", "ns").astype(np.int64))
+    full, _, _ = _check_prefix_invariance(real_store, "ETHUSDT", REAL_START, REAL_END, cut_ns, REAL,
+                                          tmp_path)
+    warm = full.slice(400)  # past the first snapshot and min_periods
+    for feature in ("fsi", "fsi_up", "ldr", "ldr_up", "pi"):
+        x = warm.column(feature).to_numpy()
+        z = warm.column(f"z_{feature}").to_numpy()
+        assert np.isfinite(x).sum() > 1000
+        np.testing.assert_array_equal(np.isfinite(z), np.isfinite(x), err_msg=feature)
+    assert np.isnan(full.column("d_oi").to_numpy()).all()      # no OI in the captures
+
+
+@pytest.mark.realdata
+def test_real_captures_chunked_equals_unchunked(real_store):
+    whole = compute_features(real_store, "BTCUSDT", REAL_START, REAL_END, REAL, "cpu")
+    middle = "2024-07-19T00:00:00"
+    pieces = pa.concat_tables([compute_features(real_store, "BTCUSDT", REAL_START, middle, REAL, "cpu"),
+                               compute_features(real_store, "BTCUSDT", middle, REAL_END, REAL, "cpu")])
+    _assert_same(whole, pieces)
+
+
+def test_synthetic_market_prefix_invariance(tmp_path):
+    synth = pytest.importorskip("gpu_lpi.synth")
+    from datetime import date
+
+    from gpu_lpi.ingest import ingest
+
+    synth.synthesize(tmp_path / "raw", "binance-ws", ["BTCUSDT"], date(2024, 8, 5), 1, 3,
+                     rate_scale=0.01)
+    ingest(sorted((tmp_path / "raw").glob("*.gz")), "binance-ws", tmp_path / "store")
+    store = TickStore(tmp_path / "store")
+    start, end = "2024-08-05T01:00:00", "2024-08-05T01:20:00"
+    cut_ns = int(np.datetime64("2024-08-05T01:12:00.0001", "ns").astype(np.int64))
+    full, _, _ = _check_prefix_invariance(store, "BTCUSDT", start, end, cut_ns, SMALL, tmp_path)
+    assert np.isfinite(full.column("lpi_down").to_numpy()).any()
+
+
+# -- pandas reference ---------------------------------------------------------------------------------------
+def _pandas_module():
+    spec = importlib.util.spec_from_file_location("pandas_features", REPO / "bench" / "pandas_features.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pandas_reference_equals_engine(tmp_path):
+    store = random_store(tmp_path / "store", seed=5, minutes=2.0)
+    start, end = T0, T0 + 120_000 * MS
+    engine = compute_features(store, SYMBOL, start, end, SMALL, "cpu").to_pandas()
+    reference = _pandas_module().pandas_features(store.root, SYMBOL, start, end, SMALL)
+    assert list(reference["ts"]) == list(engine["ts"])
+    for name in FEATURE_COLUMNS:
+        np.testing.assert_allclose(reference[name].to_numpy(dtype=float),
+                                   engine[name].to_numpy(dtype=float), rtol=1e-9, atol=1e-12,
+                                   equal_nan=True, err_msg=name)
+
+
+# -- CPU = GPU --------------------------------------------------------------------------------------------
+SIMULATOR_SCRIPT = """
+import sys, tempfile
+import numpy as np
+from gpu_lpi.features import FEATURE_COLUMNS, compute_features
+from tests.feature_stores import MS, SYMBOL, T0, random_store
+from tests.test_features import SMALL
+root = tempfile.mkdtemp()
+store = random_store(root, seed=2, minutes=1.0)
+cpu = compute_features(store, SYMBOL, T0, T0 + 60_000 * MS, SMALL, "cpu")
+gpu = compute_features(store, SYMBOL, T0, T0 + 60_000 * MS, SMALL, "gpu")
+for name in FEATURE_COLUMNS:
+    np.testing.assert_allclose(gpu.column(name).to_numpy(), cpu.column(name).to_numpy(),
+                               rtol=1e-9, atol=1e-300, equal_nan=True, err_msg=name)
+assert np.isfinite(cpu.column("lpi_down").to_numpy()).sum() > 100
+print("simulator parity ok")
+"""
+
+
+def test_gpu_kernels_under_cuda_simulator_match_cpu():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    done = subprocess.run([sys.executable, "-c", SIMULATOR_SCRIPT], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "simulator parity ok" in done.stdout
+
+
+def _cuda_device_present() -> bool:
+    try:
+        import cupy
+    except ImportError:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except cupy.cuda.runtime.CUDARuntimeError:
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_device_present(), reason="needs CuPy and a CUDA GPU")
+def test_gpu_parity_on_real_gpu(tmp_path):
+    store = random_store(tmp_path / "store", seed=4, minutes=3.0)
+    cpu = compute_features(store, SYMBOL, T0, T0 + 180_000 * MS, SMALL, "cpu")
+    gpu = compute_features(store, SYMBOL, T0, T0 + 180_000 * MS, SMALL, "gpu")
+    _assert_same(cpu, gpu, rtol=1e-9)
+
+
+def test_gpu_io_reads_the_same_arrays(tmp_path):
+    from gpu_lpi.gpu_io import read_arrays_on_device, to_host
+
+    store = random_store(tmp_path / "store", minutes=1.0)
+    columns = ("ts", "price", "is_buyer_maker")
+    host = store.read_arrays("trades", SYMBOL, T0, T0 + 30_000 * MS, columns)
+    xp = pytest.importorskip("cupy") if _cuda_device_present() else np
+    device = read_arrays_on_device(store, "trades", SYMBOL, T0, T0 + 30_000 * MS, columns, xp)
+    for name in columns:
+        np.testing.assert_array_equal(to_host(device[name]), host[name])
+
+
+@pytest.mark.gpu
+def test_gpu_io_with_cudf(tmp_path):
+    pytest.importorskip("cudf")
+    cupy = pytest.importorskip("cupy")
+    from gpu_lpi.gpu_io import read_arrays_on_device
+
+    store = random_store(tmp_path / "store", minutes=1.0)
+    columns = ("ts", "price", "is_buyer_maker")
+    host = store.read_arrays("trades", SYMBOL, T0, T0 + 30_000 * MS, columns)
+    device = read_arrays_on_device(store, "trades", SYMBOL, T0, T0 + 30_000 * MS, columns, cupy)
+    for name in columns:
+        np.testing.assert_array_equal(device[name].get(), host[name])
