@@ -67,7 +67,10 @@ def synth(out_dir, fmt, symbols, start, days, seed, rate_scale):
                              rate_scale=rate_scale, progress=True)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    click.echo(summary)
+    click.echo(f"wrote {len(summary.files)} file(s), {summary.messages:,} messages, {summary.episodes} planted "
+               f"episode(s) in {summary.seconds:.1f} s")
+    click.echo(f"labels: {summary.labels_path}")
+    click.echo(f"raw files: {summary.out_dir}")
 
 
 @main.command()

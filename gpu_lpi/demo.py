@@ -37,15 +37,18 @@ def _fresh_folder(out: Path) -> None:
     (out / MARKER).write_text("made by gpu-lpi demo; safe to delete\n")
 
 
-def _job_spec(path: Path, store: Path, symbols: list[str], start: date, end: date) -> Path:
-    path.write_text(
-        "[data]\n"
-        f'store = "{store.resolve()}"\n'
-        f"symbols = {symbols!r}\n".replace("'", '"') +
-        f'start = "{start.isoformat()}"\n'
-        f'end = "{end.isoformat()}"\n'
-        "\n[grid]\ntick_ms = 250\n"
-        "\n[params]\nwindow_hours = 2.0\n")
+#: Robust-window parameters of the two demo runs. The synthetic day uses the spec's 2 h window; the
+#: real captures last 6-11 minutes, so their windows are 6 minutes (as in jobs/specs/real_captures.toml).
+SYNTH_PARAMS = {"window_hours": 2.0}
+REAL_PARAMS = {"window_hours": 0.1, "adv_window_hours": 0.1, "depth_window_hours": 0.1, "min_periods_s": 60.0}
+
+
+def _job_spec(path: Path, store: Path, symbols: list[str], start: date, end: date, params: dict) -> Path:
+    quoted = ", ".join(f'"{s}"' for s in symbols)
+    lines = ["[data]", f'store = "{store.resolve()}"', f"symbols = [{quoted}]",
+             f"start = {start.isoformat()}", f"end = {end.isoformat()}", "", "[grid]", "tick_ms = 250",
+             "", "[params]", *(f"{key} = {value}" for key, value in params.items())]
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -55,8 +58,8 @@ def _features(run_dir: Path):
 
 def _feature_summary(run_dir: Path, echo) -> None:
     frame = _features(run_dir)
-    echo(f"  {'symbol':<12} {'ticks':>9} {'lpi_down p50/p99/max':>24} {'lpi_up p50/p99/max':>24} "
-         f"{'spread bps p50':>15}")
+    echo(f"  {'symbol':<12} {'ticks':>10} {'with LPI':>10} {'lpi_down p50/p99/max':>24} "
+         f"{'lpi_up p50/p99/max':>24} {'spread bps p50':>15}")
     for symbol, rows in frame.groupby("symbol", observed=True):
         def stats(column):
             values = rows[column].to_numpy(dtype=float)
@@ -66,7 +69,9 @@ def _feature_summary(run_dir: Path, echo) -> None:
             return f"{np.median(values):.2f}/{np.quantile(values, 0.99):.2f}/{values.max():.2f}"
 
         spread_bps = (rows["spread"] / rows["mid"] * 1e4).median()
-        echo(f"  {symbol:<12} {len(rows):>9,} {stats('lpi_down'):>24} {stats('lpi_up'):>24} {spread_bps:>15.2f}")
+        with_lpi = int(np.isfinite(rows["lpi_down"].to_numpy(dtype=float)).sum())
+        echo(f"  {symbol:<12} {len(rows):>10,} {with_lpi:>10,} {stats('lpi_down'):>24} {stats('lpi_up'):>24} "
+             f"{spread_bps:>15.3f}")
 
 
 def _episode_summary(run_dir: Path, labels_path: Path, echo) -> None:
@@ -108,7 +113,7 @@ def run_demo(out_dir: Path, real_data: Path | None = None, seed: int = 7, device
     echo(report.summary())
     echo("[3/4] run features + LPI on the synthetic store")
     run_dir = out / "run-synth"
-    job = _job_spec(out / "job-synth.toml", store, SYNTH_SYMBOLS, SYNTH_START, SYNTH_START)
+    job = _job_spec(out / "job-synth.toml", store, SYNTH_SYMBOLS, SYNTH_START, SYNTH_START, SYNTH_PARAMS)
     echo(run_job(job, out=run_dir, device=device).summary())
     _feature_summary(run_dir, echo)
     _episode_summary(run_dir, raw / "labels.parquet", echo)
@@ -126,7 +131,7 @@ def run_demo(out_dir: Path, real_data: Path | None = None, seed: int = 7, device
         symbols = store_obj.symbols_in("depth_diff")
         days = sorted({d for s in symbols for d in store_obj.dates("depth_diff", s)})
         real_run = out / "run-real"
-        job = _job_spec(out / "job-real.toml", real_store, symbols, days[0], days[-1])
+        job = _job_spec(out / "job-real.toml", real_store, symbols, days[0], days[-1], REAL_PARAMS)
         echo(run_job(job, out=real_run, device=device).summary())
         _feature_summary(real_run, echo)
     else:
