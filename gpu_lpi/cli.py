@@ -118,13 +118,15 @@ def run(job, out_dir, device, scheduler):
 @click.option("--real-data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of real binance-ws captures to run on too (default: ../shared/data if present).")
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--rate-scale", type=click.FloatRange(min=1e-4), default=0.1, show_default=True,
+              help="Event-rate scale of the synthetic day (1 = realistic rates).")
 @_DEVICE_OPTION
 @_reports_errors
-def demo(out_dir, real_data, seed, device):
+def demo(out_dir, real_data, seed, rate_scale, device):
     """synth -> ingest -> run on generated data (and real captures when present); print a summary."""
     from gpu_lpi.demo import run_demo
 
-    run_demo(out_dir, real_data=real_data, seed=seed, device=device, echo=click.echo)
+    run_demo(out_dir, real_data=real_data, seed=seed, device=device, rate_scale=rate_scale, echo=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

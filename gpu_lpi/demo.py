@@ -96,8 +96,12 @@ def _episode_summary(run_dir: Path, labels_path: Path, echo) -> None:
 
 
 def run_demo(out_dir: Path, real_data: Path | None = None, seed: int = 7, device: str = "auto",
-             echo=print) -> Path:
-    """Run the demo into ``out_dir`` (made fresh); return it."""
+             rate_scale: float = SYNTH_RATE_SCALE, echo=print) -> Path:
+    """Run the demo into ``out_dir`` (made fresh); return it.
+
+    ``real_data`` defaults to ``../shared/data`` next to the repository; a folder without captures
+    skips that part. ``rate_scale`` scales the synthetic day's calibrated event rates.
+    """
     from gpu_lpi.run import run_job
     from gpu_lpi.synth import synthesize
 
@@ -105,8 +109,7 @@ def run_demo(out_dir: Path, real_data: Path | None = None, seed: int = 7, device
     _fresh_folder(out)
     echo(f"[1/4] synth: {', '.join(SYNTH_SYMBOLS)}, 1 day from {SYNTH_START}, seed {seed}")
     raw = out / "raw-synth"
-    synthesize(raw, "binance-ws", SYNTH_SYMBOLS, SYNTH_START, 1, seed, rate_scale=SYNTH_RATE_SCALE,
-               progress=True)
+    synthesize(raw, "binance-ws", SYNTH_SYMBOLS, SYNTH_START, 1, seed, rate_scale=rate_scale, progress=True)
     echo("[2/4] ingest synthetic captures")
     store = out / "store-synth"
     report = ingest([p for p in sorted(raw.glob("*.gz"))], "binance-ws", store, progress=True)

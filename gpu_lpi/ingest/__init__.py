@@ -16,6 +16,12 @@ from gpu_lpi.reference_data import SymbolRegistry
 from gpu_lpi.store import TickStore
 
 FORMATS = ("binance-ws", "binance-archive", "tardis")
+#: File-name endings taken from folders, per format (files named explicitly are always read).
+FOLDER_SUFFIXES = {
+    "binance-ws": (".gz", ".txt", ".log", ".jsonl", ".json"),
+    "binance-archive": (".zip", ".csv", ".csv.gz"),
+    "tardis": (".csv", ".csv.gz"),
+}
 
 
 def _parser(fmt: str):
@@ -30,20 +36,32 @@ def _parser(fmt: str):
     return parse
 
 
-def expand_sources(sources) -> list[Path]:
-    """Files named by ``sources`` (folders are searched recursively), sorted by path."""
+def expand_sources(sources, suffixes=None) -> tuple[list[Path], list[Path]]:
+    """Files named by ``sources``, sorted by path, and the folder files left out.
+
+    Folders are searched recursively; from them only files ending in one of ``suffixes`` are
+    taken (all when ``None``), so that a folder written by ``gpu-lpi synth`` (raw files plus
+    ``labels.parquet``) or a download folder (with ``.CHECKSUM`` files) can be ingested as it is.
+    """
     files: list[Path] = []
+    skipped: list[Path] = []
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            files.extend(p for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith("."))
+            for found in sorted(path.rglob("*")):
+                if not found.is_file() or found.name.startswith("."):
+                    continue
+                if suffixes is None or found.name.endswith(suffixes):
+                    files.append(found)
+                else:
+                    skipped.append(found)
         elif path.is_file():
             files.append(path)
         else:
             raise InputError(path, None, "no such file or folder")
     if not files:
         raise InputError(", ".join(map(str, sources)), None, "no input files found")
-    return sorted(set(files))
+    return sorted(set(files)), skipped
 
 
 def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_files=(),
@@ -71,8 +89,10 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
     """
     parse = _parser(fmt)
     store = store if isinstance(store, TickStore) else TickStore(store)
-    files = expand_sources(sources)
+    files, skipped = expand_sources(sources, FOLDER_SUFFIXES[fmt])
     report = IngestReport(format=fmt, sources=[str(f) for f in files])
+    for path in skipped:
+        report.note(path, None, f"skipped: not a {fmt} file name ({', '.join(FOLDER_SUFFIXES[fmt])})")
     ctx = IngestContext(report, SymbolRegistry(symbols_files), strict=strict)
     with store.transaction() as tx:
         for table, symbol, rows in parse(files, ctx, progress=progress):

@@ -1,0 +1,64 @@
+"""The ``gpu-lpi`` command end to end: synth -> ingest -> run, the demo, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+
+from gpu_lpi.cli import main
+
+
+def _invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_synth_ingest_run(tmp_path):
+    raw, store, run = tmp_path / "raw", tmp_path / "store", tmp_path / "run"
+    result = _invoke("synth", "--out", raw, "--format", "tardis", "--symbols", "ETHUSDT", "--start",
+                     "2024-08-05", "--days", "1", "--seed", "3", "--rate-scale", "0.01")
+    assert result.exit_code == 0, result.output
+    labels = pq.read_table(raw / "labels.parquet")
+    assert labels.num_rows > 0 and set(labels.column("symbol").to_pylist()) == {"ETHUSDT"}
+    result = _invoke("ingest", "--format", "tardis", raw, "--store", store)
+    assert result.exit_code == 0, result.output
+    assert "rejected: 0" in result.output
+    job = tmp_path / "job.toml"
+    job.write_text(f'[data]\nstore = "{store}"\nsymbols = ["ETHUSDT"]\nstart = 2024-08-05\nend = 2024-08-05\n'
+                   "[params]\nwindow_hours = 0.5\n")
+    result = _invoke("run", job, "--out", run, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    features = ds.dataset(run / "features", format="parquet", partitioning="hive").to_table()
+    assert features.num_rows == 345_600
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+def test_bad_job_spec_is_one_line_error(tmp_path):
+    job = tmp_path / "job.toml"
+    job.write_text('[data]\nstore = "nowhere"\nsymbols = ["BTCUSDT"]\nstart = 2024-08-05\nend = 2024-08-05\n'
+                   "[params]\ntheta_bps = -3\n")
+    result = CliRunner().invoke(main, ["run", str(job), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and result.output.strip().count("\n") == 0
+    assert "theta_bps" in result.output
+
+
+def test_demo_runs_in_a_fresh_folder(tmp_path):
+    out = tmp_path / "demo"
+    result = _invoke("demo", "--out", out, "--rate-scale", "0.005", "--real-data", tmp_path / "none",
+                     "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "forced/down" in result.output and f"results: {out.resolve()}" in result.output
+    assert (out / "run-synth" / "run.json").exists()
+    again = _invoke("demo", "--out", out, "--rate-scale", "0.005", "--real-data", tmp_path / "none",
+                    "--device", "cpu")
+    assert again.exit_code == 0
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    refused = CliRunner().invoke(main, ["demo", "--out", str(other)])
+    assert refused.exit_code == 2 and "not made by the demo" in refused.output
+    assert (other / "keep.txt").exists()
