@@ -39,11 +39,16 @@ def test_gpu_extras_resolve(tmp_path):
         assert name in chosen
 
 
+#: PyPI names whose conda-forge package is named differently.
+CONDA_NAMES = {"isal": "python-isal"}
+
+
 def test_environment_yml_mirrors_pyproject():
     env = (REPO / "environment.yml").read_text()
     for dep in _pyproject()["project"]["dependencies"]:
         name = re.match(r"[A-Za-z0-9_-]+", dep).group(0).lower()
-        assert re.search(rf"^\s*-\s*{re.escape(name)}\b", env, re.M), f"{name} missing from environment.yml"
+        conda_name = CONDA_NAMES.get(name, name)
+        assert re.search(rf"^\s*-\s*{re.escape(conda_name)}\b", env, re.M), f"{name} missing from environment.yml"
         if "==" in dep:
             version = dep.split("==")[1]
             assert re.search(rf"^\s*-\s*{re.escape(name)}={re.escape(version)}\s*$", env, re.M), \
