@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest.csv_tables import (CsvRows, CsvSource, Field, Layout, canonical_table, load_csv,
                                        reference_data_of)
-from gpu_lpi.ingest.files import progress_bar
+from gpu_lpi.ingest.files import parse_files
 from gpu_lpi.ingest.report import IngestContext
 from gpu_lpi.reference_data import usd_notional
 from gpu_lpi.schema import LIQ_BUY, LIQ_SELL, TRADE_KIND_MARKET
@@ -118,12 +118,7 @@ def parse(files: list[Path], ctx: IngestContext, progress: bool = False) -> Iter
         For a file name that is not an archive name, a file of another format, a missing column,
         an unknown symbol or an unreadable file.
     """
-    with progress_bar(files, progress) as bar:
-        for path in files:
-            for table, symbol, rows in _parse_file(path, ctx):
-                if rows.num_rows:
-                    yield table, symbol, rows
-            bar.update(path.stat().st_size)
+    yield from parse_files(files, progress, lambda path: _parse_file(path, ctx))
 
 
 def parse_file_name(path: Path) -> ArchiveName:

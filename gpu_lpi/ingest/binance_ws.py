@@ -42,7 +42,7 @@ import pyarrow.json as pajson
 from numba import njit
 
 from gpu_lpi.errors import InputError
-from gpu_lpi.ingest.files import progress_bar, read_bytes
+from gpu_lpi.ingest.files import parse_files, read_bytes
 from gpu_lpi.reference_data import usd_notional
 from gpu_lpi.schema import (LIQ_BUY, LIQ_SELL, NO_ID, SIDE_ASK, SIDE_BID, SIDE_EMPTY_MESSAGE, TABLES,
                             TRADE_KIND_MARKET, TRADE_KINDS, TRADE_KIND_OTHER)
@@ -347,16 +347,17 @@ class _SymbolState:
 def parse(files: list[Path], ctx, progress: bool = False):
     """Yield ``(table, symbol, rows)`` from Binance websocket captures (see the module docstring)."""
     states: dict[str, _SymbolState] = defaultdict(_SymbolState)
-    with progress_bar(files, progress) as bar:
-        for path in files:
-            data = read_bytes(path)
-            if data.strip():
-                buckets = _split_lines(path, data, ctx)
-                del data
-                yield from _parse_capture(path, buckets, states, ctx)
-            else:
-                ctx.report.note(path, None, "empty file")
-            bar.update(path.stat().st_size)
+    yield from parse_files(files, progress, lambda path: _parse_file(path, states, ctx))
+
+
+def _parse_file(path: Path, states, ctx):
+    data = read_bytes(path)
+    if not data.strip():
+        ctx.report.note(path, None, "empty file")
+        return
+    buckets = _split_lines(path, data, ctx)
+    del data
+    yield from _parse_capture(path, buckets, states, ctx)
 
 
 def _parse_capture(path, buckets, states, ctx):

@@ -62,6 +62,17 @@ def text_stream(path: Path) -> io.BytesIO:
     return io.BytesIO(read_bytes(path))
 
 
+def parse_files(files: list[Path], progress: bool, parse_file):
+    """Yield the non-empty ``(table, symbol, rows)`` chunks of ``parse_file(path)`` for each file,
+    under a progress bar over the files' bytes."""
+    with progress_bar(files, progress) as bar:
+        for path in files:
+            for table, symbol, rows in parse_file(path):
+                if rows.num_rows:
+                    yield table, symbol, rows
+            bar.update(path.stat().st_size)
+
+
 def progress_bar(files: list[Path], enabled: bool, unit_name: str = "file") -> tqdm:
     """A progress bar over the compressed bytes of ``files`` (shown only on a terminal)."""
     total = sum(f.stat().st_size for f in files)

@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest.csv_tables import (CsvRows, CsvSource, Field, Layout, canonical_table, load_csv,
                                        reference_data_of)
-from gpu_lpi.ingest.files import progress_bar
+from gpu_lpi.ingest.files import parse_files
 from gpu_lpi.ingest.report import IngestContext
 from gpu_lpi.reference_data import usd_notional
 from gpu_lpi.schema import LIQ_BUY, LIQ_SELL, NO_ID, SIDE_ASK, SIDE_BID, TRADE_KIND_MARKET
@@ -98,12 +98,7 @@ def parse(files: list[Path], ctx: IngestContext, progress: bool = False) -> Iter
         For a file of another format, an unknown data type, a missing column, an unknown symbol or an
         unreadable (e.g. truncated) file.
     """
-    with progress_bar(files, progress) as bar:
-        for path in files:
-            for table, symbol, rows in _parse_file(path, ctx):
-                if rows.num_rows:
-                    yield table, symbol, rows
-            bar.update(path.stat().st_size)
+    yield from parse_files(files, progress, lambda path: _parse_file(path, ctx))
 
 
 def _parse_file(path: Path, ctx: IngestContext) -> Iterator[Chunk]:
