@@ -4,10 +4,10 @@ Layout: ``STORE/<table>/symbol=<SYM>/date=<YYYY-MM-DD>/part-0.parquet`` (hive pa
 per partition), ``STORE/symbols/symbols.parquet`` (reference data) and ``STORE/_reports/`` (ingest
 reports).
 
-Writes go through a :class:`StoreTransaction`: every partition an ingest touches is merged with what
-the store already holds into a staging folder, and only when the whole ingest succeeded are the staged
-files renamed over the live ones (``os.replace`` is atomic per file). A failed ingest removes its
-staging folder and leaves the store as it was.
+Writes go through a :class:`StoreTransaction`: an ingest's rows are staged in a staging folder; only
+when the whole ingest succeeded is every touched partition merged with what the store already holds
+and the merged files renamed over the live ones (``os.replace`` is atomic per file). A failed ingest
+removes its staging folder and leaves the store as it was.
 
 Merging is a multiset union on each table's row key (:mod:`gpu_lpi.schema`): a row is new unless the
 store already holds as many rows with that key as the new data does. Re-ingesting the same input
@@ -191,14 +191,17 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
 class StoreTransaction:
     """Stages partition writes and publishes them together on :meth:`commit`.
 
-    Used as a context manager, it commits when the block ends normally and discards everything
-    when it raises.
+    :meth:`write` only stages its rows (one file per call, nothing is merged yet), so a long ingest
+    writes in bounded memory; :meth:`commit` merges each touched partition once (staged chunks and
+    live rows, one partition in memory at a time), then renames the merged files over the live
+    ones. Used as a context manager, it commits when the block ends normally and discards
+    everything when it raises.
     """
 
     def __init__(self, store: TickStore):
         self.store = store
         self.staging = store.root / "_staging" / uuid.uuid4().hex
-        self._staged: dict[Path, Path] = {}
+        self._chunks: dict[tuple[str, Path], list[Path]] = {}
         self._symbols: pa.Table | None = None
         self.rows_added: dict[tuple[str, str], int] = {}
 
@@ -216,19 +219,15 @@ class StoreTransaction:
         if rows.num_rows == 0:
             return
         spec = TABLES[table]
+        rows = rows.select(spec.schema.names).cast(spec.schema)
         days = day_of(rows.column("ts").to_numpy())
         for day in np.unique(days):
-            part = rows.filter(pa.array(days == day))
             live = self.store.partition_dir(table, symbol, day_to_date(day)) / PARTITION_FILE
-            staged = self._staged.get(live)
-            base = staged if staged is not None else (live if live.exists() else None)
-            existing = pq.read_table(base, schema=spec.schema) if base is not None else None
-            merged, added = merge_rows(existing, part, spec)
-            self.rows_added[(table, symbol)] = self.rows_added.get((table, symbol), 0) + added
-            if added:
-                target = self.staging / live.relative_to(self.store.root)
-                _write_atomic(merged, target)
-                self._staged[live] = target
+            chunks = self._chunks.setdefault((table, live), [])
+            staged = self.staging / live.parent.relative_to(self.store.root) / f"chunk-{len(chunks)}.parquet"
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(rows.filter(pa.array(days == day)), staged, compression="lz4")
+            chunks.append(staged)
 
     def write_symbols(self, rows: pa.Table) -> None:
         """Stage reference data; rows replace stored rows of the same symbol."""
@@ -239,11 +238,24 @@ class StoreTransaction:
         self._symbols = merged.take(pc.sort_indices(merged, sort_keys=[("symbol", "ascending")]))
 
     def commit(self) -> None:
-        """Publish every staged file (atomic per file) and remove the staging folder."""
+        """Merge every touched partition, then publish the merged files (atomic per file)."""
         try:
+            merged_files: dict[Path, Path] = {}
+            for (table, live), chunks in self._chunks.items():
+                spec = TABLES[table]
+                symbol = live.parent.parent.name.split("=", 1)[1]
+                new = pa.concat_tables([pq.read_table(chunk, schema=spec.schema) for chunk in chunks])
+                existing = pq.read_table(live, schema=spec.schema) if live.exists() else None
+                merged, added = merge_rows(existing, new, spec)
+                del new
+                self.rows_added[(table, symbol)] = self.rows_added.get((table, symbol), 0) + added
+                if added:
+                    target = live.parent.relative_to(self.store.root)
+                    _write_atomic(merged, self.staging / target / PARTITION_FILE)
+                    merged_files[live] = self.staging / target / PARTITION_FILE
             if self._symbols is not None and self._symbols != self.store.symbols():
                 _write_atomic(self._symbols, self.store.symbols_path)
-            for live, staged in self._staged.items():
+            for live, staged in merged_files.items():
                 live.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staged, live)
         finally:
@@ -255,4 +267,4 @@ class StoreTransaction:
         parent = self.staging.parent
         if parent.exists() and not any(parent.iterdir()):
             parent.rmdir()
-        self._staged.clear()
+        self._chunks.clear()

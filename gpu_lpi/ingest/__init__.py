@@ -102,6 +102,6 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
             raise InputError(", ".join(map(str, sources)), None,
                              f"no rows ingested (is --format {fmt} right?)")
         tx.write_symbols(ctx.registry.table(ctx.symbols_seen))
-        report.rows_added = dict(tx.rows_added)
+    report.rows_added = dict(tx.rows_added)
     report.write(store.reports_dir)
     return report

@@ -42,7 +42,7 @@ import pyarrow.json as pajson
 from numba import njit
 
 from gpu_lpi.errors import InputError
-from gpu_lpi.ingest.files import parse_files, read_bytes
+from gpu_lpi.ingest.files import iter_line_blocks, parse_files
 from gpu_lpi.reference_data import usd_notional
 from gpu_lpi.schema import (LIQ_BUY, LIQ_SELL, NO_ID, SIDE_ASK, SIDE_BID, SIDE_EMPTY_MESSAGE, TABLES,
                             TRADE_KIND_MARKET, TRADE_KINDS, TRADE_KIND_OTHER)
@@ -193,8 +193,9 @@ def _scan_lines(buf, letters, head, data_tag):
     return number[:count], stamp[:count], kind[:count], payload[:count], data_start[:count], end_at[:count]
 
 
-def _split_lines(path: Path, data: bytes, ctx) -> dict[str, _Bucket]:
-    """Sort the lines of one capture into buckets by message kind; reject malformed lines.
+def _split_lines(path: Path, data: bytes, ctx, first_line: int = 1,
+                 is_file_start: bool = True) -> dict[str, _Bucket]:
+    """Sort the lines of a block of a capture into buckets by message kind; reject malformed lines.
 
     Combined-stream lines are classified by their stream name in one compiled pass; bare payloads
     (REST snapshots and polls, ``/ws`` messages, ``!..@arr`` streams) take a per-line path.
@@ -202,8 +203,9 @@ def _split_lines(path: Path, data: bytes, ctx) -> dict[str, _Bucket]:
     buf = np.frombuffer(data, dtype=np.uint8)
     number, stamp, kind, payload, data_start, data_end = _scan_lines(
         buf, _STREAM_LETTERS, _WRAPPER_HEAD, _WRAPPER_DATA)
+    number += first_line - 1
     buckets: dict[str, _Bucket] = defaultdict(_Bucket)
-    if number.size and kind[0] == -2:
+    if is_file_start and number.size and kind[0] == -2:
         first_end = data.find(b"\n")
         _fail_wrong_format(path, int(number[0]), data[:first_end if first_end >= 0 else len(data)])
     for line in number[kind == -2]:
@@ -351,13 +353,17 @@ def parse(files: list[Path], ctx, progress: bool = False):
 
 
 def _parse_file(path: Path, states, ctx):
-    data = read_bytes(path)
-    if not data.strip():
+    """Parse one capture block by block (memory stays bounded whatever the file's size)."""
+    empty = True
+    for first_line, block in iter_line_blocks(path):
+        if not block.strip():
+            continue
+        buckets = _split_lines(path, block, ctx, first_line, is_file_start=empty)
+        empty = False
+        del block
+        yield from _parse_capture(path, buckets, states, ctx)
+    if empty:
         ctx.report.note(path, None, "empty file")
-        return
-    buckets = _split_lines(path, data, ctx)
-    del data
-    yield from _parse_capture(path, buckets, states, ctx)
 
 
 def _parse_capture(path, buckets, states, ctx):

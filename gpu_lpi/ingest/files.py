@@ -6,14 +6,17 @@ import gzip
 import io
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
+from isal import igzip
 from tqdm import tqdm
 
 from gpu_lpi.errors import InputError
 
-#: Size of the blocks decompressed at a time.
-CHUNK_BYTES = 16 << 20
+#: Size of the line-aligned text blocks :func:`iter_line_blocks` yields (memory per block is a few
+#: times this, whatever the file's size).
+LINE_BLOCK_BYTES = 96 << 20
 
 
 def read_bytes(path: Path) -> bytes:
@@ -22,28 +25,51 @@ def read_bytes(path: Path) -> bytes:
     Raises
     ------
     InputError
-        If the file is a truncated or corrupt gzip/zip, naming the file and the line count reached.
+        If the file is a truncated or corrupt gzip/zip, naming the file and the line reached.
     """
+    return b"".join(block for _, block in iter_line_blocks(path))
+
+
+def _open_stream(path: Path):
+    """A binary stream of the decompressed content (gzip via ISA-L, else plain)."""
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if magic[:2] == b"\x1f\x8b":
-        return _gunzip(path)
+        return igzip.open(path, "rb")
     if magic == b"PK\x03\x04":
-        return _unzip(path)
-    return path.read_bytes()
+        return io.BytesIO(_unzip(path))
+    return open(path, "rb")
 
 
-def _gunzip(path: Path) -> bytes:
-    parts: list[bytes] = []
-    with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as stream:
-        try:
-            while block := stream.read(CHUNK_BYTES):
-                parts.append(block)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-            lines = sum(part.count(b"\n") for part in parts)
-            raise InputError(path, lines + 1, f"truncated or corrupt gzip stream ({err}); "
-                             f"{lines:,} complete lines were readable") from None
-    return b"".join(parts)
+def iter_line_blocks(path: Path, block_bytes: int = LINE_BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(number of the block's first line, block)`` for blocks of whole lines.
+
+    Raises
+    ------
+    InputError
+        If the gzip stream is truncated or corrupt, naming the line reached.
+    """
+    first_line, carry = 1, b""
+    with _open_stream(path) as stream:
+        while True:
+            try:
+                chunk = stream.read(block_bytes)
+            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
+                line = first_line + carry.count(b"\n")
+                raise InputError(path, line, f"truncated or corrupt gzip stream ({err}); "
+                                 f"{line - 1:,} complete lines were readable") from None
+            if not chunk:
+                break
+            block = carry + chunk
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                carry = block
+                continue
+            carry = block[cut:]
+            yield first_line, block[:cut]
+            first_line += block.count(b"\n", 0, cut)
+    if carry:
+        yield first_line, carry
 
 
 def _unzip(path: Path) -> bytes:
@@ -55,11 +81,6 @@ def _unzip(path: Path) -> bytes:
             return archive.read(members[0])
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise InputError(path, None, f"corrupt zip file ({err})") from None
-
-
-def text_stream(path: Path) -> io.BytesIO:
-    """The decompressed content of ``path`` as a binary stream."""
-    return io.BytesIO(read_bytes(path))
 
 
 def parse_files(files: list[Path], progress: bool, parse_file):
