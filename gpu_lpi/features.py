@@ -47,9 +47,10 @@ import pyarrow as pa
 
 from gpu_lpi.book_at_ticks import book_source, sample_book, sample_mids
 from gpu_lpi.gpu_io import array_module, read_arrays_on_device, resolve_device, to_device, to_host
-from gpu_lpi.grid import TickGrid, as_of, block_ticks, make_grid
-from gpu_lpi.lpi import combine_lpi, robust_z_and_scale, trailing_mean_std
+from gpu_lpi.grid import TickGrid, as_of, make_grid
+from gpu_lpi.lpi import combine_lpi, robust_z_and_scale
 from gpu_lpi.params import FeatureParams
+from gpu_lpi.robust import trailing_mean_std
 from gpu_lpi.schema import LIQ_SELL, TRADE_KIND_MARKET
 from gpu_lpi.store import TickStore
 from kernels import tick_features as kernels
@@ -140,17 +141,17 @@ def compute_feature_chunk(store: TickStore | str, symbol: str, start, end,
             ("d_oi", d_oi), ("sub_mid", sub_mids))}
         _aggregate_trades(trades, grid, params, columns, xp, target)
         _aggregate_liquidations(liquidations, grid, columns, xp, target)
-    block = block_ticks(params)
     with clock("features"):
-        _trailing_means(columns, grid, params, block, xp, target)
+        _trailing_means(columns, grid, params, xp, target)
     with clock("robust_z"):
-        columns["z_doi"], columns["sigma_doi"] = robust_z_and_scale(columns["d_oi"], params, block,
-                                                                    xp, target)
+        columns["z_doi"], columns["sigma_doi"] = robust_z_and_scale(columns["d_oi"], params, target,
+                                                                    grid.first_tick)
     with clock("features"):
         _tick_features(columns, grid, params, xp, target)
     with clock("robust_z"):
         for name in ("fsi", "fsi_up", "ldr", "ldr_up", "pi"):
-            columns[f"z_{name}"], _ = robust_z_and_scale(columns[name], params, block, xp, target)
+            columns[f"z_{name}"], _ = robust_z_and_scale(columns[name], params, target,
+                                                         grid.first_tick)
         columns["lpi_down"] = combine_lpi(columns["z_fsi"], columns["z_ldr"], columns["z_pi"],
                                           params, xp, target)
         columns["lpi_up"] = combine_lpi(columns["z_fsi_up"], columns["z_ldr_up"], columns["z_pi"],
@@ -209,20 +210,20 @@ def _aggregate_liquidations(liquidations, grid: TickGrid, columns: dict, xp, tar
     columns["liq_sell_notional"], columns["liq_buy_notional"] = outputs
 
 
-def _trailing_means(columns: dict, grid: TickGrid, params: FeatureParams, block: int, xp, target):
+def _trailing_means(columns: dict, grid: TickGrid, params: FeatureParams, xp, target):
     """ADV$ ($/s over ticks with a valid book) and the mean depths of LDR's denominators."""
     valid = ~xp.isnan(columns["bid"]) & ~xp.isnan(columns["ask"])
     columns["book_valid"] = valid
     adv_window = params.hours_to_ticks(params.adv_window_hours)
     covered_volume = xp.where(valid, columns["dollar_volume"], np.nan)
     mean_volume, _ = trailing_mean_std(covered_volume, adv_window, params.min_periods_for(adv_window),
-                                       block, xp, target)
+                                       device=target, block_origin=grid.first_tick)
     columns["adv"] = mean_volume / (params.tick_ms / 1000.0)
     depth_window = params.hours_to_ticks(params.depth_window_hours)
     for side in ("bid", "ask"):
         columns[f"mean_depth_{side}"], _ = trailing_mean_std(
-            columns[f"depth_{side}"], depth_window, params.min_periods_for(depth_window), block, xp,
-            target)
+            columns[f"depth_{side}"], depth_window, params.min_periods_for(depth_window),
+            device=target, block_origin=grid.first_tick)
 
 
 def _tick_features(columns: dict, grid: TickGrid, params: FeatureParams, xp, target):

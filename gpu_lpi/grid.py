@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpu_lpi.params import FeatureParams
+from gpu_lpi.robust import block_length
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,10 @@ class TickGrid:
 
 
 def block_ticks(params: FeatureParams) -> int:
-    """Block length (a power of two near √window) of the trailing-window sums."""
+    """Block length of the longest trailing window's sums (:func:`gpu_lpi.robust.block_length`)."""
     longest = max(params.window_ticks, params.hours_to_ticks(params.adv_window_hours),
                   params.hours_to_ticks(params.depth_window_hours))
-    return max(64, 1 << math.ceil(math.log2(math.sqrt(longest))))
+    return block_length(longest)
 
 
 def make_grid(start_ns: int, end_ns: int, params: FeatureParams) -> TickGrid:

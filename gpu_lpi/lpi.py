@@ -1,79 +1,48 @@
-"""Trailing-window statistics, robust z-scores and the LPI (spec §2.3, DESIGN.md §4 steps 4–5).
+"""Robust z-scores and the LPI of the feature engine (spec §2.3, DESIGN.md §4 steps 4–5).
 
 Robust scale. The spec's denominator ``1.4826·MAD + ε`` collapses on sparse features (impact
-notional is 0 at most ticks, so median and MAD are 0 and the first non-zero tick gets z ≈ 1e12). As
-in :func:`gpu_lpi.robust.robust_z` (``scale="mad_std_floor"``), the scale is floored at a fraction
-of the window's standard deviation::
+notional is 0 at most ticks, so median and MAD are 0 and the first non-zero tick gets z ≈ 1e12). The
+scale is floored at a fraction of the window's standard deviation::
 
     scale = max(1.4826·MAD, std_floor_ratio·std(window))
 
-so every z is finite where its input is and comparable across symbols. The median and MAD come from
-:func:`gpu_lpi.robust.rolling_median_mad` (exact); the standard deviation from
-:func:`trailing_mean_std`, whose sums are formed on blocks aligned on absolute tick numbers. That
+so every z is finite where its input is and comparable across symbols. There is one implementation,
+:func:`gpu_lpi.robust.robust_z` (``scale="mad_std_floor"``): exact median and MAD, and a standard
+deviation merged from moments of blocks aligned on absolute tick numbers (``block_origin``). That
 makes every z independent of where the loaded history begins: chunked runs equal unchunked runs and
-a tick's z never changes when later data is removed, bit for bit (``robust_z``'s own standard
-deviation shifts by the whole series' mean, which depends on later data in the last bits).
+a tick's z never changes when later data is removed, bit for bit.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from gpu_lpi.params import FeatureParams
-from gpu_lpi.robust import rolling_median_mad
+from gpu_lpi.robust import robust_z
 from kernels import tick_features as kernels
 from kernels.per_tick import run_per_tick
 
 
-def trailing_mean_std(values, window: int, min_periods: int, block: int, xp, target: str):
-    """Mean and population standard deviation of the valid values of each trailing window.
+def robust_z_and_scale(values, params: FeatureParams, target: str, block_origin: int = 0):
+    """Robust z-score and robust scale of each tick over the trailing window W (see module doc).
 
     Parameters
     ----------
-    values : array of float64, shape (n,)
-        Owned by ``xp``; NaN is skipped. Element 0 must sit on an absolute tick number that is a
-        multiple of ``block`` (see :func:`gpu_lpi.grid.make_grid`).
-    window, min_periods, block : int
-        Window length in ticks (current tick included), fewest valid values, block length.
-    xp : module
-        ``numpy`` or ``cupy``.
+    values : array of float64
+        On the device of ``target`` (CuPy, or NumPy on the CPU and under the CUDA simulator).
+    params : FeatureParams
+        ``window_ticks``, ``min_periods_for``, ``eps`` and ``std_floor_ratio`` are used.
     target : {"cpu", "gpu"}
+    block_origin : int, default 0
+        Absolute tick number of ``values[0]`` (see :func:`gpu_lpi.robust.robust_z`).
 
     Returns
     -------
-    mean, std : arrays of float64, shape (n,)
-        NaN where the window holds fewer than ``min_periods`` valid values.
-    """
-    count = values.size
-    block_count = -(-count // block)
-    padded = xp.full(block_count * block, np.nan)
-    padded[:count] = values
-    prefixes = tuple(xp.empty(padded.size) for _ in range(3))
-    totals = tuple(xp.empty(block_count) for _ in range(3))
-    run_per_tick(kernels.block_prefix, block_count, (padded, *prefixes, *totals), (int(block),),
-                 target)
-    mean, std = xp.empty(count), xp.empty(count)
-    run_per_tick(kernels.window_stats, count, (*prefixes, *totals, mean, std),
-                 (int(window), int(block), int(min_periods)), target)
-    return mean, std
-
-
-def robust_z_and_scale(values, params: FeatureParams, block: int, xp, target: str):
-    """Robust z-score and robust scale of each tick over the trailing window W (see module doc).
-
-    Returns
-    -------
-    z, scale : arrays of float64 owned by ``xp``
+    z, scale : arrays of float64 on the device of ``values``
         NaN where ``values`` is NaN or the window holds fewer than ``min_periods`` valid values.
     """
     window = params.window_ticks
-    min_periods = params.min_periods_for(window)
-    median, mad = rolling_median_mad(values, window, min_periods, device=target)
-    _, std = trailing_mean_std(values, window, min_periods, block, xp, target)
-    z, scale = xp.empty(values.size), xp.empty(values.size)
-    run_per_tick(kernels.robust_z, values.size, (values, median, mad, std, z, scale),
-                 (float(params.eps), float(params.std_floor_ratio)), target)
-    return z, scale
+    return robust_z(values, window, params.min_periods_for(window), eps=float(params.eps),
+                    device=target, std_floor_ratio=float(params.std_floor_ratio),
+                    block_origin=block_origin, return_scale=True)
 
 
 def combine_lpi(z_fsi, z_ldr, z_pi, params: FeatureParams, xp, target: str):

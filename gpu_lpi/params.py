@@ -78,7 +78,7 @@ class FeatureParams:
         ε added to the robust scale (spec §2.3) and to σ_ΔOI.
     std_floor_ratio : float, default 0.05
         Floor of the robust scale as a fraction of the window's standard deviation, used where the
-        MAD collapses (sparse features); see :func:`gpu_lpi.lpi.robust_scale`.
+        MAD collapses (sparse features); see :func:`gpu_lpi.robust.robust_z`.
     """
 
     tick_ms: int = 250

@@ -12,15 +12,23 @@ Both functions take NumPy or CuPy arrays and return results on the same device.
 
 Both paths are exact and agree bit for bit with ``numpy.median`` on each window's valid
 values.
+
+The window's mean and standard deviation (:func:`trailing_mean_std`, the floor of
+:func:`robust_z`'s scale) are merged from moments of blocks aligned on an absolute tick axis
+(``block_origin``), by one kernel body run on either device (:mod:`kernels.tick_features`,
+:func:`kernels.per_tick.run_per_tick`). A tick's value therefore depends only on its own window:
+not on later data, nor on where the series starts, bit for bit. This is the implementation the
+feature engine (:mod:`gpu_lpi.lpi`, :mod:`gpu_lpi.features`) uses too.
 """
+
+import math
+import operator
 
 import numpy as np
 
-from kernels.rolling_order_stats import (
-    rolling_median_mad_cpu,
-    rolling_median_mad_wavelet,
-    rolling_std,
-)
+from kernels import tick_features as tick_kernels
+from kernels.per_tick import run_per_tick
+from kernels.rolling_order_stats import rolling_median_mad_cpu, rolling_median_mad_wavelet
 
 MAD_TO_SIGMA = 1.4826
 """Consistency factor: 1.4826 * MAD estimates sigma for a normal distribution."""
@@ -96,6 +104,54 @@ def _median_mad_on(values, window, min_periods, device):
     return median, mad, xp
 
 
+def _resolve_origin(block_origin):
+    try:
+        return operator.index(block_origin)
+    except TypeError:
+        raise ValueError(f"block_origin must be an integer, got {block_origin!r}") from None
+
+
+#: Whole blocks a window spans, about: the block length is the window over this, rounded up to a
+#: power of two.
+BLOCKS_PER_WINDOW = 16
+
+
+def block_length(window):
+    """Block length of the trailing-window moments: a power of two near ``window / 16``, >= 64.
+
+    A tick adds up the moments of at most about :data:`BLOCKS_PER_WINDOW` whole blocks and of at
+    most two partial ones read from in-block prefix and suffix moments (a window inside one block,
+    at most ``block`` ticks, is summed directly), so the cost per tick does not grow with the
+    window.
+    """
+    return max(64, 1 << math.ceil(math.log2(max(window / BLOCKS_PER_WINDOW, 1))))
+
+
+def _trailing_mean_std_on(series, window, min_periods, block_origin, xp, target):
+    """:func:`trailing_mean_std` on a contiguous float64 ``series`` owned by ``xp``."""
+    block = block_length(window)
+    lead = block_origin % block  # position of series[0] in its block
+    count = series.size
+    padded = xp.full(-(-(lead + count) // block) * block, np.nan)
+    padded[lead : lead + count] = series
+    block_count = padded.size // block
+    moments = (*(xp.empty(padded.size) for _ in range(6)),
+               *(xp.empty(block_count) for _ in range(3)))
+    run_per_tick(tick_kernels.block_moments, block_count, (padded, *moments), (int(block),),
+                 target)
+    mean, std = xp.empty(count), xp.empty(count)
+    run_per_tick(tick_kernels.window_stats, count, (padded, *moments, mean, std),
+                 (int(window), int(block), int(min_periods), int(lead)), target)
+    return mean, std
+
+
+def _series_on(values, device):
+    """``values`` as a contiguous float64 series on ``device``, and its array module."""
+    xp = np if device == "cpu" else _gpu_array_module()
+    series = _as_series(_to_host(values) if xp is np else values, xp)
+    return xp.ascontiguousarray(series), xp
+
+
 def _like_input(array, values):
     """Return ``array`` on the device that ``values`` lives on."""
     if _is_cupy_array(values) and not _is_cupy_array(array):
@@ -147,6 +203,53 @@ def rolling_median_mad(x, window, min_periods=None, device="auto"):
     return _like_input(median, x), _like_input(mad, x)
 
 
+def trailing_mean_std(x, window, min_periods=None, device="auto", block_origin=0):
+    """Mean and population standard deviation of the valid values of each trailing window.
+
+    The window ending at tick ``i`` covers ticks ``i - window + 1 .. i``, NaN skipped, as in
+    :func:`rolling_median_mad`. The moments are added up, in a fixed order, from moments of
+    blocks of :func:`block_length` ticks aligned on ``block_origin`` (Welford's update within a
+    block, sums shifted by a mean of the window across blocks), so they stay accurate on series
+    far from zero (no raw sum of squares) and each value depends only on its window's values:
+    two calls on overlapping slices of one series agree bit for bit on their common ticks once
+    the windows are full, given consistent origins, and a tick's value never changes when later
+    data is added or removed. Both devices run the same kernel body.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or cupy.ndarray, shape (n,)
+        Series of real numbers; NaN marks a gap.
+    window : int
+        Window length in ticks, >= 1.
+    min_periods : int or None, default None
+        As in :func:`rolling_median_mad`; ``None`` means ``window``.
+    device : {"auto", "cpu", "gpu"}, default "auto"
+        As in :func:`rolling_median_mad`.
+    block_origin : int, default 0
+        Absolute index of ``x[0]`` on a global tick axis (any integer). Blocks start at the
+        multiples of the block length on that axis. If a series has origin ``o``, its slice
+        ``x[a:]`` given origin ``o + a`` gets the series' values bit for bit wherever the window
+        lies inside the slice.
+
+    Returns
+    -------
+    mean, std : arrays of float64, shape (n,)
+        On the device where ``x`` lives; NaN where the window holds fewer than ``min_periods``
+        valid values.
+
+    Raises
+    ------
+    ValueError
+        For a bad parameter (see also :func:`rolling_median_mad`).
+    """
+    resolved = _resolve_device(x, device)
+    periods = _resolve_periods(window, min_periods)
+    origin = _resolve_origin(block_origin)
+    series, xp = _series_on(x, resolved)
+    mean, std = _trailing_mean_std_on(series, int(window), periods, origin, xp, resolved)
+    return _like_input(mean, x), _like_input(std, x)
+
+
 def robust_z(
     x,
     window,
@@ -155,6 +258,8 @@ def robust_z(
     device="auto",
     scale="mad_std_floor",
     std_floor_ratio=DEFAULT_STD_FLOOR_RATIO,
+    block_origin=0,
+    return_scale=False,
 ):
     """Rolling robust z-score ``(x - median) / (scale + eps)`` over a trailing window.
 
@@ -166,18 +271,24 @@ def robust_z(
 
         scale = max(1.4826 * MAD, std_floor_ratio * std(window))
 
-    Choice of floor: the window's standard deviation comes from rolling sums, so it is
-    cheap and exact enough on both devices, and it is positive whenever the window holds
-    two different values -- in particular for a sparse feature, whose spikes it grows
-    with, so a spike's z stays bounded by about ``sqrt(count) / std_floor_ratio``. A
-    floor from the mean absolute deviation around the median (``1.2533 * mean|x -
-    median|``, the SPSS fallback) is not a rolling sum: it needs each window's sum
-    below its median, which no prefix sum gives. With a small ratio the floor only binds
-    where the MAD collapses: for normal data ``1.4826 * MAD`` is about ``std``, 20 times
-    the default floor; heavy tails make the std larger, so the ratio is kept small.
+    Choice of floor: the window's standard deviation comes from block moments
+    (:func:`trailing_mean_std`), so it is cheap and accurate on both devices, and it is
+    positive whenever the window holds two different values -- in particular for a sparse
+    feature, whose spikes it grows with, so a spike's z stays bounded by about
+    ``sqrt(count) / std_floor_ratio``. A floor from the mean absolute deviation around the
+    median (``1.2533 * mean|x - median|``, the SPSS fallback) is not a rolling sum: it needs
+    each window's sum below its median, which no block sum gives. With a small ratio the
+    floor only binds where the MAD collapses: for normal data ``1.4826 * MAD`` is about
+    ``std``, 20 times the default floor; heavy tails make the std larger, so the ratio is
+    kept small.
 
     With ``eps > 0`` every z is finite where ``x`` is finite and the window has
     ``min_periods`` valid values; a constant window gives 0. NaN elsewhere.
+
+    Every z depends only on its own window: the median and MAD are exact, and the standard
+    deviation's blocks are aligned on ``block_origin``. So z at a tick never changes when later
+    data is added or removed, and a slice ``x[a:]`` given ``block_origin=a`` yields the same z as
+    ``x`` at every tick whose window lies inside the slice, bit for bit (chunked = unchunked).
 
     Parameters
     ----------
@@ -196,11 +307,22 @@ def robust_z(
     std_floor_ratio : float, default 0.05
         Fraction of the window's standard deviation used as the scale's floor with
         ``scale="mad_std_floor"``; must be > 0.
+    block_origin : int, default 0
+        Absolute index of ``x[0]`` on a global tick axis, as in :func:`trailing_mean_std`:
+        the standard deviation's blocks (of :func:`block_length` ticks) start at multiples of
+        the block length on that axis, so calls on overlapping slices of one series agree bit
+        for bit on their common ticks when given consistent origins. Irrelevant with
+        ``scale="mad"``.
+    return_scale : bool, default False
+        Also return the scale (the denominator without ``eps``).
 
     Returns
     -------
-    array of float64, shape (n,)
+    z : array of float64, shape (n,)
         On the device where ``x`` lives.
+    scale : array of float64, shape (n,)
+        Only with ``return_scale=True``: ``max(1.4826 * MAD, std_floor_ratio * std)`` (or
+        ``1.4826 * MAD``), on the device where ``x`` lives; NaN wherever ``z`` is NaN.
 
     Raises
     ------
@@ -215,10 +337,19 @@ def robust_z(
         raise ValueError(f"std_floor_ratio must be > 0, got {std_floor_ratio!r}")
     resolved = _resolve_device(x, device)
     periods = _resolve_periods(window, min_periods)
+    origin = _resolve_origin(block_origin)
     median, mad, xp = _median_mad_on(x, window, periods, resolved)
-    series = _as_series(x if xp is not np else _to_host(x), xp)
-    denominator = MAD_TO_SIGMA * mad
+    series, _ = _series_on(x, resolved)
     if scale == "mad_std_floor":
-        spread = rolling_std(series, int(window), periods, xp)
-        denominator = xp.maximum(denominator, std_floor_ratio * spread)
-    return _like_input((series - median) / (denominator + eps), x)
+        _, spread = _trailing_mean_std_on(series, int(window), periods, origin, xp, resolved)
+        ratio = float(std_floor_ratio)
+    else:  # a zero floor: max(1.4826 * MAD, 0) is the plain MAD scale
+        spread = xp.zeros(series.size)
+        ratio = 0.0
+    z, denominator = xp.empty(series.size), xp.empty(series.size)
+    run_per_tick(tick_kernels.robust_z, series.size,
+                 (series, xp.ascontiguousarray(median), xp.ascontiguousarray(mad), spread, z,
+                  denominator), (float(eps), ratio), resolved)
+    if return_scale:
+        return _like_input(z, x), _like_input(denominator, x)
+    return _like_input(z, x)

@@ -1,4 +1,4 @@
-"""Exact trailing-window median, MAD and standard deviation of a series with NaN gaps.
+"""Exact trailing-window median and MAD of a series with NaN gaps.
 
 Entry points, all on plain arrays (``xp`` is ``numpy`` or ``cupy``):
 
@@ -8,8 +8,9 @@ Entry points, all on plain arrays (``xp`` is ``numpy`` or ``cupy``):
   :mod:`kernels.wavelet_matrix`, one independent query per tick, run by a CUDA kernel
   (``target="gpu"``) or by the same query body compiled with ``numba.njit``
   (``target="cpu"``).
-* :func:`rolling_std` -- population standard deviation of the valid values of each
-  window, from prefix sums.
+
+The window's mean and standard deviation come from block moments
+(:func:`gpu_lpi.robust.trailing_mean_std`, kernels in :mod:`kernels.tick_features`).
 
 A window of length ``window`` ending at tick ``i`` covers ticks ``i - window + 1 .. i``;
 NaN ticks are not counted. Outputs are NaN where the window holds fewer than
@@ -118,42 +119,3 @@ def rolling_median_mad_wavelet(values, window, min_periods, xp=np, target="cpu")
     return wavelet_median_mad(
         matrix, sorted_values, valid_before, window, min_periods, xp, target
     )
-
-
-def rolling_std(values, window, min_periods, xp=np):
-    """Population standard deviation of the valid values in each trailing window.
-
-    Sums run over values shifted by their mean, so that prefix sums stay small
-    relative to the windows' own spread.
-
-    Parameters
-    ----------
-    values : array of float, shape (n,)
-    window : int
-        Window length in ticks, >= 1.
-    min_periods : int
-        Fewest valid values for an output, >= 1.
-    xp : module, default numpy
-
-    Returns
-    -------
-    array of float64, shape (n,)
-        NaN where the window holds fewer than ``min_periods`` valid values.
-    """
-    values = xp.asarray(values, dtype=xp.float64)
-    valid = ~xp.isnan(values)
-    shift = float(values[valid].mean()) if bool(valid.any()) else 0.0
-    centered = xp.where(valid, values - shift, 0.0)
-    first = xp.maximum(xp.arange(values.size) - window + 1, 0)
-    last = xp.arange(1, values.size + 1)
-
-    def window_sum(series):
-        prefix = xp.zeros(series.size + 1, dtype=xp.float64)
-        xp.cumsum(series, out=prefix[1:])
-        return prefix[last] - prefix[first]
-
-    count = window_sum(valid.astype(xp.float64))
-    safe_count = xp.maximum(count, 1.0)
-    mean = window_sum(centered) / safe_count
-    variance = xp.maximum(window_sum(centered * centered) / safe_count - mean * mean, 0.0)
-    return xp.where(count >= min_periods, xp.sqrt(variance), xp.nan)

@@ -100,75 +100,135 @@ realized_variance = _plain(_realized_variance)
 
 
 # -- trailing-window mean and standard deviation ----------------------------------------------------
-def _block_prefix(b, arrays, params):
-    """In-block running count, sum and sum of squares of the valid (non-NaN) values of block ``b``.
+# Moments are carried as (count, mean, m2): the number of valid values, their mean and the sum of
+# their squared deviations from it. Welford's update within a block, and sums shifted by a mean of the
+# window across blocks, keep them accurate whatever the series' level (a raw sum of squares loses the
+# spread of values near 1e6 to cancellation).
+def _welford_add(count, mean, m2, value):
+    """Moments after adding one valid value."""
+    count += 1.0
+    delta = value - mean
+    mean += delta / count
+    m2 += delta * (value - mean)
+    return count, mean, m2
 
-    arrays: ``values`` (length a multiple of the block), outputs ``count_prefix``, ``sum_prefix``,
-    ``square_prefix`` (same length) and ``count_total``, ``sum_total``, ``square_total`` (one per
-    block). params: ``(block,)``.
+
+def _accumulate(count, reference, shifted_sum, squares, other_count, other_mean, other_m2):
+    """Add a part's moments to sums of ``x − reference`` and ``(x − reference)²`` over a window.
+
+    The reference is the mean of the first non-empty part, so the sums stay of the order of the
+    window's spread (no cancellation on series far from zero) and no division is needed per part.
     """
-    values, count_prefix, sum_prefix, square_prefix, count_total, sum_total, square_total = arrays
-    block = params[0]
-    count = 0.0
-    total = 0.0
-    square = 0.0
-    for j in range(b * block, (b + 1) * block):
-        value = values[j]
-        if not math.isnan(value):
-            count += 1.0
-            total += value
-            square += value * value
-        count_prefix[j] = count
-        sum_prefix[j] = total
-        square_prefix[j] = square
-    count_total[b] = count
-    sum_total[b] = total
-    square_total[b] = square
+    if other_count == 0.0:
+        return count, reference, shifted_sum, squares
+    if count == 0.0:
+        return other_count, other_mean, 0.0, other_m2
+    offset = other_mean - reference
+    return (count + other_count, reference, shifted_sum + other_count * offset,
+            squares + other_m2 + other_count * offset * offset)
 
 
-block_prefix = _plain(_block_prefix)
+def block_moments(jit):
+    """Body: in-block running moments of the valid (non-NaN) values of block ``b``, both ways.
 
+    arrays: ``values`` (length a multiple of the block), outputs ``prefix_count``, ``prefix_mean``,
+    ``prefix_m2`` (moments of the block's values from its first element to ``j``),
+    ``suffix_count``, ``suffix_mean``, ``suffix_m2`` (from ``j`` to the block's last element), all of
+    the length of ``values``, and ``block_count``, ``block_mean``, ``block_m2``, the whole block's
+    moments (one per block, contiguous: a window reads them for every block it covers).
+    params: ``(block,)``.
+    """
+    welford_add = jit(_welford_add)
 
-def _window_total(prefix, totals, first, last, block):
-    """Sum of elements ``first..last`` from in-block prefix sums, in a fixed block order."""
-    first_block = first // block
-    last_block = last // block
-    before = 0.0
-    if first % block != 0:
-        before = prefix[first - 1]
-    if first_block == last_block:
-        return prefix[last] - before
-    total = totals[first_block] - before
-    for b in range(first_block + 1, last_block):
-        total += totals[b]
-    return total + prefix[last]
+    def body(b, arrays, params):
+        (values, prefix_count, prefix_mean, prefix_m2, suffix_count, suffix_mean, suffix_m2,
+         block_count, block_mean, block_m2) = arrays
+        block = params[0]
+        count = 0.0
+        mean = 0.0
+        m2 = 0.0
+        for j in range(b * block, (b + 1) * block):
+            if not math.isnan(values[j]):
+                count, mean, m2 = welford_add(count, mean, m2, values[j])
+            prefix_count[j] = count
+            prefix_mean[j] = mean
+            prefix_m2[j] = m2
+        block_count[b] = count
+        block_mean[b] = mean
+        block_m2[b] = m2
+        count = 0.0
+        mean = 0.0
+        m2 = 0.0
+        for j in range((b + 1) * block - 1, b * block - 1, -1):
+            if not math.isnan(values[j]):
+                count, mean, m2 = welford_add(count, mean, m2, values[j])
+            suffix_count[j] = count
+            suffix_mean[j] = mean
+            suffix_m2[j] = m2
+
+    return jit(body)
 
 
 def window_stats(jit):
     """Body: mean and population standard deviation of the valid values of each trailing window.
 
-    arrays: the six outputs of :data:`block_prefix`, then outputs ``mean`` and ``std``.
-    params: ``(window, block, min_periods)``. The window of tick ``i`` covers ``i − window + 1 .. i``
-    (clipped at 0). Blocks are aligned on absolute tick numbers by the caller, so every sum is formed
-    from the same partial sums whatever the first loaded tick: results do not depend on where a
-    chunk starts (chunked = unchunked, bit for bit).
+    arrays: ``values`` and the nine outputs of :func:`block_moments`, then outputs ``mean`` and
+    ``std`` (one per tick). params: ``(window, block, min_periods, lead)``: tick ``i`` sits at
+    position ``i + lead`` of ``values``, whose blocks are aligned on absolute tick numbers by the
+    caller (positions before ``lead`` are NaN padding). The window of tick ``i`` covers
+    ``i − window + 1 .. i`` (clipped at tick 0).
+
+    A window spanning several blocks adds up, in block order, the moments of the suffix of its first
+    block, of the whole blocks between and of the prefix of its last block (:func:`_accumulate`). A
+    window inside one block reads the block's prefix moments when it starts at the block's start or
+    at the series' start (positions before are NaN padding), and is summed directly otherwise
+    (windows shorter than a block only). Each part depends only on the window's own values
+    and on absolute block boundaries, so the result does not depend on where the series starts
+    (chunked = unchunked) nor on values after tick ``i`` (prefix invariance), bit for bit.
     """
-    window_total = jit(_window_total)
+    welford_add = jit(_welford_add)
+    accumulate = jit(_accumulate)
 
     def body(i, arrays, params):
-        (count_prefix, sum_prefix, square_prefix, count_total, sum_total, square_total,
-         mean, std) = arrays
-        window, block, min_periods = params
-        first = max(i - window + 1, 0)
-        count = window_total(count_prefix, count_total, first, i, block)
+        (values, prefix_count, prefix_mean, prefix_m2, suffix_count, suffix_mean, suffix_m2,
+         block_count, block_mean, block_m2, mean, std) = arrays
+        window, block, min_periods, lead = params
+        last = i + lead
+        first = max(last - window + 1, lead)
+        first_block = first // block
+        last_block = last // block
+        count = 0.0
+        average = 0.0
+        m2 = 0.0
+        if first_block == last_block and (first == lead or first % block == 0):
+            count = prefix_count[last]        # positions before ``lead`` are NaN padding
+            average = prefix_mean[last]
+            m2 = prefix_m2[last]
+        elif first_block == last_block:
+            for j in range(first, last + 1):
+                if not math.isnan(values[j]):
+                    count, average, m2 = welford_add(count, average, m2, values[j])
+        else:
+            count = suffix_count[first]
+            reference = suffix_mean[first]
+            shifted_sum = 0.0
+            squares = suffix_m2[first]
+            for b in range(first_block + 1, last_block):
+                count, reference, shifted_sum, squares = accumulate(
+                    count, reference, shifted_sum, squares, block_count[b], block_mean[b],
+                    block_m2[b])
+            count, reference, shifted_sum, squares = accumulate(
+                count, reference, shifted_sum, squares,
+                prefix_count[last], prefix_mean[last], prefix_m2[last])
+            if count > 0.0:
+                average = reference + shifted_sum / count
+                m2 = squares - shifted_sum * (shifted_sum / count)
         if count < min_periods or count == 0.0:
             mean[i] = math.nan
             std[i] = math.nan
             return
-        average = window_total(sum_prefix, sum_total, first, i, block) / count
-        variance = window_total(square_prefix, square_total, first, i, block) / count - average * average
         mean[i] = average
-        std[i] = math.sqrt(max(variance, 0.0))
+        std[i] = math.sqrt(max(m2 / count, 0.0))
 
     return jit(body)
 
@@ -219,7 +279,8 @@ def _robust_z(i, arrays, params):
     """Robust z of tick ``i``: ``(x − median)/(scale + ε)``, ``scale = max(1.4826·MAD, r·std)``.
 
     arrays: ``x``, window ``median``, ``mad``, ``std``, outputs ``z`` and ``scale``.
-    params: ``(eps, std_floor_ratio)``. NaN where any input is NaN.
+    params: ``(eps, std_floor_ratio)``; a ratio of 0 (with ``std`` 0) gives the plain MAD scale.
+    NaN where any input is NaN.
     """
     x, median, mad, std, z, scale = arrays
     eps, std_floor_ratio = params

@@ -1,4 +1,5 @@
-"""Exact rolling median / MAD (CPU sliding path, wavelet bodies, CUDA kernel) and robust z."""
+"""Exact rolling median / MAD (CPU sliding path, wavelet bodies, CUDA kernel), block-aligned
+trailing mean / std and robust z."""
 
 import os
 import subprocess
@@ -9,12 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpu_lpi.robust import MAD_TO_SIGMA, robust_z, rolling_median_mad
+from gpu_lpi.robust import (
+    MAD_TO_SIGMA,
+    block_length,
+    robust_z,
+    rolling_median_mad,
+    trailing_mean_std,
+)
 from kernels.rolling_order_stats import (
     rank_valid_values,
     rolling_median_mad_cpu,
     rolling_median_mad_wavelet,
-    rolling_std,
 )
 from kernels.sliding_order_stats import sliding_median_mad
 from kernels.wavelet_matrix import build_wavelet_matrix
@@ -168,7 +174,7 @@ def test_robust_z_floor_keeps_sparse_features_finite():
     assert np.nanmax(np.abs(plain)) > 1e11  # MAD = 0: the plain formula explodes
     assert np.all(np.isfinite(floored[~np.isnan(values)]))
     assert np.nanmax(np.abs(floored)) < 1e4
-    spread = rolling_std(values, 500, 1)
+    _, spread = trailing_mean_std(values, 500, 1)
     np.testing.assert_allclose(floored[700], 3.0 / (0.05 * spread[700] + 1e-12))
     assert np.all(floored[:700][~np.isnan(values[:700])] == 0.0)
 
@@ -178,16 +184,84 @@ def test_robust_z_floor_is_idle_on_normal_data():
     np.testing.assert_array_equal(robust_z(values, 400), robust_z(values, 400, scale="mad"))
 
 
-def test_rolling_std_matches_numpy():
+@pytest.mark.parametrize("window", [20, 150])  # inside one block / across blocks
+@pytest.mark.parametrize("block_origin", [0, 37])
+def test_trailing_mean_std_matches_numpy(window, block_origin):
     values = make_series("normal_gaps", seed=10) + 1e6
-    spread = rolling_std(values, 20, 5)
+    mean, spread = trailing_mean_std(values, window, 5, block_origin=block_origin)
     for end in range(values.size):
-        window = values[max(0, end - 19) : end + 1]
-        window = window[~np.isnan(window)]
-        if window.size >= 5:
-            np.testing.assert_allclose(spread[end], np.std(window), rtol=1e-6, atol=1e-9)
+        window_values = values[max(0, end - window + 1) : end + 1]
+        window_values = window_values[~np.isnan(window_values)]
+        if window_values.size >= 5:
+            np.testing.assert_allclose(spread[end], np.std(window_values), rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(mean[end], np.mean(window_values), rtol=1e-14)
         else:
-            assert np.isnan(spread[end])
+            assert np.isnan(spread[end]) and np.isnan(mean[end])
+
+
+def _sparse_series(size, seed):
+    """Mostly a constant level with sparse spikes and gaps: the MAD collapses, the floor binds."""
+    rng = np.random.default_rng(seed)
+    values = np.full(size, 3.7e5)
+    spikes = rng.random(size) < 0.03
+    values[spikes] += rng.standard_t(2.0, spikes.sum()) * 1e3
+    values[rng.random(size) < 0.05] = np.nan
+    values[size // 2 : size // 2 + 90] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("window", [40, 300])  # inside one 64-tick block / across blocks
+def test_robust_z_is_prefix_and_chunk_invariant_bit_for_bit(window):
+    """z at a tick depends only on its window: not on later data, nor on where the series starts.
+
+    The old floor (a rolling std shifted by the whole series' mean, with prefix sums from index 0)
+    fails both checks in the last bits; the MAD is 0 at most ticks here, so z is the floor's.
+    """
+    values = _sparse_series(3000, seed=14)
+    min_periods = window // 2
+    full_z, full_scale = robust_z(values, window, min_periods, return_scale=True)
+    _, full_std = trailing_mean_std(values, window, min_periods)
+    floored = full_scale == 0.05 * full_std
+    assert floored.sum() > 1000 and np.isfinite(full_z).sum() > 2000
+    assert block_length(window) == 64 < 300
+
+    for stop in (1, 63, 64, 65, 1000, 1537, 2999):  # prefix invariance
+        z, scale = robust_z(values[:stop], window, min_periods, return_scale=True)
+        _, std = trailing_mean_std(values[:stop], window, min_periods)
+        assert_same((z, scale, std), (full_z[:stop], full_scale[:stop], full_std[:stop]))
+
+    for start in (1, 63, 64, 100, 1001, 1536):  # chunk invariance, given the chunk's origin
+        z, scale = robust_z(values[start:], window, min_periods, block_origin=start,
+                            return_scale=True)
+        mean, std = trailing_mean_std(values[start:], window, min_periods, block_origin=start)
+        full_mean, _ = trailing_mean_std(values, window, min_periods)
+        full = slice(start + window - 1, None)  # ticks whose window lies inside the chunk
+        assert_same((z[window - 1 :], scale[window - 1 :], mean[window - 1 :], std[window - 1 :]),
+                    (full_z[full], full_scale[full], full_mean[full], full_std[full]))
+        # an origin moved by a multiple of the block length gives the same blocks
+        shifted = robust_z(values[start:], window, min_periods, block_origin=start + 5 * 1024)
+        np.testing.assert_array_equal(shifted, z)
+
+
+def test_robust_z_return_scale_and_block_origin_arguments():
+    values = make_series("student_t", seed=15)
+    z, scale = robust_z(values, 31, 5, return_scale=True)
+    np.testing.assert_array_equal(z, robust_z(values, 31, 5))
+    median, mad = rolling_median_mad(values, 31, 5)
+    _, std = trailing_mean_std(values, 31, 5)
+    expected = np.maximum(MAD_TO_SIGMA * mad, 0.05 * std)
+    expected[np.isnan(values)] = np.nan
+    np.testing.assert_array_equal(scale, expected)
+    np.testing.assert_array_equal(z, (values - median) / (scale + 1e-12))
+    _, plain = robust_z(values, 31, 5, scale="mad", return_scale=True)
+    expected = MAD_TO_SIGMA * mad
+    expected[np.isnan(values)] = np.nan
+    np.testing.assert_array_equal(plain, expected)
+    for bad in (1.5, "3", None):
+        with pytest.raises(ValueError):
+            robust_z(values, 31, 5, block_origin=bad)
+    assert robust_z(np.array([]), 3, 1).size == 0
+    assert all(part.size == 0 for part in trailing_mean_std(np.array([]), 3, 1, block_origin=-5))
 
 
 _SIMULATOR_SCRIPT = textwrap.dedent(
@@ -195,7 +269,7 @@ _SIMULATOR_SCRIPT = textwrap.dedent(
     import numpy as np
     from numba import config
     assert config.ENABLE_CUDASIM
-    from gpu_lpi.robust import robust_z, rolling_median_mad
+    from gpu_lpi.robust import robust_z, rolling_median_mad, trailing_mean_std
     from tests.test_rolling_order_stats import make_series
     cases = [("student_t", 40, 5), ("integer_ties", 8, 1), ("constant_runs", 300, 1),
              ("all_nan", 10, 1), ("normal_gaps", 3, None)]
@@ -208,6 +282,15 @@ _SIMULATOR_SCRIPT = textwrap.dedent(
     values = make_series("student_t", size=200, seed=12)
     np.testing.assert_array_equal(robust_z(values, 33, 3, device="gpu"),
                                   robust_z(values, 33, 3, device="cpu"))
+    values = make_series("constant_runs", size=300, seed=12) + 1e5
+    for window, origin in ((20, 0), (150, 45)):  # inside one block / across blocks
+        on_gpu = robust_z(values, window, 3, device="gpu", block_origin=origin, return_scale=True)
+        on_cpu = robust_z(values, window, 3, device="cpu", block_origin=origin, return_scale=True)
+        for got, want in zip(on_gpu, on_cpu):
+            np.testing.assert_array_equal(got, want)
+        for got, want in zip(trailing_mean_std(values, window, 3, "gpu", origin),
+                             trailing_mean_std(values, window, 3, "cpu", origin)):
+            np.testing.assert_array_equal(got, want)
     print("simulator parity ok")
     """
 )
