@@ -52,7 +52,7 @@ from gpu_lpi.lpi import combine_lpi, robust_z_and_scale
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.robust import trailing_mean_std
 from gpu_lpi.schema import LIQ_SELL, TRADE_KIND_MARKET
-from gpu_lpi.store import TickStore
+from gpu_lpi.store import NS_PER_DAY, TickStore
 from kernels import tick_features as kernels
 from kernels.per_tick import run_per_tick
 
@@ -88,9 +88,17 @@ def to_ns(value) -> int:
     return int(stamp.value)
 
 
+#: Length of the pieces :func:`compute_features` computes one at a time (memory per piece is
+#: bounded; the results are the same for any split, see the module docstring).
+PIECE_NS = NS_PER_DAY
+
+
 def compute_features(store: TickStore | str, symbol: str, start, end,
                      params: FeatureParams | None = None, device: str = "auto") -> pa.Table:
     """Features, robust z-scores and LPI of ``symbol`` at every tick ``start <= t < end``.
+
+    Long ranges are computed a UTC day at a time, so the working memory is that of one day plus
+    the output table (about 250 bytes per tick).
 
     Parameters
     ----------
@@ -108,7 +116,11 @@ def compute_features(store: TickStore | str, symbol: str, start, end,
     pyarrow.Table
         Columns ``ts``, ``symbol`` and :data:`FEATURE_COLUMNS` (see the module docstring).
     """
-    return compute_feature_chunk(store, symbol, start, end, params, device).table
+    start_ns, end_ns = to_ns(start), to_ns(end)
+    cuts = [start_ns, *range((start_ns // PIECE_NS + 1) * PIECE_NS, end_ns, PIECE_NS), end_ns]
+    pieces = [compute_feature_chunk(store, symbol, low, high, params, device).table
+              for low, high in zip(cuts[:-1], cuts[1:]) if high > low]
+    return pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
 
 
 def compute_feature_chunk(store: TickStore | str, symbol: str, start, end,
@@ -272,7 +284,8 @@ def _oi_drop(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParam
 def _output_table(columns: dict, grid: TickGrid, symbol: str) -> pa.Table:
     keep = slice(grid.output_start, grid.count)
     times = grid.times[keep]
-    arrays = {"ts": pa.array(times, pa.int64()), "symbol": pa.array([symbol] * times.size, pa.string())}
+    arrays = {"ts": pa.array(times, pa.int64()),
+              "symbol": pa.array([symbol], pa.string()).take(np.zeros(times.size, dtype=np.int32))}
     for name in FEATURE_COLUMNS:
         arrays[name] = pa.array(np.ascontiguousarray(to_host(columns[name][keep])))
     return pa.table(arrays)
