@@ -18,6 +18,7 @@ import gzip
 import json
 import os
 import platform
+import resource
 import tempfile
 import time
 from datetime import date
@@ -81,15 +82,23 @@ def time_notebook_parse(files) -> float:
     return time.perf_counter() - start
 
 
-def report(label: str, files) -> list[str]:
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def report(label: str, files, with_anchor: bool = True) -> str:
+    """One table row; the anchor (which holds every message as a dict) only on small inputs."""
     messages = count_messages(files)
     time_parse(files[:1])                                  # warm up (numba/pyarrow)
     parse_s, rows = time_parse(files)
     ingest_s = time_ingest(files)
-    notebook_s = time_notebook_parse(files)
-    return [
-        f"| {label} | {messages:,} | {rows:,} | {parse_s:.2f} | {messages / parse_s:,.0f} | {rows / parse_s:,.0f} "
-        f"| {ingest_s:.2f} | {messages / ingest_s:,.0f} | {notebook_s:.2f} | {notebook_s / parse_s:.1f}x |"]
+    anchor = "- | -"
+    if with_anchor:
+        notebook_s = time_notebook_parse(files)
+        anchor = f"{notebook_s:.2f} | {notebook_s / parse_s:.1f}x"
+    return (f"| {label} | {messages:,} | {rows:,} | {parse_s:.2f} | {messages / parse_s:,.0f} "
+            f"| {rows / parse_s:,.0f} | {ingest_s:.2f} | {messages / ingest_s:,.0f} | {anchor} "
+            f"| {peak_rss_gb():.1f} |")
 
 
 def main() -> None:
@@ -101,19 +110,18 @@ def main() -> None:
     print(f"# ingest throughput, 1 core (pyarrow threads=1), {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cpus, {time.strftime('%Y-%m-%d')}")
     print("| input | messages | rows | parse s | messages/s | rows/s | ingest s | messages/s (ingest) "
-          "| json.loads+pandas s | speed-up |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| json.loads+pandas s | speed-up | peak RSS GB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     if REAL.is_dir():
-        for line in report("real captures (8 files)", sorted(REAL.rglob("*.gz"))):
-            print(line, flush=True)
+        print(report("real captures (8 files)", sorted(REAL.rglob("*.gz"))), flush=True)
     if args.synthetic_day:
         from gpu_lpi.synth import synthesize
 
         with tempfile.TemporaryDirectory() as raw:
             synthesize(raw, "binance-ws", ["BTCUSDT"], date(2024, 8, 5), 1, seed=1, rate_scale=args.rate_scale)
             files = sorted(Path(raw).glob("*.gz"))
-            for line in report(f"synthetic BTCUSDT day (rate x{args.rate_scale})", files):
-                print(line, flush=True)
+            print(report(f"synthetic BTCUSDT day (rate x{args.rate_scale})", files, with_anchor=False),
+                  flush=True)
 
 
 if __name__ == "__main__":
