@@ -24,7 +24,8 @@ def suite(device: str) -> list[list[str]]:
     common = [["bench_rolling.py", "--device", device, "--skip-pandas"],
               ["bench_features.py", "--device", device]]
     if device == "cpu":
-        return [["bench_ingest.py", "--synthetic-day"], ["bench_book.py"], ["bench_synth.py"], *common]
+        return [["bench_ingest.py", "--synthetic-day"], ["bench_book.py"], ["bench_synth.py"],
+                ["bench_memory.py"], *common]
     return common
 
 
