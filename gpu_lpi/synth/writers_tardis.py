@@ -14,16 +14,15 @@ trailing zeros (as Tardis prints them). The exchange is ``binance-futures`` for 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 from numba import njit
 
-from .daily_gzip import DailyGzipSink
 from .messages import BOOK_TICKER, DEPTH_DIFF, FORCE_ORDER, MARK_PRICE, OPEN_INTEREST, SNAPSHOT, TRADE
-from .stream_format import SymbolFormat, format_chunk
-from .textbuf import make_template, put_byte, put_piece, put_trimmed, put_uint
+from .stream_format import DailyWriter, SymbolFormat
+from .textbuf import make_template, new_text_cache, put_cached_fixed, put_piece, put_trimmed, put_uint
 
 HEADERS = {
     "trades": "exchange,symbol,timestamp,local_timestamp,id,side,price,amount",
@@ -50,58 +49,88 @@ def _template(exchange: str, symbol: str):
 def _begin_row(buf, pos, tpl, offs, timestamp_us, local_ns):
     pos = put_piece(buf, pos, tpl, offs, _PREFIX)
     pos = put_uint(buf, pos, timestamp_us)
-    pos = put_byte(buf, pos, 44)
-    pos = put_uint(buf, pos, local_ns // 1000)
-    return put_byte(buf, pos, 44)
+    buf[pos] = 44
+    pos = put_uint(buf, pos + 1, local_ns // 1000)
+    buf[pos] = 44
+    return pos + 1
 
 
 @njit(cache=True)
 def _end_row(buf, pos, line_local_ns, line_end, lines, local_ns):
-    pos = put_byte(buf, pos, 10)
+    buf[pos] = 10
     line_local_ns[lines] = local_ns
-    line_end[lines] = pos
-    return pos, lines + 1
+    line_end[lines] = pos + 1
+    return pos + 1, lines + 1
 
 
 @njit(cache=True)
-def _trades(messages, level_price, level_qty, tpl, offs, tick_units, price_dec, lot_units, qty_dec,
-            buf, line_local_ns, line_end):
+def _put_price(buf, pos, ticks, units, cache, text):
+    """Price in ticks, trimmed, then a comma."""
+    pos = put_cached_fixed(buf, pos, ticks, units[0], units[1], True, cache, text)
+    buf[pos] = 44
+    return pos + 1
+
+
+@njit(cache=True)
+def _put_qty(buf, pos, lots, units):
+    """Quantity in lots, trimmed (no comma)."""
+    return put_trimmed(buf, pos, lots * units[2], units[3])
+
+
+@njit(cache=True)
+def _put_side(buf, pos, tpl, offs, side_piece):
+    pos = put_piece(buf, pos, tpl, offs, side_piece)
+    buf[pos] = 44
+    return pos + 1
+
+
+@njit(cache=True)
+def _one_row_per_message(messages, level_price, level_qty, tpl, offs, units, cache, text, kind, buf, line_local_ns,
+                         line_end):
+    """``trades`` (``kind`` TRADE), ``quotes`` (BOOK_TICKER) or ``liquidations`` (FORCE_ORDER): one row
+    per message of that kind, timestamp ``T``."""
     pos = lines = 0
     for i in range(messages.size):
         m = messages[i]
-        if m.kind != TRADE:
+        if m.kind != kind:
             continue
         pos = _begin_row(buf, pos, tpl, offs, m.trade_ms * 1000, m.local_ns)
-        pos = put_uint(buf, pos, m.f0)
-        pos = put_byte(buf, pos, 44)
-        pos = put_piece(buf, pos, tpl, offs, _SELL if m.f3 == 1 else _BUY)
-        pos = put_byte(buf, pos, 44)
-        pos = put_trimmed(buf, pos, m.f1 * tick_units, price_dec)
-        pos = put_byte(buf, pos, 44)
-        pos = put_trimmed(buf, pos, m.f2 * lot_units, qty_dec)
+        if kind == TRADE:
+            pos = put_uint(buf, pos, m.f0)
+            buf[pos] = 44
+            pos = _put_side(buf, pos + 1, tpl, offs, _SELL if m.f3 == 1 else _BUY)
+            pos = _put_price(buf, pos, m.f1, units, cache, text)
+            pos = _put_qty(buf, pos, m.f2, units)
+        elif kind == BOOK_TICKER:
+            pos = _put_qty(buf, pos, m.f4, units)
+            buf[pos] = 44
+            pos = _put_price(buf, pos + 1, m.f3, units, cache, text)
+            pos = _put_price(buf, pos, m.f1, units, cache, text)
+            pos = _put_qty(buf, pos, m.f2, units)
+        else:
+            buf[pos] = 44
+            pos = _put_side(buf, pos + 1, tpl, offs, _SELL if m.f0 == 1 else _BUY)
+            pos = _put_price(buf, pos, m.f2, units, cache, text)
+            pos = _put_qty(buf, pos, m.f1, units)
         pos, lines = _end_row(buf, pos, line_local_ns, line_end, lines, m.local_ns)
     return lines, pos
 
 
 @njit(cache=True)
 def _book_rows(buf, pos, lines, m, timestamp_us, level_price, level_qty, first, count, side_piece,
-               snapshot_piece, tpl, offs, tick_units, price_dec, lot_units, qty_dec, line_local_ns, line_end):
+               snapshot_piece, tpl, offs, units, cache, text, line_local_ns, line_end):
     for index in range(first, first + count):
         pos = _begin_row(buf, pos, tpl, offs, timestamp_us, m.local_ns)
-        pos = put_piece(buf, pos, tpl, offs, snapshot_piece)
-        pos = put_byte(buf, pos, 44)
-        pos = put_piece(buf, pos, tpl, offs, side_piece)
-        pos = put_byte(buf, pos, 44)
-        pos = put_trimmed(buf, pos, level_price[index] * tick_units, price_dec)
-        pos = put_byte(buf, pos, 44)
-        pos = put_trimmed(buf, pos, level_qty[index] * lot_units, qty_dec)
+        pos = _put_side(buf, pos, tpl, offs, snapshot_piece)
+        pos = _put_side(buf, pos, tpl, offs, side_piece)
+        pos = _put_price(buf, pos, level_price[index], units, cache, text)
+        pos = _put_qty(buf, pos, level_qty[index], units)
         pos, lines = _end_row(buf, pos, line_local_ns, line_end, lines, m.local_ns)
     return pos, lines
 
 
 @njit(cache=True)
-def _incremental_book(messages, level_price, level_qty, tpl, offs, tick_units, price_dec, lot_units, qty_dec,
-                      buf, line_local_ns, line_end):
+def _incremental_book(messages, level_price, level_qty, tpl, offs, units, cache, text, buf, line_local_ns, line_end):
     pos = lines = 0
     for i in range(messages.size):
         m = messages[i]
@@ -112,30 +141,9 @@ def _incremental_book(messages, level_price, level_qty, tpl, offs, tick_units, p
         else:
             continue
         pos, lines = _book_rows(buf, pos, lines, m, timestamp_us, level_price, level_qty, first, bids, _BID, flag,
-                                tpl, offs, tick_units, price_dec, lot_units, qty_dec, line_local_ns, line_end)
+                                tpl, offs, units, cache, text, line_local_ns, line_end)
         pos, lines = _book_rows(buf, pos, lines, m, timestamp_us, level_price, level_qty, first + bids, asks, _ASK,
-                                flag, tpl, offs, tick_units, price_dec, lot_units, qty_dec, line_local_ns,
-                                line_end)
-    return lines, pos
-
-
-@njit(cache=True)
-def _quotes(messages, level_price, level_qty, tpl, offs, tick_units, price_dec, lot_units, qty_dec,
-            buf, line_local_ns, line_end):
-    pos = lines = 0
-    for i in range(messages.size):
-        m = messages[i]
-        if m.kind != BOOK_TICKER:
-            continue
-        pos = _begin_row(buf, pos, tpl, offs, m.trade_ms * 1000, m.local_ns)
-        pos = put_trimmed(buf, pos, m.f4 * lot_units, qty_dec)
-        pos = put_byte(buf, pos, 44)
-        pos = put_trimmed(buf, pos, m.f3 * tick_units, price_dec)
-        pos = put_byte(buf, pos, 44)
-        pos = put_trimmed(buf, pos, m.f1 * tick_units, price_dec)
-        pos = put_byte(buf, pos, 44)
-        pos = put_trimmed(buf, pos, m.f2 * lot_units, qty_dec)
-        pos, lines = _end_row(buf, pos, line_local_ns, line_end, lines, m.local_ns)
+                                flag, tpl, offs, units, cache, text, line_local_ns, line_end)
     return lines, pos
 
 
@@ -143,12 +151,14 @@ def _quotes(messages, level_price, level_qty, tpl, offs, tick_units, price_dec, 
 def _put_if_seen(buf, pos, seen, value, units, decimals):
     if seen:
         pos = put_trimmed(buf, pos, value * units, decimals)
-    return put_byte(buf, pos, 44)
+    buf[pos] = 44
+    return pos + 1
 
 
 @njit(cache=True)
-def _derivative_ticker(messages, level_price, level_qty, tpl, offs, tick_units, price_dec, lot_units, qty_dec,
-                       latest, buf, line_local_ns, line_end):
+def _derivative_ticker(messages, level_price, level_qty, tpl, offs, units, cache, text, latest, buf, line_local_ns,
+                       line_end):
+    tick_units, price_dec, lot_units, qty_dec = units
     pos = lines = 0
     for i in range(messages.size):
         m = messages[i]
@@ -170,10 +180,10 @@ def _derivative_ticker(messages, level_price, level_qty, tpl, offs, tick_units, 
                          m.local_ns)
         if seen_mark:
             pos = put_uint(buf, pos, latest[_FUNDING_TS] * 1000)
-        pos = put_byte(buf, pos, 44)
-        pos = _put_if_seen(buf, pos, seen_mark, latest[_FUNDING_RATE], 1, 8)
-        pos = put_byte(buf, pos, 44)
-        pos = _put_if_seen(buf, pos, latest[_SEEN_OI] == 1, latest[_OPEN_INTEREST], lot_units, qty_dec)
+        buf[pos] = 44
+        pos = _put_if_seen(buf, pos + 1, seen_mark, latest[_FUNDING_RATE], 1, 8)
+        buf[pos] = 44
+        pos = _put_if_seen(buf, pos + 1, latest[_SEEN_OI] == 1, latest[_OPEN_INTEREST], lot_units, qty_dec)
         pos = _put_if_seen(buf, pos, latest[_SEEN_TRADE] == 1, latest[_LAST_PRICE], tick_units, price_dec)
         pos = _put_if_seen(buf, pos, seen_mark, latest[_INDEX_PRICE], 1, 8)
         if seen_mark:
@@ -182,31 +192,13 @@ def _derivative_ticker(messages, level_price, level_qty, tpl, offs, tick_units, 
     return lines, pos
 
 
-@njit(cache=True)
-def _liquidations(messages, level_price, level_qty, tpl, offs, tick_units, price_dec, lot_units, qty_dec,
-                  buf, line_local_ns, line_end):
-    pos = lines = 0
-    for i in range(messages.size):
-        m = messages[i]
-        if m.kind != FORCE_ORDER:
-            continue
-        pos = _begin_row(buf, pos, tpl, offs, m.trade_ms * 1000, m.local_ns)
-        pos = put_byte(buf, pos, 44)
-        pos = put_piece(buf, pos, tpl, offs, _SELL if m.f0 == 1 else _BUY)
-        pos = put_byte(buf, pos, 44)
-        pos = put_trimmed(buf, pos, m.f2 * tick_units, price_dec)
-        pos = put_byte(buf, pos, 44)
-        pos = put_trimmed(buf, pos, m.f1 * lot_units, qty_dec)
-        pos, lines = _end_row(buf, pos, line_local_ns, line_end, lines, m.local_ns)
-    return lines, pos
-
-
+#: Per data type: the formatter and its constant arguments after the price cache.
 _FORMATTERS = {
-    "trades": _trades,
-    "incremental_book_L2": _incremental_book,
-    "quotes": _quotes,
-    "derivative_ticker": _derivative_ticker,
-    "liquidations": _liquidations,
+    "trades": (_one_row_per_message, (TRADE,)),
+    "incremental_book_L2": (_incremental_book, ()),
+    "quotes": (_one_row_per_message, (BOOK_TICKER,)),
+    "derivative_ticker": (_derivative_ticker, ()),
+    "liquidations": (_one_row_per_message, (FORCE_ORDER,)),
 }
 
 
@@ -215,40 +207,28 @@ def exchange_name(fmt: SymbolFormat) -> str:
     return "binance-delivery" if fmt.is_inverse else "binance-futures"
 
 
-class TardisWriter:
-    """Write one symbol's simulated messages as daily Tardis CSV files, one family per data type.
-
-    Parameters
-    ----------
-    out_dir : Path
-        Output folder.
-    fmt : SymbolFormat
-        The symbol's formatting facts.
-    first_day : datetime.date
-        First UTC day.
-    days : int
-        Number of days.
-    """
+class TardisWriter(DailyWriter):
+    """Write one symbol's simulated messages as daily Tardis CSV files, one family per data type
+    (parameters: see :class:`~.stream_format.DailyWriter`)."""
 
     def __init__(self, out_dir: Path, fmt: SymbolFormat, first_day: date, days: int) -> None:
-        first_day_ns = (first_day - date(1970, 1, 1)).days * 86_400_000_000_000
+        super().__init__(out_dir, fmt, first_day, days)
         exchange = exchange_name(fmt)
         self._sinks = {
-            data_type: DailyGzipSink(
-                lambda day, data_type=data_type: out_dir / (
-                    f"{exchange}_{data_type}_{first_day + timedelta(days=day):%Y-%m-%d}_{fmt.symbol}.csv.gz"),
-                first_day_ns, days, header=(HEADERS[data_type] + "\n").encode())
+            data_type: self._daily_sink(
+                lambda day, data_type=data_type: f"{exchange}_{data_type}_{day:%Y-%m-%d}_{fmt.symbol}.csv.gz",
+                header=(HEADERS[data_type] + "\n").encode())
             for data_type in _FORMATTERS
         }
-        self._args = (*_template(exchange, fmt.symbol), fmt.tick_units, fmt.price_decimals, fmt.lot_units,
-                      fmt.qty_decimals)
+        self._args = (*_template(exchange, fmt.symbol),
+                      (fmt.tick_units, fmt.price_decimals, fmt.lot_units, fmt.qty_decimals), *new_text_cache())
         self._latest = np.zeros(9, dtype=np.int64)
 
     def write(self, chunk) -> None:
         """Append one simulator chunk to every data type."""
-        for data_type, formatter in _FORMATTERS.items():
-            extra = (self._latest,) if data_type == "derivative_ticker" else ()
-            format_chunk(self._sinks[data_type], formatter, chunk, *self._args, *extra)
+        for data_type, (formatter, extra) in _FORMATTERS.items():
+            state = (self._latest,) if formatter is _derivative_ticker else ()
+            self._format(self._sinks[data_type], formatter, chunk, *self._args, *extra, *state)
 
     def close(self) -> list[Path]:
         """Finish the files and return their paths."""
