@@ -98,13 +98,7 @@ def _cudf():
 
 
 def _read_with_cudf(cudf, store, table, symbol, start_ns, end_ns, columns) -> dict:
-    from gpu_lpi.store import PARTITION_FILE, day_of, day_to_date
-
-    first = None if start_ns is None else day_to_date(int(day_of(np.int64(start_ns))))
-    last = None if end_ns is None else day_to_date(int(day_of(np.int64(end_ns - 1))))
-    paths = [str(store.partition_dir(table, symbol, d) / PARTITION_FILE)
-             for d in store.dates(table, symbol)
-             if (first is None or d >= first) and (last is None or d <= last)]
+    paths = store.partition_paths(table, symbol, start_ns, end_ns)
     if not paths:
         host = store.read_arrays(table, symbol, start_ns, end_ns, columns)
         return {name: _cupy().asarray(values) for name, values in host.items()}

@@ -126,6 +126,15 @@ class TickStore:
         return sorted(date.fromisoformat(p.name.split("=", 1)[1])
                       for p in folder.glob("date=*") if (p / PARTITION_FILE).exists())
 
+    def partition_paths(self, table: str, symbol: str, start_ns: int | None = None,
+                        end_ns: int | None = None) -> list[str]:
+        """Files of the partitions of ``table`` for ``symbol`` whose dates meet ``[start_ns, end_ns)``."""
+        first = None if start_ns is None else day_to_date(int(day_of(np.int64(start_ns))))
+        last = None if end_ns is None else day_to_date(int(day_of(np.int64(end_ns - 1))))
+        return [str(self.partition_dir(table, symbol, d) / PARTITION_FILE)
+                for d in self.dates(table, symbol)
+                if (first is None or d >= first) and (last is None or d <= last)]
+
     def read(self, table: str, symbol: str, start_ns: int | None = None, end_ns: int | None = None,
              columns: Iterable[str] | None = None) -> pa.Table:
         """Rows of ``table`` for ``symbol`` with ``start_ns <= ts < end_ns``, in storage order.
@@ -134,11 +143,7 @@ class TickStore:
         """
         spec = TABLES[table]
         names = list(columns) if columns is not None else spec.schema.names
-        first = None if start_ns is None else day_to_date(int(day_of(np.int64(start_ns))))
-        last = None if end_ns is None else day_to_date(int(day_of(np.int64(end_ns - 1))))
-        paths = [str(self.partition_dir(table, symbol, d) / PARTITION_FILE)
-                 for d in self.dates(table, symbol)
-                 if (first is None or d >= first) and (last is None or d <= last)]
+        paths = self.partition_paths(table, symbol, start_ns, end_ns)
         if not paths:
             return spec.schema.empty_table().select(names)
         dataset = ds.dataset(paths, schema=spec.schema, format="parquet")

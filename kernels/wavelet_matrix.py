@@ -118,33 +118,26 @@ def compile_tick_body(device_jit):
         return np.int64(directory[level, word_index, 1]) + offset - ones
 
     @device_jit
+    def descend(directory, level_zeros, level, start, stop, k, rank):
+        """One level of a k-th-smallest search: the narrowed range, the remaining k, the rank bits."""
+        zeros_at_start = zeros_before(directory, level, start)
+        zeros_at_stop = zeros_before(directory, level, stop)
+        zeros = zeros_at_stop - zeros_at_start
+        if k < zeros:
+            return zeros_at_start, zeros_at_stop, k, 2 * rank
+        return (start + level_zeros[level] - zeros_at_start, stop + level_zeros[level] - zeros_at_stop,
+                k - zeros, 2 * rank + 1)
+
+    @device_jit
     def two_order_values(directory, level_zeros, sorted_values, start, stop, first_k, second_k):
         """Values of the ``first_k``-th and ``second_k``-th smallest in [start, stop)."""
         first_start, first_stop, first_rank = start, stop, 0
         second_start, second_stop, second_rank = start, stop, 0
         for level in range(level_zeros.shape[0]):
-            zeros_at_start = zeros_before(directory, level, first_start)
-            zeros_at_stop = zeros_before(directory, level, first_stop)
-            zeros = zeros_at_stop - zeros_at_start
-            if first_k < zeros:
-                first_start, first_stop = zeros_at_start, zeros_at_stop
-                first_rank = 2 * first_rank
-            else:
-                first_k -= zeros
-                first_start += level_zeros[level] - zeros_at_start
-                first_stop += level_zeros[level] - zeros_at_stop
-                first_rank = 2 * first_rank + 1
-            zeros_at_start = zeros_before(directory, level, second_start)
-            zeros_at_stop = zeros_before(directory, level, second_stop)
-            zeros = zeros_at_stop - zeros_at_start
-            if second_k < zeros:
-                second_start, second_stop = zeros_at_start, zeros_at_stop
-                second_rank = 2 * second_rank
-            else:
-                second_k -= zeros
-                second_start += level_zeros[level] - zeros_at_start
-                second_stop += level_zeros[level] - zeros_at_stop
-                second_rank = 2 * second_rank + 1
+            first_start, first_stop, first_k, first_rank = descend(
+                directory, level_zeros, level, first_start, first_stop, first_k, first_rank)
+            second_start, second_stop, second_k, second_rank = descend(
+                directory, level_zeros, level, second_start, second_stop, second_k, second_rank)
         return sorted_values[first_rank], sorted_values[second_rank]
 
     @device_jit

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,25 @@ def store_files(root: Path) -> dict[str, bytes]:
     """Every data file under a store (reports excluded), by relative path: to compare stores."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and "_reports" not in p.parts}
+
+
+def cuda_device_present() -> bool:
+    """Whether CuPy imports and sees a CUDA device (for the real-GPU parity tests)."""
+    try:
+        import cupy
+    except ImportError:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except cupy.cuda.runtime.CUDARuntimeError:
+        return False
+
+
+def run_under_cuda_simulator(script: str, timeout: int = 600) -> str:
+    """Run ``script`` in a fresh interpreter with ``NUMBA_ENABLE_CUDASIM=1`` (it must be set before
+    numba is imported); assert it succeeded and return its standard output."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done.stdout

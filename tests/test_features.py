@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -16,10 +12,9 @@ from gpu_lpi.errors import ConfigError
 from gpu_lpi.features import FEATURE_COLUMNS, compute_features
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.store import TickStore
+from tests.conftest import REPO, cuda_device_present, run_under_cuda_simulator
 from tests.feature_stores import MS, SYMBOL, T0, build_store, random_store
 
-REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = REPO.parent / "shared" / "data"
 TICK = 250 * MS
 TINY = FeatureParams(window_hours=0.001, adv_window_hours=0.001, depth_window_hours=0.001,
                      min_periods_s=0.5, book_max_age_s=3600.0, oi_lag_s=1.0)
@@ -169,14 +164,9 @@ def test_chunked_equals_unchunked(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def real_store(tmp_path_factory):
-    if not REAL_DATA.is_dir():
-        pytest.skip("real captures not present")
-    from gpu_lpi.ingest import ingest
-
-    root = tmp_path_factory.mktemp("real") / "store"
-    ingest([REAL_DATA / "binance-usdm-ws"], "binance-ws", root)
-    return TickStore(root)
+def real_tick_store(real_store):
+    """The store of every real capture (``conftest.real_store``), without its ingest report."""
+    return real_store[0]
 
 
 REAL_START, REAL_END = "2024-07-18T23:57:30", "2024-07-19T00:05:00"
@@ -185,9 +175,9 @@ REAL = FeatureParams(window_hours=0.05, adv_window_hours=0.05, depth_window_hour
 
 
 @pytest.mark.realdata
-def test_real_captures_prefix_invariance_and_finite_z(real_store, tmp_path):
+def test_real_captures_prefix_invariance_and_finite_z(real_tick_store, tmp_path):
     cut_ns = int(np.datetime64("2024-07-19T00:02:10.1234", "ns").astype(np.int64))
-    full, _, _ = _check_prefix_invariance(real_store, "ETHUSDT", REAL_START, REAL_END, cut_ns, REAL,
+    full, _, _ = _check_prefix_invariance(real_tick_store, "ETHUSDT", REAL_START, REAL_END, cut_ns, REAL,
                                           tmp_path)
     warm = full.slice(400)  # past the first snapshot and min_periods
     for feature in ("fsi", "fsi_up", "ldr", "ldr_up", "pi"):
@@ -199,11 +189,11 @@ def test_real_captures_prefix_invariance_and_finite_z(real_store, tmp_path):
 
 
 @pytest.mark.realdata
-def test_real_captures_chunked_equals_unchunked(real_store):
-    whole = compute_features(real_store, "BTCUSDT", REAL_START, REAL_END, REAL, "cpu")
+def test_real_captures_chunked_equals_unchunked(real_tick_store):
+    whole = compute_features(real_tick_store, "BTCUSDT", REAL_START, REAL_END, REAL, "cpu")
     middle = "2024-07-19T00:00:00"
-    pieces = pa.concat_tables([compute_features(real_store, "BTCUSDT", REAL_START, middle, REAL, "cpu"),
-                               compute_features(real_store, "BTCUSDT", middle, REAL_END, REAL, "cpu")])
+    pieces = pa.concat_tables([compute_features(real_tick_store, "BTCUSDT", REAL_START, middle, REAL, "cpu"),
+                               compute_features(real_tick_store, "BTCUSDT", middle, REAL_END, REAL, "cpu")])
     _assert_same(whole, pieces)
 
 
@@ -263,26 +253,11 @@ print("simulator parity ok")
 
 
 def test_gpu_kernels_under_cuda_simulator_match_cpu():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    done = subprocess.run([sys.executable, "-c", SIMULATOR_SCRIPT], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "simulator parity ok" in done.stdout
-
-
-def _cuda_device_present() -> bool:
-    try:
-        import cupy
-    except ImportError:
-        return False
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except cupy.cuda.runtime.CUDARuntimeError:
-        return False
+    assert "simulator parity ok" in run_under_cuda_simulator(SIMULATOR_SCRIPT)
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cuda_device_present(), reason="needs CuPy and a CUDA GPU")
+@pytest.mark.skipif(not cuda_device_present(), reason="needs CuPy and a CUDA GPU")
 def test_gpu_parity_on_real_gpu(tmp_path):
     store = random_store(tmp_path / "store", seed=4, minutes=3.0)
     cpu = compute_features(store, SYMBOL, T0, T0 + 180_000 * MS, SMALL, "cpu")
@@ -296,7 +271,7 @@ def test_gpu_io_reads_the_same_arrays(tmp_path):
     store = random_store(tmp_path / "store", minutes=1.0)
     columns = ("ts", "price", "is_buyer_maker")
     host = store.read_arrays("trades", SYMBOL, T0, T0 + 30_000 * MS, columns)
-    xp = pytest.importorskip("cupy") if _cuda_device_present() else np
+    xp = pytest.importorskip("cupy") if cuda_device_present() else np
     device = read_arrays_on_device(store, "trades", SYMBOL, T0, T0 + 30_000 * MS, columns, xp)
     for name in columns:
         np.testing.assert_array_equal(to_host(device[name]), host[name])

@@ -1,11 +1,7 @@
 """Exact rolling median / MAD (CPU sliding path, wavelet bodies, CUDA kernel), block-aligned
 trailing mean / std and robust z."""
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +21,7 @@ from kernels.rolling_order_stats import (
 from kernels.sliding_order_stats import sliding_median_mad
 from kernels.wavelet_matrix import build_wavelet_matrix
 from tests import reference
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import cuda_device_present, run_under_cuda_simulator
 SIZE = 240
 WINDOWS = [1, 2, 3, 4, 7, 16, 51, SIZE + 7]
 
@@ -297,28 +292,11 @@ _SIMULATOR_SCRIPT = textwrap.dedent(
 
 
 def test_cuda_kernel_under_simulator_matches_cpu():
-    environment = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    result = subprocess.run(
-        [sys.executable, "-c", _SIMULATOR_SCRIPT], cwd=REPO, env=environment,
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "simulator parity ok" in result.stdout
-
-
-def _gpu_available():
-    try:
-        import cupy
-    except ImportError:
-        return False
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except cupy.cuda.runtime.CUDARuntimeError:
-        return False
+    assert "simulator parity ok" in run_under_cuda_simulator(_SIMULATOR_SCRIPT, timeout=300)
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _gpu_available(), reason="needs CuPy and a CUDA GPU")
+@pytest.mark.skipif(not cuda_device_present(), reason="needs CuPy and a CUDA GPU")
 def test_gpu_matches_cpu_bit_for_bit_on_a_large_series():
     import cupy
 
