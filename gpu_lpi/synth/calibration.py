@@ -6,7 +6,7 @@ Measured on 2024-11-25 by running ``python -m gpu_lpi.synth.calibration /work/sh
 (:func:`measure_all` below) on the hftbacktest captures in ``shared/data``: USD-M BTCUSDT and ETHUSDT
 2024-08-08 23:54:16-24:00:00 (345 s each) and COIN-M BTCUSD_PERP 2024-08-08 23:54 - 08-09 00:05
 (647 s). The same function run on synthetic output checks the simulator (see
-``bench/RESULTS_synth.md``).
+``bench/RESULTS.md``).
 
 ==============================================  ===============  ===============  ===============
 statistic                                       BTCUSDT          ETHUSDT          BTCUSD_PERP
