@@ -89,7 +89,6 @@ def peak_rss_gb() -> float:
 def report(label: str, files, with_anchor: bool = True) -> str:
     """One table row; the anchor (which holds every message as a dict) only on small inputs."""
     messages = count_messages(files)
-    time_parse(files[:1])                                  # warm up (numba/pyarrow)
     parse_s, rows = time_parse(files)
     ingest_s = time_ingest(files)
     anchor = "- | -"
@@ -112,8 +111,10 @@ def main() -> None:
     print("| input | messages | rows | parse s | messages/s | rows/s | ingest s | messages/s (ingest) "
           "| json.loads+pandas s | speed-up | peak RSS GB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    if REAL.is_dir():
-        print(report("real captures (8 files)", sorted(REAL.rglob("*.gz"))), flush=True)
+    real = sorted(REAL.rglob("*.gz")) if REAL.is_dir() else []
+    time_parse(real[:1])                                   # warm up (numba compilation)
+    if real:
+        print(report(f"real captures ({len(real)} files)", real), flush=True)
     if args.synthetic_day:
         from gpu_lpi.synth import synthesize
 

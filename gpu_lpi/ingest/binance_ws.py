@@ -343,7 +343,7 @@ class _SymbolState:
 
     def __init__(self):
         self.last_u: int | None = None          # final update id of the last depth diff
-        self.seen_ids: dict[str, set] = defaultdict(set)
+        self.seen_ids: dict[str, _RecentIds] = defaultdict(_RecentIds)
 
 
 def parse(files: list[Path], ctx, progress: bool = False):
@@ -385,16 +385,41 @@ def _by_symbol(table: pa.Table, column: str, lines, local):
         yield str(symbol), table.filter(pa.array(mask)), lines[mask], local[mask]
 
 
-def _first_occurrences(ids: np.ndarray, seen: set, lines, path, ctx) -> np.ndarray:
-    """Mask of rows whose id is new (not earlier in the file nor in earlier files); rejects repeats."""
+#: How many of the highest ids seen per stream a duplicate is looked up among. Streams deliver ids
+#: in increasing order, so a repeat arrives soon after the original; a repeat of an id older than
+#: this many messages would go undetected (and be stored twice).
+RECENT_IDS = 1 << 20
+
+
+class _RecentIds:
+    """The highest ids seen so far in one stream (sorted), to spot repeated messages."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self):
+        self.ids = np.empty(0, dtype=np.int64)
+
+    def seen(self, ids: np.ndarray) -> np.ndarray:
+        """Mask of ``ids`` already seen."""
+        if not self.ids.size:
+            return np.zeros(ids.size, dtype=bool)
+        position = np.minimum(np.searchsorted(self.ids, ids), self.ids.size - 1)
+        return self.ids[position] == ids
+
+    def add(self, ids: np.ndarray) -> None:
+        self.ids = np.union1d(self.ids, ids)[-RECENT_IDS:]
+
+
+def _first_occurrences(ids: np.ndarray, recent: _RecentIds, lines, path, ctx) -> np.ndarray:
+    """Mask of rows whose id is new (not earlier in the block nor among the recent ids of the
+    stream, across files); rejects the repeats."""
     _, first = np.unique(ids, return_index=True)
     keep = np.zeros(ids.size, dtype=bool)
     keep[first] = True
-    if seen:
-        keep &= ~np.isin(ids, np.fromiter(seen, dtype=np.int64, count=len(seen)))
+    keep &= ~recent.seen(ids)
     for row in np.flatnonzero(~keep):
         ctx.reject(path, int(lines[row]), "duplicate message", f"id {int(ids[row])} already seen")
-    seen.update(ids[keep].tolist())
+    recent.add(ids[keep])
     return keep
 
 
