@@ -289,3 +289,42 @@ def test_gpu_io_with_cudf(tmp_path):
     device = read_arrays_on_device(store, "trades", SYMBOL, T0, T0 + 30_000 * MS, columns, cupy)
     for name in columns:
         np.testing.assert_array_equal(device[name].get(), host[name])
+
+
+def _write(store: TickStore, table: str, columns: dict) -> None:
+    from gpu_lpi.schema import TABLES
+
+    with store.transaction() as tx:
+        tx.write(table, SYMBOL, pa.table(columns, schema=TABLES[table].schema))
+
+
+def test_book_fallbacks_top_n_levels_and_depth_bands(tmp_path):
+    """Without L2 diffs the depth comes from top-N snapshots, else from bookDepth bands (spec η band
+    on the snapshot's levels; the narrowest percentage band), never from stale rows."""
+    from gpu_lpi.book_at_ticks import book_source, sample_book
+
+    quotes = {"ts": [T0 - 10 * MS], "bid": [100.0], "ask": [100.02], "bid_qty": [1.0], "ask_qty": [2.0],
+              "update_id": [1], "local_ts": [None]}
+    store = build_store(tmp_path / "store", quotes)
+    params = FeatureParams(eta_bps=10.0, book_max_age_s=1.0)
+    times = np.array([T0, T0 + 500 * MS, T0 + 3_000 * MS])
+    assert book_source(store, SYMBOL) == "book_ticker"
+    _write(store, "depth_bands", {"ts": [T0 - 5 * MS] * 4, "pct": [-1.0, -5.0, 1.0, 5.0],
+                                  "depth": [7.0, 30.0, 9.0, 40.0], "notional": [0.0] * 4})
+    assert book_source(store, SYMBOL) == "depth_bands"
+    bands = sample_book(store, SYMBOL, "depth_bands", times, params)
+    np.testing.assert_array_equal(bands.depth_bid[:2], [7.0, 7.0])
+    np.testing.assert_array_equal(bands.depth_ask[:2], [9.0, 9.0])
+    assert bands.bid[0] == 100.0 and np.isnan(bands.depth_bid[2]) and np.isnan(bands.bid[2])
+    # a top-5 snapshot: 100.00, 99.95, 99.90, 99.85, 99.80 (10 bps below 100 is 99.90: 3 levels in)
+    levels = np.arange(5)
+    _write(store, "book_levels", {
+        "ts": [T0 - 1 * MS] * 5, "level": levels.astype(np.int16), "bid": 100.0 - 0.05 * levels,
+        "bid_qty": [1.0, 2.0, 4.0, 8.0, 16.0], "ask": 100.02 + 0.05 * levels,
+        "ask_qty": [3.0, 5.0, 7.0, 11.0, 13.0], "local_ts": [None] * 5})
+    assert book_source(store, SYMBOL) == "book_levels"
+    top = sample_book(store, SYMBOL, "book_levels", times, params)
+    assert top.bid[0] == 100.0 and top.ask[0] == 100.02 and top.bid_qty[0] == 1.0
+    assert top.depth_bid[0] == 1.0 + 2.0 + 4.0          # 99.90 >= 100 * (1 - 0.001)
+    assert top.depth_ask[0] == 3.0 + 5.0 + 7.0           # 100.12 <= 100.02 * 1.001 = 100.12002
+    assert np.isnan(top.depth_bid[2])                    # 3 s after the snapshot: stale
