@@ -86,8 +86,24 @@ def merge_rows(existing: pa.Table | None, new: pa.Table, spec: TableSpec) -> tup
     if added.num_rows == 0:
         return existing, 0
     merged = added if existing is None else pa.concat_tables([existing.cast(spec.schema), added])
+    if _is_sorted(merged, spec.sort_by):     # the usual case for a first ingest: no copy
+        return merged, added.num_rows
     order = pc.sort_indices(merged, sort_keys=[(name, "ascending") for name in spec.sort_by])
     return merged.take(order), added.num_rows
+
+
+def _is_sorted(table: pa.Table, keys: tuple[str, ...]) -> bool:
+    """Whether the rows are in ascending lexicographic order of ``keys``."""
+    if table.num_rows < 2:
+        return True
+    tied = np.ones(table.num_rows - 1, dtype=bool)
+    for name in keys:
+        values = table.column(name).to_numpy()
+        earlier, later = values[:-1], values[1:]
+        if np.any(tied & (later < earlier)):
+            return False
+        tied &= later == earlier
+    return True
 
 
 class TickStore:
