@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from gpu_lpi.book import group_messages, replay
+from gpu_lpi.book import group_messages, sample_at_times
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.grid import as_of
 from gpu_lpi.params import FeatureParams
@@ -137,13 +137,13 @@ def _replayed(store, symbol, times, params, with_depth: bool) -> BookAtTicks:
     load_from = snapshot if snapshot is not None else int(times[0]) - _max_age_ns(params)
     rows = store.read_arrays("depth_diff", symbol, load_from, int(times[-1]) + 1)
     messages = group_messages(rows, store.symbol_info(symbol)["tick_size"])
-    sample_msg = as_of(messages.ts, times)
-    samples = replay(messages, sample_msg, (params.eta_bps,) if with_depth else ())
+    samples = sample_at_times(messages, times, (params.eta_bps,) if with_depth else (),
+                              max_age_ns=_max_age_ns(params))
     depth_bid = samples.depth_bid[0] if with_depth else samples.bid_qty
     depth_ask = samples.depth_ask[0] if with_depth else samples.ask_qty
     book = BookAtTicks(samples.bid, samples.ask, samples.bid_qty, samples.ask_qty, depth_bid,
                        depth_ask)
-    return _masked(book, samples.valid & _fresh(sample_msg, messages.ts, times, params))
+    return _masked(book, samples.valid)
 
 
 def _top_n(store, symbol, times, params) -> BookAtTicks:
