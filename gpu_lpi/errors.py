@@ -22,3 +22,8 @@ class InputError(GpuLpiError):
 
 class ConfigError(GpuLpiError):
     """A problem in a job spec or command-line option: names the field and what was expected."""
+
+
+class StoreError(GpuLpiError):
+    """A tick store that cannot be used as asked: not writable, a corrupt partition, an unfinished
+    commit that cannot be completed; the message says what to do."""

@@ -9,9 +9,19 @@ has one (trades, book ticker, depth diffs, snapshots, liquidations); streams tha
 time use it (Binance ``markPriceUpdate`` ``E``, open-interest ``time``). Tardis book rows carry the
 websocket event time ``E`` (that is what Tardis records).
 
-Each table also declares its *row key*: the columns that identify a row across re-ingests. Re-ingesting
-rows whose key is already stored changes nothing; rows whose key repeats inside one source (identical
-trades without ids, for instance) are kept as distinct rows, see :mod:`gpu_lpi.store`.
+Each table also declares how a row is recognised when it is ingested again (see
+:mod:`gpu_lpi.store.merge`):
+
+* its *identity*, where the source gives rows one (a trade id, an aggregate trade id, a book-ticker
+  update id, a depth level of an update-id-numbered message, one open-interest value per time): a row
+  whose identity is stored already is a repeat when its ``compare`` columns are equal and a reported
+  *conflict* when they differ (the stored row is kept). Rows whose identity column holds
+  :data:`NO_ID` (the source has no ids) have no identity;
+* its *row key* for rows without identity: the store holds the multiset union on the key, so
+  re-ingesting rows whose key is already stored changes nothing, while rows whose key repeats inside
+  one source (identical trades without ids, for instance) are kept as distinct rows.
+
+Receive times (``local_ts``) are never compared: the same trade captured by two collectors is one row.
 """
 
 from __future__ import annotations
@@ -36,12 +46,31 @@ LIQ_SELL, LIQ_BUY = 0, 1
 
 @dataclass(frozen=True)
 class TableSpec:
-    """Schema, row key and storage sort order of one tick-store table."""
+    """Schema, row identity, row key and storage sort order of one tick-store table.
+
+    Attributes
+    ----------
+    name : str
+    schema : pyarrow.Schema
+    key : tuple of str
+        Multiset key of rows without identity.
+    sort_by : tuple of str
+        Storage order (ascending); ``ts`` first in every table.
+    identity : tuple of str, default ()
+        Columns identifying a row (empty: rows are only compared by ``key``).
+    compare : tuple of str, default ()
+        Columns that must be equal for a row with a stored identity to be a repeat, not a conflict.
+    id_column : str or None, default None
+        The source's id among the identity columns: a row where it is :data:`NO_ID` has no identity.
+    """
 
     name: str
     schema: pa.Schema
     key: tuple[str, ...]
     sort_by: tuple[str, ...]
+    identity: tuple[str, ...] = ()
+    compare: tuple[str, ...] = ()
+    id_column: str | None = None
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
@@ -66,6 +95,9 @@ TABLES: dict[str, TableSpec] = {
                     ("notional", pa.float64()), ("kind", pa.int8()), ("trade_id", pa.int64()), _LOCAL_TS),
             key=("ts", "trade_id", "price", "qty", "is_buyer_maker"),
             sort_by=("ts", "trade_id"),
+            identity=("trade_id",),
+            compare=("ts", "price", "qty", "is_buyer_maker", "kind"),
+            id_column="trade_id",
         ),
         TableSpec(
             "agg_trades",
@@ -74,6 +106,9 @@ TABLES: dict[str, TableSpec] = {
                     ("last_trade_id", pa.int64()), _LOCAL_TS),
             key=("ts", "trade_id", "price", "qty", "is_buyer_maker"),
             sort_by=("ts", "trade_id"),
+            identity=("trade_id",),
+            compare=("ts", "price", "qty", "is_buyer_maker", "first_trade_id", "last_trade_id"),
+            id_column="trade_id",
         ),
         TableSpec(
             "book_ticker",
@@ -81,6 +116,9 @@ TABLES: dict[str, TableSpec] = {
                     ("ask_qty", pa.float64()), ("update_id", pa.int64()), _LOCAL_TS),
             key=("ts", "update_id", "bid", "bid_qty", "ask", "ask_qty"),
             sort_by=("ts", "update_id"),
+            identity=("update_id",),
+            compare=("ts", "bid", "bid_qty", "ask", "ask_qty"),
+            id_column="update_id",
         ),
         TableSpec(
             "depth_diff",
@@ -89,6 +127,9 @@ TABLES: dict[str, TableSpec] = {
                     ("is_snapshot", pa.bool_()), _LOCAL_TS),
             key=("ts", "seq_last", "is_snapshot", "side", "price", "qty"),
             sort_by=("ts", "seq_last"),
+            identity=("seq_last", "is_snapshot", "side", "price"),
+            compare=("ts", "seq_first", "seq_prev", "qty"),
+            id_column="seq_last",
         ),
         TableSpec(
             "book_levels",
@@ -102,17 +143,21 @@ TABLES: dict[str, TableSpec] = {
             _schema(_TS, ("pct", pa.float64()), ("depth", pa.float64()), ("notional", pa.float64())),
             key=("ts", "pct"),
             sort_by=("ts", "pct"),
+            identity=("ts", "pct"),
+            compare=("depth", "notional"),
         ),
         TableSpec(
             "open_interest",
             _schema(_TS, ("oi", pa.float64()), ("oi_value", pa.float64()), _LOCAL_TS),
             key=("ts",),
             sort_by=("ts",),
+            identity=("ts",),
+            compare=("oi",),
         ),
         TableSpec(
             "funding",
             _schema(_TS, ("rate", pa.float64()), ("mark_price", pa.float64()), _LOCAL_TS),
-            key=("ts",),
+            key=("ts", "rate", "mark_price"),
             sort_by=("ts",),
         ),
         TableSpec(
@@ -131,6 +176,17 @@ SYMBOLS_SCHEMA = pa.schema([
     pa.field("lot_size", pa.float64(), nullable=False),
     pa.field("contract_size", pa.float64(), nullable=False),
     pa.field("is_inverse", pa.bool_(), nullable=False),
+])
+
+
+#: Time spans the ingested inputs cover, per symbol and table: ``[start_ns, end_ns)``, with the input
+#: that covered them (see :mod:`gpu_lpi.store.coverage`).
+COVERAGE_SCHEMA = pa.schema([
+    pa.field("symbol", pa.string(), nullable=False),
+    pa.field("table", pa.string(), nullable=False),
+    pa.field("start_ns", pa.int64(), nullable=False),
+    pa.field("end_ns", pa.int64(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
 ])
 
 

@@ -40,9 +40,10 @@ def real_store(real_captures, tmp_path_factory):
 
 
 def store_files(root: Path) -> dict[str, bytes]:
-    """Every data file under a store (reports excluded), by relative path: to compare stores."""
+    """Every data file under a store, by relative path: to compare stores (the store's bookkeeping
+    under names starting with ``_`` -- reports, locks, version counter -- excluded)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "_reports" not in p.parts}
+            if p.is_file() and not p.relative_to(root).parts[0].startswith("_")}
 
 
 def cuda_device_present() -> bool:

@@ -7,13 +7,17 @@ transaction, so a fatal problem leaves the store untouched.
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest.report import IngestContext, IngestReport
 from gpu_lpi.reference_data import SymbolRegistry
 from gpu_lpi.store import TickStore
+from gpu_lpi.store.transaction import probe_writable
 
 FORMATS = ("binance-ws", "binance-archive", "tardis")
 #: File-name endings taken from folders, per format (files named explicitly are always read).
@@ -65,7 +69,7 @@ def expand_sources(sources, suffixes=None) -> tuple[list[Path], list[Path]]:
 
 
 def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_files=(),
-           strict: bool = False, progress: bool = False) -> IngestReport:
+           strict: bool = False, progress: bool = False, on_wait=None) -> IngestReport:
     """Parse ``sources`` in format ``fmt`` into ``store``; return the report (also saved in the store).
 
     Parameters
@@ -80,12 +84,17 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
         Treat every rejected line as fatal instead of counting it.
     progress : bool, default False
         Show a progress bar.
+    on_wait : callable, optional
+        ``on_wait(text)`` is told when the commit has to wait for another ingest into the store.
 
     Raises
     ------
     InputError
         On a fatal problem (unreadable or truncated file, wrong format, missing columns, unknown
         symbol, no rows at all); the store is left unchanged.
+    StoreError
+        When the store cannot be written (checked before anything is parsed) or holds a corrupt
+        partition the ingest must merge into.
     """
     parse = _parser(fmt)
     store = store if isinstance(store, TickStore) else TickStore(store)
@@ -94,14 +103,36 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
     for path in skipped:
         report.note(path, None, f"skipped: not a {fmt} file name ({', '.join(FOLDER_SUFFIXES[fmt])})")
     ctx = IngestContext(report, SymbolRegistry(symbols_files), strict=strict)
-    with store.transaction() as tx:
+    probe_writable(store.reports_dir, "the store's report folder")
+    with store.transaction(on_wait=on_wait) as tx:
+        tx.on_conflict = lambda table, symbol, count, examples: _report_conflicts(
+            report, table, symbol, count, examples)
         for table, symbol, rows in parse(files, ctx, progress=progress):
             report.rows[(table, symbol)] += rows.num_rows
             tx.write(table, symbol, rows)
         if report.total_rows == 0:
             raise InputError(", ".join(map(str, sources)), None,
                              f"no rows ingested (is --format {fmt} right?)")
+        for span in getattr(report, "coverage", ()):
+            tx.cover(span["table"], span["symbol"], span["start_ns"], span["end_ns"], span["source"])
         tx.write_symbols(ctx.registry.table(ctx.symbols_seen))
-    report.rows_added = dict(tx.rows_added)
-    report.write(store.reports_dir)
+        report.path = str(store.reports_dir / report_file_name())
+
+        def report_bytes() -> bytes:
+            report.rows_added = dict(tx.rows_added)
+            return json.dumps(report.to_dict(), indent=2).encode()
+
+        tx.add_file(store.relative(report.path), report_bytes)
     return report
+
+
+def report_file_name() -> str:
+    """A new ingest report's file name (UTC time stamp, unique)."""
+    return f"ingest-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:6]}.json"
+
+
+def _report_conflicts(report: IngestReport, table: str, symbol: str, count: int, examples: list) -> None:
+    """Count a merge's conflicting rows in the report (a few with their description)."""
+    for index in range(count):
+        detail = examples[index] if index < len(examples) else ""
+        report.conflict(table, symbol, detail)
