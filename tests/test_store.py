@@ -1,0 +1,291 @@
+"""The tick store as a database: merge rules, bounded merges, transactions, crashes, concurrent writers."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from gpu_lpi.errors import StoreError
+from gpu_lpi.schema import NO_ID, TABLES
+from gpu_lpi.store import TickStore
+from gpu_lpi.store.coverage import Spans
+from gpu_lpi.store.merge import merge_partition, merge_rows, sort_rows, write_rows
+from tests.conftest import REPO, store_files
+
+T0 = 1_722_816_000 * 10**9  # 2024-08-05
+MS = 1_000_000
+
+
+def trades(ts, ids, price, qty=None, sell=None) -> pa.Table:
+    n = len(ts)
+    return pa.table({
+        "ts": pa.array(ts, pa.int64()), "price": pa.array(price, pa.float64()),
+        "qty": pa.array(qty if qty is not None else [1.0] * n, pa.float64()),
+        "is_buyer_maker": pa.array(sell if sell is not None else [True] * n, pa.bool_()),
+        "notional": pa.array(np.asarray(price, float) * (qty if qty is not None else 1.0), pa.float64()),
+        "kind": pa.array([0] * n, pa.int8()), "trade_id": pa.array(ids, pa.int64()),
+        "local_ts": pa.nulls(n, pa.int64())}, schema=TABLES["trades"].schema)
+
+
+SPEC = TABLES["trades"]
+
+
+# -- merge rules -----------------------------------------------------------------------------------
+def test_identity_repeat_is_dropped_and_changed_values_are_a_conflict():
+    stored = trades([T0, T0 + MS], [1, 2], [100.0, 101.0])
+    new = trades([T0, T0 + MS, T0 + 2 * MS], [1, 2, 3], [100.0, 999.0, 102.0],
+                 qty=[1.0, 1.0, 1.0])
+    new = new.set_column(7, "local_ts", pa.array([5, 6, 7], pa.int64()))  # another collector
+    merged = merge_rows(stored, new, SPEC)
+    assert merged.added == 1 and merged.conflicts == 1
+    assert merged.rows.column("trade_id").to_pylist() == [1, 2, 3]
+    assert merged.rows.column("price").to_pylist() == [100.0, 101.0, 102.0]   # stored row kept
+    assert "trade_id=2" in merged.examples[0] and "price=999.0" in merged.examples[0]
+
+
+def test_rows_without_ids_are_a_multiset():
+    stored = trades([T0, T0], [NO_ID, NO_ID], [100.0, 100.0])
+    new = trades([T0, T0, T0, T0 + MS], [NO_ID] * 4, [100.0, 100.0, 100.0, 100.0])
+    merged = merge_rows(stored, new, SPEC)
+    # the store held two identical rows, the source has three: one more is added, plus the new time
+    assert merged.added == 2 and merged.conflicts == 0
+    assert merged.rows.num_rows == 4
+
+
+def test_two_new_rows_with_one_id_keep_the_first():
+    new = trades([T0, T0], [7, 7], [100.0, 100.5])
+    merged = merge_rows(trades([], [], []), new, SPEC)
+    assert merged.added == 1 and merged.conflicts == 1
+    assert merged.rows.column("price").to_pylist() == [100.0]
+
+
+def test_depth_levels_are_identified_within_their_message():
+    spec = TABLES["depth_diff"]
+    def rows(qty, ts=T0):
+        return pa.table({"ts": [ts] * 3, "seq_first": [10] * 3, "seq_last": [12] * 3, "seq_prev": [9] * 3,
+                         "side": pa.array([0, 1, -1], pa.int8()), "price": [100.0, 101.0, float("nan")],
+                         "qty": qty, "is_snapshot": [False] * 3, "local_ts": pa.nulls(3, pa.int64())},
+                        schema=spec.schema)
+    assert merge_rows(rows([1.0, 2.0, float("nan")]), rows([1.0, 2.0, float("nan")]), spec).added == 0
+    changed = merge_rows(rows([1.0, 2.0, float("nan")]), rows([1.0, 3.0, float("nan")]), spec)
+    assert changed.added == 0 and changed.conflicts == 1
+
+
+def test_a_stored_id_with_another_time_is_a_conflict_across_windows(tmp_path):
+    stored = tmp_path / "stored.parquet"
+    write_rows(trades([T0 + i * MS for i in range(100)], list(range(100)), [100.0] * 100), stored)
+    staged = tmp_path / "new.parquet"
+    write_rows(trades([T0 + 10**12], [5], [100.0]), staged)   # id 5, 1000 s later
+    conflicts = []
+    added = merge_partition(stored, [staged], SPEC, tmp_path / "out.parquet",
+                            lambda n, examples: conflicts.append(n), window_rows=10)
+    assert added == 0 and conflicts == [1]
+
+
+def test_windowed_merge_equals_one_window(tmp_path):
+    rng = np.random.default_rng(3)
+    ts = np.sort(T0 + rng.integers(0, 10**9, 5_000))
+    ids = np.arange(5_000)
+    stored = tmp_path / "stored.parquet"
+    write_rows(trades(ts[::2], ids[::2], np.full(2_500, 100.0)), stored)
+    staged = []
+    for k in range(3):   # overlapping new rows, some repeats, some new, a few changed
+        pick = np.sort(rng.choice(5_000, 1_500, replace=False))
+        price = np.where(rng.random(pick.size) < 0.01, 101.0, 100.0)
+        path = tmp_path / f"chunk-{k}.parquet"
+        write_rows(sort_rows(trades(ts[pick], ids[pick], price), SPEC), path)
+        staged.append(path)
+    outputs = {}
+    for window in (50, 10**9):
+        out = tmp_path / f"out-{window}.parquet"
+        found = []
+        added = merge_partition(stored, staged, SPEC, out, lambda n, e: found.append(n), window_rows=window)
+        outputs[window] = (pq.read_table(out), added, sum(found))
+    small, big = outputs[50], outputs[10**9]
+    assert small[0].equals(big[0]) and small[1:] == big[1:]
+    table = small[0]
+    assert np.all(np.diff(table.column("ts").to_numpy()) >= 0)
+    assert np.unique(table.column("trade_id").to_numpy()).size == table.num_rows
+
+
+def test_spans_union_and_queries():
+    spans = Spans.union([10, 0, 30, 20], [20, 5, 40, 25])
+    assert spans.to_list() == [(0, 5), (10, 25), (30, 40)]
+    assert spans.contains([0, 4, 5, 10, 24, 25, 39, 40]).tolist() == [True, True, False, True, True,
+                                                                         False, True, False]
+    # (low, high] inside one span
+    assert spans.contains_intervals([9, 8, 20], [24, 24, 26]).tolist() == [True, False, False]
+
+
+# -- transactions ----------------------------------------------------------------------------------
+def _write(store, rows, symbol="BTCUSDT", cover=None):
+    with store.transaction() as tx:
+        tx.write("trades", symbol, rows)
+        if cover:
+            tx.cover("trades", symbol, *cover, "test")
+
+
+def test_failed_transaction_changes_nothing_and_leaves_no_staging(tmp_path):
+    store = TickStore(tmp_path)
+    _write(store, trades([T0], [1], [100.0]), cover=(T0, T0 + MS))
+    before = store_files(tmp_path)
+    with pytest.raises(RuntimeError):
+        with store.transaction() as tx:
+            tx.write("trades", "BTCUSDT", trades([T0 + MS], [2], [101.0]))
+            tx.cover("trades", "BTCUSDT", T0, T0 + 2 * MS, "x")
+            raise RuntimeError("parse failed")
+    assert store_files(tmp_path) == before
+    assert not (tmp_path / "_staging").exists()
+    assert store.coverage("BTCUSDT", "trades").to_list() == [(T0, T0 + MS)]
+
+
+def test_corrupt_partition_is_named_with_a_repair(tmp_path):
+    store = TickStore(tmp_path)
+    _write(store, trades([T0], [1], [100.0]))
+    part = tmp_path / "trades" / "symbol=BTCUSDT" / "date=2024-08-05" / "part-0.parquet"
+    part.write_bytes(b"not parquet at all")
+    with pytest.raises(StoreError, match=r"part-0.parquet: corrupt store partition.*remove the partition folder"):
+        store.read("trades", "BTCUSDT")
+    with pytest.raises(StoreError, match="corrupt store partition"):
+        _write(store, trades([T0 + MS], [2], [100.0]))
+    assert part.read_bytes() == b"not parquet at all"
+
+
+def test_unwritable_store_fails_before_anything_changes(tmp_path):
+    blocker = tmp_path / "store"
+    blocker.write_text("a file where the store folder should be")
+    with pytest.raises(StoreError, match="not writable"):
+        TickStore(blocker).transaction()
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")
+def test_read_only_store_is_refused(tmp_path):
+    store = TickStore(tmp_path / "store")
+    _write(store, trades([T0], [1], [100.0]))
+    for path in [store.root, *store.root.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        with pytest.raises(StoreError, match="not writable"):
+            store.transaction()
+        assert store.read("trades", "BTCUSDT").num_rows == 1   # reading still works
+    finally:
+        for path in [store.root, *store.root.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+# -- real processes: kills and concurrent writers ------------------------------------------------
+WRITER = textwrap.dedent("""
+    import sys, time, os
+    import numpy as np
+    sys.path.insert(0, {repo!r})
+    from tests.test_store import trades, T0, MS
+    from gpu_lpi.store import TickStore
+    import gpu_lpi.store.journal as journal
+    import gpu_lpi.store.transaction as transaction
+    slow = float(sys.argv[3])
+
+    def slowed(phase, function):
+        calls = []
+        def run(*args, **kwargs):
+            if not calls:
+                print(phase, flush=True)
+            calls.append(1)
+            time.sleep(slow)
+            return function(*args, **kwargs)
+        return run
+
+    if slow:   # make staging, merging and publishing slow, so that a kill can land in each
+        transaction.write_rows = slowed("staging", transaction.write_rows)
+        transaction.merge_partition = slowed("merging", transaction.merge_partition)
+        journal.os.replace = slowed("publishing", os.replace)
+    store = TickStore(sys.argv[1])
+    first = int(sys.argv[2])
+    print("START", flush=True)
+    with store.transaction(on_wait=lambda text: print("WAIT", text, flush=True)) as tx:
+        for day in range(4):          # four partitions per table, two tables
+            ts = T0 + day * 86_400 * 10**9 + np.arange(first, first + 200) * MS
+            tx.write("trades", "BTCUSDT", trades(ts, np.arange(first, first + 200) + day * 10**6,
+                                                 np.full(200, 100.0)))
+            tx.write("trades", "ETHUSDT", trades(ts, np.arange(first, first + 200) + day * 10**6,
+                                                 np.full(200, 10.0)))
+            tx.cover("trades", "BTCUSDT", int(ts[0]), int(ts[-1]) + 1, f"writer-{{first}}")
+        print("STAGED", flush=True)
+""")
+
+
+def _writer(root, first, slow=0.0):
+    script = WRITER.format(repo=str(REPO))
+    return subprocess.Popen([sys.executable, "-c", script, str(root), str(first), str(slow)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows(store, symbol="BTCUSDT"):
+    return sorted(store.read("trades", symbol, columns=["trade_id"]).column("trade_id").to_pylist())
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    store = TickStore(tmp_path)
+    writers = [_writer(tmp_path, first) for first in (0, 1_000, 2_000)]
+    outputs = [w.communicate(timeout=300) for w in writers]
+    assert [w.returncode for w in writers] == [0, 0, 0], outputs
+    expected = sorted(day * 10**6 + i for first in (0, 1_000, 2_000) for day in range(4)
+                      for i in range(first, first + 200))
+    assert _rows(store) == expected and _rows(store, "ETHUSDT") == expected
+    assert len(store.coverage_table()) == 12
+    assert not (tmp_path / "_staging").exists()
+
+
+def test_a_second_writer_waits_and_says_for_whom(tmp_path):
+    store = TickStore(tmp_path)
+    slow = _writer(tmp_path, 0, slow=0.3)         # holds the writer lock for a few seconds
+    while "STAGED" not in slow.stdout.readline():
+        pass
+    other = _writer(tmp_path, 5_000)
+    out, err = other.communicate(timeout=300)
+    slow.communicate(timeout=300)
+    assert other.returncode == 0, err
+    assert "WAIT waiting for process" in out
+    assert len(_rows(store)) == 1_600
+
+
+@pytest.mark.parametrize("phase, steps, published", [
+    ("staging", 3.5, False), ("merging", 0.5, False), ("merging", 6.5, False),
+    ("publishing", 0.5, False),    # the first rename is the journal's own
+    ("publishing", 1.5, True), ("publishing", 4.5, True)])
+def test_kill_at_any_moment_leaves_before_or_after(tmp_path, phase, steps, published):
+    """Killed while staging, merging or publishing (each slowed to 0.1 s a file): the store is the
+    old or the new one, and the next command completes or undoes the commit and removes the staging
+    debris. ``bench/crash_trials.py`` runs many random kill times with the real ``gpu-lpi ingest``."""
+    before_store = TickStore(tmp_path / "store")
+    _write(before_store, trades([T0], [10**9], [100.0]))
+    before = store_files(before_store.root)
+    after_root = tmp_path / "reference"
+    _write(TickStore(after_root), trades([T0], [10**9], [100.0]))
+    reference = _writer(after_root, 0)
+    reference.communicate(timeout=300)
+    after = store_files(after_root)
+
+    step = 0.1
+    victim = _writer(before_store.root, 0, slow=step)
+    while victim.stdout.readline().strip() != phase:
+        assert victim.poll() is None, victim.stderr.read()
+    time.sleep(steps * step)     # kill this many slowed steps into the phase
+    victim.kill()
+    victim.communicate()
+    assert (before_store.root / "_journal.json").exists() == published
+    rows = _rows(TickStore(before_store.root))   # any command finishes or undoes what was left
+    state = store_files(before_store.root)
+    assert state == (after if published else before)
+    assert len(rows) == (1 + 800 if published else 1)
+    staging = before_store.root / "_staging"
+    assert not staging.exists() or not any(staging.iterdir())
+    assert not (before_store.root / "_journal.json").exists()
