@@ -1,7 +1,9 @@
 """The ``gpu-lpi`` command (DESIGN.md §5).
 
 Expected problems (bad input files, bad job specs, bad options) end with a one-line ``error: ...``
-on stderr and exit status 2, never a traceback.
+on stderr and exit status 2, never a traceback. Ctrl-C ends a command with exit status 130 (the
+shell's convention for SIGINT); what it was writing is rolled back or left for the next command to
+finish (see :mod:`gpu_lpi.store.transaction` and :mod:`gpu_lpi.run`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ _DEVICE_OPTION = click.option("--device", type=click.Choice(["cpu", "gpu", "auto
                               show_default=True, help="cpu, gpu, or auto (GPU when CuPy sees one).")
 
 
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
 def _reports_errors(command):
-    """Turn expected errors into a one-line message and exit status 2."""
+    """Turn expected errors into a one-line message and exit status 2, Ctrl-C into status 130."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -29,8 +35,15 @@ def _reports_errors(command):
         except GpuLpiError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
+
+
+def _tell(text: str) -> None:
+    click.echo(text, err=True)
 
 
 def _symbols(text: str) -> list[str]:
@@ -86,7 +99,8 @@ def ingest(sources, fmt, store, symbols_file, strict):
     """Ingest raw market data files (or folders) into the tick store."""
     from gpu_lpi.ingest import ingest as run_ingest
 
-    report = run_ingest(sources, fmt, store, symbols_files=symbols_file, strict=strict, progress=True)
+    report = run_ingest(sources, fmt, store, symbols_files=symbols_file, strict=strict, progress=True,
+                        on_wait=_tell)
     click.echo(report.summary())
     click.echo(f"store: {store}")
 
