@@ -21,8 +21,10 @@ from gpu_lpi.store import TickStore
 from tests.conftest import store_files
 
 AGG_TRADES_HEADER = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker"
-AGG_TRADES_ROWS = ["1290241731,1868.42,0.0,2943174956,2943174958,1682899200037,false",
+AGG_TRADES_ROWS = ["1290241731,1868.42,0.5,2943174956,2943174958,1682899200037,false",
                    "1290241732,1868.43,2.5,2943174959,2943174959,1682899200045,true"]
+#: Verbatim (binance-public-data issue #342): the archive has zero-quantity aggregate trades.
+ZERO_QTY_AGG_TRADE = "1290241731,1868.42,0.0,2943174956,2943174958,1682899200037,false"
 TRADES_HEADER = "id,price,qty,quote_qty,time,is_buyer_maker"
 TRADES_ROWS = ["5053880937,68402.6,0.024,1641.6624,1717113600031,false",
                "5053880938,68402.5,0.005,342.0125,1717113600130,true"]
@@ -76,8 +78,8 @@ def test_agg_trades_values(tmp_path, packing, with_header):
     report, store = ingest_archive(tmp_path, [path])
     rows = store.read("agg_trades", "ETHUSDT").to_pylist()
     assert report.rejections == {}
-    assert rows[0] == {"ts": 1682899200037 * MS, "price": 1868.42, "qty": 0.0, "is_buyer_maker": False,
-                       "notional": 0.0, "trade_id": 1290241731, "first_trade_id": 2943174956,
+    assert rows[0] == {"ts": 1682899200037 * MS, "price": 1868.42, "qty": 0.5, "is_buyer_maker": False,
+                       "notional": 1868.42 * 0.5, "trade_id": 1290241731, "first_trade_id": 2943174956,
                        "last_trade_id": 2943174958, "local_ts": None}
     assert rows[1]["is_buyer_maker"] is True
     assert rows[1]["notional"] == pytest.approx(1868.43 * 2.5)

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from gpu_lpi.cli import main
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest import ingest
-from gpu_lpi.store import TickStore
+from gpu_lpi.ingest.value_rules import format_ns
+from gpu_lpi.store import Spans, TickStore
 from tests.conftest import store_files
 from tests.reference import count_ws_messages
 
@@ -39,12 +40,22 @@ def test_one_row_per_message_of_each_type(real_store, real_captures):
     assert snapshots == 3 and expected["snapshot"] == 5
 
 
-def test_midnight_split_is_one_chain(real_store):
+def test_captures_cover_two_spans_per_usdm_symbol_and_no_false_gaps(real_store):
     _, report = real_store
-    # The 07-18 -> 07-19 files continue one capture: no gap there. The 08-08 files start a new
-    # capture, so the chain from 07-19 breaks exactly once per USD-M symbol, at their first line.
-    assert sorted((Path(g["file"]).name, g["line"]) for g in report.gaps) == [
-        ("btcusdt_20240808.gz", 1), ("ethusdt_20240808.gz", 1)]
+    # 07-18 -> 07-19 is one capture split at midnight; 08-08 starts a new capture three weeks later,
+    # with its own snapshot: a new covered span, not a sequence gap (the chain starts afresh).
+    assert report.gaps == []
+    minute = 60 * 10**9
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        for table in ("trades", "book_ticker", "depth_diff"):
+            rows = [c for c in report.coverage if c["symbol"] == symbol and c["table"] == table]
+            spans = Spans.union([c["start_ns"] for c in rows], [c["end_ns"] for c in rows]).to_list()
+            assert [(format_ns(a // minute * minute), format_ns((b - 1) // minute * minute)) for a, b in spans] == [
+                ("2024-07-18T23:57:00", "2024-07-19T00:05:00"), ("2024-08-08T23:54:00", "2024-08-09T00:00:00")]
+        assert {c["table"] for c in report.coverage if c["symbol"] == symbol} == {"trades", "book_ticker",
+                                                                                  "depth_diff"}
+    assert {Path(c["source"]).name for c in report.coverage if c["symbol"] == "BTCUSDT"} == {
+        "btcusdt_20240718.gz", "btcusdt_20240719.gz", "btcusdt_20240808.gz"}
 
 
 def test_exchange_time_and_local_time(real_store):
@@ -131,16 +142,19 @@ def test_good_synthetic_capture(tmp_path):
     assert list((tmp_path / "store" / "_reports").glob("ingest-*.json"))
 
 
-def test_non_json_and_unknown_type_are_counted(tmp_path):
+def test_non_json_unknown_type_and_unsupported_stream_are_counted(tmp_path):
     messages = _good_messages()
     raw = ["1723161255999000000 {not json", "1723161255999000001 "
-           '{"stream":"btcusdt@kline","data":{"e":"kline","E":1,"s":"BTCUSDT"}}', "garbage line"]
+           '{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1,"s":"BTCUSDT"}}', "garbage line",
+           '1723161255999000002 {"e":"kline","E":1,"s":"BTCUSDT"}']
     path = _capture(tmp_path / "btcusdt_20240808.gz", messages, raw)
     report = ingest([path], "binance-ws", tmp_path / "store")
-    assert report.rejections == {"not valid JSON": 1, "unknown message type": 1, "malformed line": 1}
+    assert report.rejections == {"not valid JSON": 1, "unsupported stream": 1, "malformed line": 1,
+                                 "unknown message type": 1}
     assert report.examples["not valid JSON"][0].startswith(f"{path}:7:")
-    assert report.examples["unknown message type"][0].startswith(f"{path}:8:")
+    assert report.examples["unsupported stream"] == [f"{path}:8: unsupported stream 'btcusdt@kline_1m'"]
     assert report.examples["malformed line"][0].startswith(f"{path}:9:")
+    assert report.examples["unknown message type"] == [f"{path}:10: event type 'kline'"]
     assert report.rows[("trades", "BTCUSDT")] == 2
 
 

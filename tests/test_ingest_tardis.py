@@ -146,8 +146,11 @@ def test_derivative_ticker_funding_every_row_open_interest_on_change(tmp_path):
 
 def test_open_interest_changes():
     nan = np.nan
-    keep = open_interest_changes(np.array([nan, 5, 5, nan, 5, 6, 6, 5]))
+    oi = np.array([nan, 5, 5, nan, 5, 6, 6, 5])
+    keep = open_interest_changes(oi, ~np.isnan(oi))
     assert keep.tolist() == [False, True, False, False, False, True, False, True]
+    # continuing a block whose last present value was 5: the first 5 is no change
+    assert open_interest_changes(oi, ~np.isnan(oi), 5.0).tolist() == [False] * 5 + [True, False, True]
 
 
 def test_liquidations_mixed_symbols_split_per_symbol(tmp_path):

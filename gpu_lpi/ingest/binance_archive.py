@@ -21,13 +21,20 @@ liquidationSnapshot    liquidations      ts=time, side, price, qty, avg_price=av
 Decisions:
 
 * Notional is USD via :func:`gpu_lpi.reference_data.usd_notional` (COIN-M: contracts x contract size).
+* Files are read a block of lines at a time (memory does not grow with the file); the value rules of
+  :mod:`gpu_lpi.ingest.value_rules` apply to every row (the archive has zero-quantity aggTrades:
+  they are rejected).
+* Coverage: a daily file covers its UTC day, a monthly file its month, for the table it fills and
+  each symbol it has rows of; rows timestamped outside that period are kept and their count noted.
 * ``liquidationSnapshot``: ``qty`` is the filled quantity ``accumulated_fill_quantity`` (not the
   order's ``original_quantity``), ``notional`` is priced at ``average_price``. The archive lists every
-  liquidation twice, so exact duplicate rows are collapsed and their count noted in the report.
+  liquidation twice, so exact duplicate rows (less than a day apart) are collapsed and their count
+  noted in the report.
 * ``metrics``: exact duplicate rows are collapsed (noted). For COIN-M the file's
   ``sum_open_interest_value`` is in coin, so ``oi_value`` is the USD value of the contracts instead.
 * ``bookTicker``: ``event_time`` (the websocket event time) is not kept; ``local_ts`` is null for
-  every table, the archive has no receive time.
+  every table, the archive has no receive time. Rows out of time order are re-sorted (a block at
+  a time; the store keeps every partition sorted) and their count noted.
 * ``fundingRate``: ``funding_interval_hours`` is not kept.
 * ``*.CHECKSUM`` files, downloaded beside the zips, are skipped with a note.
 """
@@ -37,6 +44,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +52,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpu_lpi.errors import InputError
-from gpu_lpi.ingest.csv_tables import (CsvRows, CsvSource, Field, Layout, canonical_table, load_csv,
-                                       reference_data_of)
+from gpu_lpi.ingest.csv_tables import (Chunk, CsvRows, CsvSource, Field, FileState, Layout, canonical_table,
+                                       open_csv, reference_data_of)
 from gpu_lpi.ingest.files import parse_files
 from gpu_lpi.ingest.report import IngestContext
 from gpu_lpi.reference_data import usd_notional
 from gpu_lpi.schema import LIQ_BUY, LIQ_SELL, TRADE_KIND_MARKET
+from gpu_lpi.store import NS_PER_DAY, date_to_ns
 
 FORMAT = "binance-archive"
 EXPECTED_FILE_NAME = "{SYMBOL}-{dataType}-{YYYY-MM-DD|YYYY-MM}.{zip|csv|csv.gz}"
@@ -84,8 +93,7 @@ LIQUIDATION_SNAPSHOT: Layout = (
     Field("order_status", "text"), Field("last_fill_quantity", "float"),
     Field("accumulated_fill_quantity", "float"))
 
-Chunk = tuple[str, str, pa.Table]
-Builder = Callable[[CsvRows, str, dict, IngestContext], Iterator[Chunk]]
+Builder = Callable[[CsvRows, str, dict, IngestContext, FileState], Iterator[Chunk]]
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,14 @@ class ArchiveName:
     symbol: str
     data_type: str
     period: str
+
+    def span_ns(self) -> tuple[int, int]:
+        """The period the file covers, ``[start, end)`` in ns: its UTC day, or its month."""
+        first = date.fromisoformat(self.period if len(self.period) == 10 else f"{self.period}-01")
+        if len(self.period) == 10:
+            return date_to_ns(first), date_to_ns(first) + NS_PER_DAY
+        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        return date_to_ns(first), date_to_ns(following)
 
 
 @dataclass(frozen=True)
@@ -109,7 +125,7 @@ class DataType:
         return self.coin_m if is_inverse else self.usd_m
 
 
-def parse(files: list[Path], ctx: IngestContext, progress: bool = False) -> Iterator[Chunk]:
+def parse(files: list[Path], ctx: IngestContext, progress: bool = False) -> Iterator[tuple[str, str, pa.Table]]:
     """Yield ``(table, symbol, rows)`` for every Binance archive file in ``files``.
 
     Raises
@@ -130,11 +146,11 @@ def parse_file_name(path: Path) -> ArchiveName:
     return ArchiveName(match["symbol"], match["data_type"], match["period"])
 
 
-def _parse_file(path: Path, ctx: IngestContext) -> Iterator[Chunk]:
+def _parse_file(path: Path, ctx: IngestContext) -> Iterator[tuple[str, str, pa.Table]]:
     if path.name.endswith(".CHECKSUM"):
         ctx.report.note(path, None, "checksum file skipped")
         return
-    source = load_csv(path, ctx)
+    source = open_csv(path, ctx)
     if source is None:
         return
     source.reject_foreign_format(FORMAT)
@@ -142,7 +158,18 @@ def _parse_file(path: Path, ctx: IngestContext) -> Iterator[Chunk]:
     info = ctx.symbol_info(name.symbol, path)
     data_type = DATA_TYPES[name.data_type]
     layout = _checked_layout(source, data_type, name.symbol, info["is_inverse"])
-    yield from data_type.build(source.read(layout, ctx), name.symbol, info, ctx)
+    state = FileState(path)
+    start, end = name.span_ns()
+    outside = f"{{:,}} rows timestamped outside the file's period {name.period} (kept)"
+    for rows in source.read(layout, ctx):
+        for chunk in data_type.build(rows, name.symbol, info, ctx, state):
+            table, symbol, checked = state.checked(chunk, ctx)
+            ts = checked.column("ts")
+            state.count(outside, pc.sum(pc.or_(pc.less(ts, start), pc.greater_equal(ts, end))).as_py() or 0)
+            yield table, symbol, checked
+    state.finish(ctx)
+    for table, symbol in state.extent:
+        ctx.cover(table, symbol, start, end, path)
 
 
 def _checked_layout(source: CsvSource, data_type: DataType, symbol: str, is_inverse: bool) -> Layout:
@@ -161,35 +188,37 @@ def _fits(header: list[str], layout: Layout) -> bool:
     return all(f.name in header for f in layout)
 
 
-def _agg_trades(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _agg_trades(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
     price, qty = rows.numpy("price"), rows.numpy("quantity")
     yield "agg_trades", symbol, canonical_table(
         "agg_trades", rows.num_rows, ts=rows.column("transact_time"), price=price, qty=qty,
         is_buyer_maker=rows.column("is_buyer_maker"), notional=usd_notional(price, qty, info),
         trade_id=rows.column("agg_trade_id"), first_trade_id=rows.column("first_trade_id"),
-        last_trade_id=rows.column("last_trade_id"), local_ts=None)
+        last_trade_id=rows.column("last_trade_id"), local_ts=None), rows.line_numbers
 
 
-def _trades(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _trades(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
     price, qty = rows.numpy("price"), rows.numpy("qty")
     yield "trades", symbol, canonical_table(
         "trades", rows.num_rows, ts=rows.column("time"), price=price, qty=qty,
         is_buyer_maker=rows.column("is_buyer_maker"), notional=usd_notional(price, qty, info),
-        kind=TRADE_KIND_MARKET, trade_id=rows.column("id"), local_ts=None)
+        kind=TRADE_KIND_MARKET, trade_id=rows.column("id"), local_ts=None), rows.line_numbers
 
 
-def _book_ticker(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _book_ticker(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
+    if not rows.num_rows:
+        return
     ts, update_id = rows.numpy("transaction_time"), rows.numpy("update_id")
-    displaced = count_out_of_order(ts)
-    if displaced:
-        ctx.report.note(rows.path, None, f"{displaced:,} rows out of time order, re-sorted by "
-                        "(transaction_time, update_id)")
-    order = pa.array(np.lexsort((update_id, ts)))
+    latest = state.carry.get("latest_ts", int(ts[0]))     # the latest time of the blocks before
+    state.count("{:,} rows out of time order, re-sorted by (transaction_time, update_id)",
+                count_out_of_order(np.r_[latest, ts]))
+    state.carry["latest_ts"] = max(latest, int(ts.max()))
+    order = np.lexsort((update_id, ts))
     table = canonical_table(
         "book_ticker", rows.num_rows, ts=ts, bid=rows.column("best_bid_price"),
         bid_qty=rows.column("best_bid_qty"), ask=rows.column("best_ask_price"),
         ask_qty=rows.column("best_ask_qty"), update_id=update_id, local_ts=None)
-    yield "book_ticker", symbol, table.take(order)
+    yield "book_ticker", symbol, table.take(pa.array(order)), lambda: rows.line_numbers()[order]
 
 
 def count_out_of_order(ts: np.ndarray) -> int:
@@ -199,37 +228,35 @@ def count_out_of_order(ts: np.ndarray) -> int:
     return int(np.count_nonzero(ts[1:] < np.maximum.accumulate(ts)[:-1]))
 
 
-def _book_depth(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _book_depth(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
     yield "depth_bands", symbol, canonical_table(
         "depth_bands", rows.num_rows, ts=rows.column("timestamp"), pct=rows.column("percentage"),
-        depth=rows.column("depth"), notional=rows.column("notional"))
+        depth=rows.column("depth"), notional=rows.column("notional")), rows.line_numbers
 
 
-def _metrics(rows: CsvRows, file_symbol: str, file_info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _metrics(rows: CsvRows, file_symbol: str, file_info: dict, ctx: IngestContext,
+             state: FileState) -> Iterator[Chunk]:
     for symbol, part in rows.split_by("symbol"):
         info = reference_data_of(symbol, part, ctx)
-        part, repeats = part.without_duplicates()
-        if repeats:
-            ctx.report.note(rows.path, None, f"{repeats:,} exact duplicate {symbol} rows collapsed")
+        part = state.without_repeats(part, f"{{:,}} exact duplicate {symbol} rows collapsed", "create_time")
         oi = part.column("sum_open_interest")
         oi_value = (usd_notional(None, part.numpy("sum_open_interest"), info) if info["is_inverse"]
                     else part.column("sum_open_interest_value"))
         yield "open_interest", symbol, canonical_table(
             "open_interest", part.num_rows, ts=part.column("create_time"), oi=oi, oi_value=oi_value,
-            local_ts=None)
+            local_ts=None), part.line_numbers
 
 
-def _funding_rate(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _funding_rate(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
     yield "funding", symbol, canonical_table(
         "funding", rows.num_rows, ts=rows.column("calc_time"), rate=rows.column("last_funding_rate"),
-        mark_price=None, local_ts=None)
+        mark_price=None, local_ts=None), rows.line_numbers
 
 
-def _liquidation_snapshot(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
-    rows, repeats = rows.without_duplicates()
-    if repeats:
-        ctx.report.note(rows.path, None, f"{repeats:,} exact duplicate rows collapsed (the archive lists "
-                        "every liquidation twice)")
+def _liquidation_snapshot(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext,
+                          state: FileState) -> Iterator[Chunk]:
+    rows = state.without_repeats(rows, "{:,} exact duplicate rows collapsed (the archive lists every "
+                                 "liquidation twice)", "time")
     side_text = pc.utf8_upper(rows.column("side"))
     rows = rows.reject(pc.invert(pc.is_in(side_text, pa.array(["BUY", "SELL"]))).to_numpy(zero_copy_only=False),
                        ctx, "liquidation side is not BUY or SELL", show="side")
@@ -238,7 +265,7 @@ def _liquidation_snapshot(rows: CsvRows, symbol: str, info: dict, ctx: IngestCon
     yield "liquidations", symbol, canonical_table(
         "liquidations", rows.num_rows, ts=rows.column("time"), side=np.where(is_sell, LIQ_SELL, LIQ_BUY),
         price=rows.column("price"), qty=qty, notional=usd_notional(avg_price, qty, info),
-        avg_price=avg_price, local_ts=None)
+        avg_price=rows.column("average_price"), local_ts=None), rows.line_numbers
 
 
 #: Archive data types this format reads, by the name used in file names.

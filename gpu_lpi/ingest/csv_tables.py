@@ -1,21 +1,30 @@
-"""Reading the CSV files of the Binance archive and Tardis formats into typed Arrow columns.
+"""Reading the CSV files of the Binance archive and Tardis formats into typed Arrow columns, a block
+at a time.
 
 Both formats are parsed the same way: the caller describes the expected header as a tuple of
-:class:`Field` (name, kind, required); :func:`load_csv` decompresses a file and looks at its first
-line; :meth:`CsvSource.read` parses it with ``pyarrow.csv`` (vectorized, multi-threaded) and returns
-:class:`CsvRows`: typed columns plus, for every row, where it came from, so that any later check can
-reject rows by their 1-based line number in the decompressed file.
+:class:`Field` (name, kind, required); :func:`open_csv` opens a file and looks at its first line;
+:meth:`CsvSource.read` parses it block by block (bounded blocks of whole lines, see
+:func:`gpu_lpi.ingest.files.iter_line_blocks`) with ``pyarrow.csv`` (vectorized, multi-threaded)
+and yields :class:`CsvRows` per block: typed columns plus, for every row, where it came from, so that
+any later check can reject rows by their 1-based line number in the decompressed file. What a
+file's parse must carry from block to block (counts noted at its end, values of the last row, the
+time extent of its rows) lives in a :class:`FileState`, which also applies the value rules
+(:mod:`gpu_lpi.ingest.value_rules`) to the canonical rows built from each block.
 
 Bad rows never vanish silently: rows with the wrong field count (``invalid_row_handler``), rows whose
-values do not parse (found by a slower all-text re-read that runs only when the typed read fails),
-empty required fields and timestamps of an unknown unit are each passed to ``ctx.reject``.
+values do not parse (found by a slower all-text re-read that runs only when the typed read of a
+block fails), empty required fields and timestamps of an unknown unit are each passed to
+``ctx.reject``.
 
 Line numbers assume no quoted field spans two lines (true of both formats).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,9 +35,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from gpu_lpi.errors import InputError
-from gpu_lpi.ingest.files import read_bytes
-from gpu_lpi.ingest.report import IngestContext
+from gpu_lpi.ingest import value_rules
+from gpu_lpi.ingest.files import iter_line_blocks
+from gpu_lpi.ingest.report import EXAMPLES_PER_REASON, IngestContext
+from gpu_lpi.ingest.timestamps import BAD_UNIT, epoch_to_ns
 from gpu_lpi.schema import TABLES
+from gpu_lpi.store import NS_PER_DAY
 
 #: Field kinds: how a CSV column is typed. ``epoch`` is an integer Unix time in s/ms/µs/ns (unit
 #: detected by digit count), ``datetime`` is UTC text ``YYYY-MM-DD[ HH:MM:SS]``; both become int64 ns.
@@ -38,11 +50,12 @@ KINDS = ("int", "float", "bool", "text", "epoch", "datetime", "ignore")
 _ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "text": pa.string(),
                 "epoch": pa.int64(), "datetime": pa.timestamp("ns")}
 
-#: What a valid non-empty number of each numeric kind looks like (for the text re-read of a file that
-#: did not parse; integers limited to what int64 holds).
-_NUMBER_PATTERNS = {
+#: What a valid non-empty number of each numeric kind looks like (for the text re-read of a block that
+#: did not parse; integers limited to what int64 holds). ``float`` accepts what pyarrow's parsers
+#: accept, ``nan`` and ``inf`` included (the value rules reject those later, whichever path read them).
+NUMBER_PATTERNS = {
     "int": r"^[+-]?\d{1,18}$",
-    "float": r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$",
+    "float": r"(?i)^[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|nan|inf|infinity)$",
     "epoch": r"^(\d{1,18}|[1-8]\d{18})$",
 }
 #: Accepted ``datetime`` cells (UTC).
@@ -54,10 +67,6 @@ _PROBLEMS = {"int": "not an integer", "float": "not a number", "bool": "not true
 #: ``true``/``false`` in any of the spellings seen (futures files: lower case, spot files: ``True``).
 TRUE_VALUES = ["true", "True", "TRUE"]
 FALSE_VALUES = ["false", "False", "FALSE"]
-
-#: Epoch timestamp units by digit count: 10 s, 13 ms, 16 µs, 19 ns -> nanoseconds per unit.
-_NS_PER_UNIT_BY_DIGITS = {10: 1_000_000_000, 13: 1_000_000, 16: 1_000, 19: 1}
-_POWERS_OF_TEN = 10 ** np.arange(19, dtype=np.int64)
 
 _WEBSOCKET_LINE = re.compile(r"^\d+ [{\[]")
 _TARDIS_HEADER_START = "exchange,symbol,timestamp,local_timestamp"
@@ -88,7 +97,7 @@ def header_text(layout: Layout) -> str:
 
 def is_number(text: str) -> bool:
     """Whether ``text`` is a plain decimal or integer number."""
-    return bool(re.match(_NUMBER_PATTERNS["float"], text.strip().strip('"')))
+    return bool(re.match(NUMBER_PATTERNS["float"], text.strip().strip('"')))
 
 
 def split_fields(line: str) -> list[str]:
@@ -108,37 +117,17 @@ def guess_format(line: str) -> str | None:
     return None
 
 
-def epoch_to_ns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Convert integer Unix times of any unit to nanoseconds, choosing the unit by digit count.
-
-    Parameters
-    ----------
-    values : numpy.ndarray of int64
-        Non-negative Unix times in seconds (10 digits), ms (13), µs (16) or ns (19).
-
-    Returns
-    -------
-    ns : numpy.ndarray of int64
-        The times in nanoseconds (0 where ``bad``).
-    bad : numpy.ndarray of bool
-        Values whose digit count is none of those.
-    """
-    digits = np.searchsorted(_POWERS_OF_TEN, values, side="right")  # 0 for values < 1
-    scale = np.zeros(values.shape, dtype=np.int64)
-    for count, ns_per_unit in _NS_PER_UNIT_BY_DIGITS.items():
-        scale[digits == count] = ns_per_unit
-    return values * scale, scale == 0
-
-
 class LineIndex:
-    """Maps the data rows pyarrow returns to 1-based physical line numbers of the decompressed file.
+    """Maps the data rows pyarrow returns for one block to 1-based physical line numbers of the
+    decompressed file.
 
-    pyarrow numbers rows by counting non-empty lines (the header included); empty lines are skipped.
-    The index is built only when a line number is first asked for (on a rejection).
+    pyarrow numbers rows by counting non-empty lines of the block (the header included); empty lines
+    are skipped. The index is built only when a line number is first asked for (on a rejection).
     """
 
-    def __init__(self, data: bytes, header_lines: int, invalid_ordinals: list[int]):
-        self._data, self._header_lines, self._invalid = data, header_lines, invalid_ordinals
+    def __init__(self, data: bytes, first_line: int, header_lines: int, invalid_ordinals: list[int]):
+        self._data, self._first_line = data, first_line
+        self._header_lines, self._invalid = header_lines, invalid_ordinals
 
     @cached_property
     def _nonempty_lines(self) -> np.ndarray:
@@ -150,7 +139,7 @@ class LineIndex:
             starts, ends = starts[:-1], ends[:-1]
         lengths = ends - starts
         has_cr = (lengths > 0) & (raw[np.maximum(ends - 1, 0)] == ord("\r"))
-        return np.flatnonzero(lengths - has_cr > 0) + 1
+        return np.flatnonzero(lengths - has_cr > 0) + self._first_line
 
     @cached_property
     def _data_lines(self) -> np.ndarray:
@@ -171,7 +160,7 @@ class LineIndex:
 
 @dataclass
 class CsvRows:
-    """Typed rows of one CSV file and, for each, its index among the file's parsed data rows."""
+    """Typed rows of one block of a CSV file and, for each, its index among the block's parsed rows."""
 
     path: Path
     table: pa.Table
@@ -220,18 +209,10 @@ class CsvRows:
             return self
         indices = np.flatnonzero(bad)
         lines = self.lines.lines_of_rows(self.row_ids[indices])
-        shown = self.table.column(show).take(pa.array(indices)).to_pylist() if show else [None] * len(indices)
-        for line, value in zip(lines, shown):
-            ctx.reject(self.path, int(line), reason, f"{reason}: {show}={value!r}" if show else reason)
+        values = self.table.column(show).take(pa.array(indices[:EXAMPLES_PER_REASON])).to_pylist() if show else []
+        ctx.reject_many(self.path, lines, reason,
+                        lambda i: f"{reason}: {show}={values[i]!r}" if show else reason)
         return self.filter(~bad)
-
-    def without_duplicates(self) -> tuple["CsvRows", int]:
-        """These rows with exact repeats of an earlier row (all columns equal) removed, and how many."""
-        numbered = self.table.append_column("_row", pa.array(np.arange(self.num_rows)))
-        firsts = numbered.group_by(self.table.column_names, use_threads=False).aggregate([("_row", "min")])
-        keep = np.zeros(self.num_rows, dtype=bool)
-        keep[firsts.column("_row_min").to_numpy()] = True
-        return self.filter(keep), int(self.num_rows - keep.sum())
 
     def split_by(self, column: str):
         """Yield ``(value, rows)`` for each distinct value of text column ``column``, in order of first use."""
@@ -242,11 +223,11 @@ class CsvRows:
 
 @dataclass
 class CsvSource:
-    """A decompressed CSV file and what its first line says."""
+    """A CSV file being read block by block, and what its first line says."""
 
     path: Path
-    data: bytes
     first_line: str
+    blocks: Iterator[tuple[int, bytes]] = field(repr=False)   # (first line number, block), from line 1
 
     @property
     def header(self) -> list[str] | None:
@@ -276,39 +257,48 @@ class CsvSource:
                 raise InputError(self.path, 1, f"missing column {expected.name!r}; expected header "
                                  f"{header_text(layout)}")
 
-    def read(self, layout: Layout, ctx: IngestContext) -> CsvRows:
-        """Parse the file with ``layout`` (call :meth:`check_columns` first).
+    def read(self, layout: Layout, ctx: IngestContext) -> Iterator[CsvRows]:
+        """Parse the file with ``layout`` (call :meth:`check_columns` first), one block at a time.
 
-        Returns the rows that parsed, with ``epoch`` and ``datetime`` columns as int64 ns; every other
-        row is reported through ``ctx.reject`` with its line number.
+        Yields the rows of each block that parsed, with ``epoch`` and ``datetime`` columns as int64
+        ns; every other row is reported through ``ctx.reject`` with its line number.
         """
         header = self.header
         names = header if header is not None else [f.name for f in layout]
         wanted = [f for f in layout if f.kind != "ignore"]
-        reader = _ArrowCsvReader(self.data, names, header_lines=int(header is not None))
+        header_lines = int(header is not None)
+        for first_line, block in self.blocks:
+            if block.strip():
+                yield self._read_block(block, first_line, header_lines if first_line == 1 else 0,
+                                       names, wanted, ctx)
+
+    def _read_block(self, block: bytes, first_line: int, header_lines: int, names: list[str],
+                    wanted: list[Field], ctx: IngestContext) -> CsvRows:
+        reader = _ArrowCsvReader(block, names, header_lines)
         try:
             table = reader.read({f.name: _ARROW_TYPES[f.kind] for f in wanted})
-            rows = self._rows(reader, table, ctx)
+            rows = self._rows(reader, table, first_line, ctx)
         except pa.ArrowInvalid:  # a value did not convert: re-read as text to find the bad rows
-            rows = _convert_text_columns(self._rows(reader, self._read_text(reader, wanted), ctx), wanted, ctx)
+            text = self._read_text(reader, wanted, first_line)
+            rows = _convert_text_columns(self._rows(reader, text, first_line, ctx), wanted, ctx)
         return _finish_columns(rows, wanted, ctx)
 
-    def _read_text(self, reader: "_ArrowCsvReader", fields: list[Field]) -> pa.Table:
-        """Every wanted column as text; a file even that fails on (broken quoting) is fatal."""
+    def _read_text(self, reader: "_ArrowCsvReader", fields: list[Field], first_line: int) -> pa.Table:
+        """Every wanted column as text; a block even that fails on (broken quoting) is fatal."""
         try:
             return reader.read({f.name: pa.string() for f in fields})
         except pa.ArrowInvalid as err:
-            raise InputError(self.path, None, f"not a readable CSV file ({err})") from None
+            raise InputError(self.path, first_line, f"not a readable CSV file ({err})") from None
 
-    def _rows(self, reader: "_ArrowCsvReader", table: pa.Table, ctx: IngestContext) -> CsvRows:
-        lines = LineIndex(self.data, reader.header_lines, [ordinal for ordinal, _ in reader.invalid])
+    def _rows(self, reader: "_ArrowCsvReader", table: pa.Table, first_line: int, ctx: IngestContext) -> CsvRows:
+        lines = LineIndex(reader.data, first_line, reader.header_lines, [ordinal for ordinal, _ in reader.invalid])
         for ordinal, detail in reader.invalid:
             ctx.reject(self.path, lines.line_of_ordinal(ordinal), "wrong number of fields", detail)
         return CsvRows(self.path, table, np.arange(table.num_rows), lines)
 
 
 class _ArrowCsvReader:
-    """One file read by ``pyarrow.csv`` with rows of the wrong field count collected, not fatal."""
+    """One block read by ``pyarrow.csv`` with rows of the wrong field count collected, not fatal."""
 
     def __init__(self, data: bytes, names: list[str], header_lines: int):
         self.data, self.names, self.header_lines = data, names, header_lines
@@ -360,22 +350,19 @@ def _parse_text(values: pa.ChunkedArray, kind: str) -> tuple[pa.ChunkedArray, np
                                   for fmt in DATETIME_FORMATS))
         valid = pc.is_valid(converted)
     else:
-        valid = pc.match_substring_regex(values, _NUMBER_PATTERNS[kind])
+        valid = pc.match_substring_regex(values, NUMBER_PATTERNS[kind])
         converted = pc.cast(pc.if_else(valid, values, pa.scalar(None, pa.string())), _ARROW_TYPES[kind])
     malformed = pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(valid, False)))
     return converted, malformed.to_numpy(zero_copy_only=False)
 
 
 def _finish_columns(rows: CsvRows, fields: list[Field], ctx: IngestContext) -> CsvRows:
-    """Reject empty required cells, non-finite numbers and bad epoch units; times become int64 ns."""
+    """Reject empty required cells and bad epoch units; times become int64 ns (values are checked
+    later, on the canonical rows, by :mod:`gpu_lpi.ingest.value_rules`)."""
     for f in fields:
         if f.required:
-            values = rows.column(f.name)
-            empty = values.is_null().to_numpy(zero_copy_only=False)
+            empty = rows.column(f.name).is_null().to_numpy(zero_copy_only=False)
             rows = rows.reject(empty, ctx, f"empty column {f.name!r}")
-            if f.kind == "float":
-                rows = rows.reject(~np.isfinite(rows.numpy(f.name)), ctx,
-                                   f"not a finite number in column {f.name!r}", show=f.name)
     for f in fields:
         if f.kind == "epoch":
             rows = _epoch_column_to_ns(rows, f.name, ctx)
@@ -389,20 +376,88 @@ def _epoch_column_to_ns(rows: CsvRows, name: str, ctx: IngestContext) -> CsvRows
     empty = values.is_null().to_numpy(zero_copy_only=False)
     ns, bad_unit = epoch_to_ns(pc.fill_null(values, 0).to_numpy(zero_copy_only=False))
     bad_unit &= ~empty
-    rows = rows.reject(bad_unit, ctx, f"timestamp in column {name!r} is not 10, 13, 16 or 19 digits "
-                       "(s, ms, µs, ns)", show=name)
+    rows = rows.reject(bad_unit, ctx, f"timestamp in column {name!r} {BAD_UNIT}", show=name)
     return rows.with_column(name, pa.array(ns[~bad_unit], mask=empty[~bad_unit]))
 
 
-def load_csv(path: Path, ctx: IngestContext) -> CsvSource | None:
-    """Decompress ``path``; ``None`` (with a report note) when it holds no lines at all."""
-    data = read_bytes(path)
-    if not data.strip():
+def open_csv(path: Path, ctx: IngestContext) -> CsvSource | None:
+    """Open ``path`` to be read block by block; ``None`` (with a report note) when it holds no lines."""
+    blocks = iter_line_blocks(path)
+    opening = []
+    for first_line, block in blocks:
+        opening.append((first_line, block))
+        if block.strip():
+            break
+    else:
         ctx.report.note(path, None, "empty file")
         return None
-    end = data.find(b"\n")
-    first = data[: end if end >= 0 else len(data)].decode("utf-8", errors="replace")
-    return CsvSource(path, data, first.lstrip("\ufeff").rstrip("\r"))
+    first = opening[0][1]
+    end = first.find(b"\n")
+    text = first[: end if end >= 0 else len(first)].decode("utf-8", errors="replace")
+    return CsvSource(path, text.lstrip("\ufeff").rstrip("\r"), itertools.chain(opening, blocks))
+
+
+#: How far back in time an exact repeat of a row is looked for across the blocks of a file (rows
+#: this much older than the latest row met are forgotten).
+REPEAT_WINDOW_NS = NS_PER_DAY
+
+#: What a builder makes of a block: (tick-store table, symbol, canonical rows, their lines).
+Chunk = tuple[str, str, pa.Table, value_rules.Lines]
+
+
+class FileState:
+    """What the parse of one CSV file carries from block to block.
+
+    Counts to note once at the file's end, values a builder carries (the last open interest of a
+    symbol, whether its first book snapshot was met, ...), the recent distinct rows that repeats
+    are looked for among, and the time extent of the rows kept per (table, symbol).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.counts: Counter = Counter()        # note text with a {:,} field -> count
+        self.carry: dict = {}                   # builder-specific values, by key
+        self.extent: dict[tuple[str, str], tuple[int, int]] = {}   # (table, symbol) -> first, last ts
+
+    def count(self, note: str, n: int) -> None:
+        """Add ``n`` to the count noted at the end of the file as ``note.format(count)``."""
+        self.counts[note] += int(n)
+
+    def checked(self, chunk: Chunk, ctx: IngestContext) -> tuple[str, str, pa.Table]:
+        """A builder's chunk with the value rules applied; the time extent of its rows recorded."""
+        table, symbol, rows, lines = chunk
+        rows = value_rules.checked(table, rows, self.path, lines, ctx)
+        if rows.num_rows:
+            low, high = (int(v) for v in pc.min_max(rows.column("ts")).values())
+            previous = self.extent.get((table, symbol), (low, high))
+            self.extent[(table, symbol)] = (min(low, previous[0]), max(high, previous[1]))
+        return table, symbol, rows
+
+    def without_repeats(self, rows: CsvRows, key: str, time_column: str) -> CsvRows:
+        """``rows`` without exact repeats (all columns equal) of a row met before in the file, within
+        :data:`REPEAT_WINDOW_NS` of the latest ``time_column`` met; the repeats are counted under
+        ``key`` (a note text with a ``{:,}`` field)."""
+        recent = self.carry.get(key)
+        combined = rows.table if recent is None else pa.concat_tables([recent, rows.table])
+        offset = 0 if recent is None else recent.num_rows
+        numbered = combined.append_column("_row", pa.array(np.arange(combined.num_rows)))
+        firsts = np.sort(numbered.group_by(rows.table.column_names, use_threads=False)
+                         .aggregate([("_row", "min")]).column("_row_min").to_numpy())
+        keep = np.zeros(rows.num_rows, dtype=bool)
+        keep[firsts[firsts >= offset] - offset] = True
+        self.count(key, rows.num_rows - keep.sum())
+        distinct = combined.take(pa.array(firsts))
+        if distinct.num_rows:
+            latest = pc.max(distinct.column(time_column)).as_py()
+            distinct = distinct.filter(pc.greater_equal(distinct.column(time_column), latest - REPEAT_WINDOW_NS))
+        self.carry[key] = distinct
+        return rows.filter(keep)
+
+    def finish(self, ctx: IngestContext) -> None:
+        """Note the counts of the file."""
+        for note, n in self.counts.items():
+            if n:
+                ctx.report.note(self.path, None, note.format(n))
 
 
 def canonical_table(table_name: str, num_rows: int, **columns) -> pa.Table:

@@ -1,15 +1,19 @@
-"""Opening raw input files: plain, gzip or single-member zip, with clear errors."""
+"""Opening raw input files: plain, gzip (one or more members) or single-member zip, read as a stream.
+
+Nothing here holds a whole file: :func:`iter_line_blocks` decompresses a bounded piece at a time and
+yields blocks of whole lines. A truncated or corrupt file is fatal, and the error says how many
+complete lines could be read before the damage (the true count: every byte the decompressor could
+still decode is counted).
+"""
 
 from __future__ import annotations
 
-import gzip
-import io
 import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from isal import igzip
+from isal import isal_zlib
 from tqdm import tqdm
 
 from gpu_lpi.errors import InputError
@@ -17,70 +21,176 @@ from gpu_lpi.errors import InputError
 #: Size of the line-aligned text blocks :func:`iter_line_blocks` yields (memory per block is a few
 #: times this, whatever the file's size).
 LINE_BLOCK_BYTES = 96 << 20
+#: Compressed bytes read from a file at a time.
+READ_BYTES = 1 << 20
+#: Most decompressed bytes one decompressor call may return (bounds memory on highly compressible input).
+PIECE_BYTES = 8 << 20
+#: Compressed bytes fed at a time when an unreadable gzip file is re-read to count its readable lines.
+_RECOUNT_BYTES = 1 << 14
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+#: ``wbits`` of a gzip stream (header and trailer checked) for zlib and ISA-L.
+_GZIP_WBITS = 31
 
 
-def read_bytes(path: Path) -> bytes:
-    """The decompressed content of ``path`` (gzip and zip detected by magic bytes).
+class _Unreadable(Exception):
+    """The decompressed stream ends in damage (``reason``, in the decompressor's words); ``exact``
+    when every readable byte was yielded before."""
 
-    Raises
-    ------
-    InputError
-        If the file is a truncated or corrupt gzip/zip, naming the file and the line reached.
-    """
-    return b"".join(block for _, block in iter_line_blocks(path))
+    def __init__(self, reason: str, exact: bool):
+        super().__init__(reason)
+        self.reason, self.exact = reason, exact
 
 
-def _open_stream(path: Path):
-    """A binary stream of the decompressed content (gzip via ISA-L, else plain)."""
+def _kind(path: Path) -> str:
     with open(path, "rb") as handle:
         magic = handle.read(4)
-    if magic[:2] == b"\x1f\x8b":
-        return igzip.open(path, "rb")
-    if magic == b"PK\x03\x04":
-        return io.BytesIO(_unzip(path))
-    return open(path, "rb")
+    if magic[:2] == _GZIP_MAGIC:
+        return "gzip"
+    if magic == _ZIP_MAGIC:
+        return "zip"
+    return "plain"
 
 
-def iter_line_blocks(path: Path, block_bytes: int = LINE_BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(number of the block's first line, block)`` for blocks of whole lines.
+def _gzip_pieces(path: Path) -> Iterator[bytes]:
+    """The decompressed content of a gzip file (members one after another), piece by piece (ISA-L).
+
+    Raises :class:`_Unreadable` after the last readable piece if the stream is cut short or corrupt.
+    """
+    inflater = isal_zlib.decompressobj(_GZIP_WBITS)
+    with open(path, "rb") as handle:
+        while data := handle.read(READ_BYTES):
+            while data:
+                if inflater.eof:                       # a member ended: the next one, or zero padding
+                    if not data.strip(b"\x00"):
+                        break
+                    inflater = isal_zlib.decompressobj(_GZIP_WBITS)
+                try:
+                    piece = inflater.decompress(data, PIECE_BYTES)
+                except (isal_zlib.error, zlib.error) as err:
+                    raise _Unreadable(str(err), exact=False) from None
+                if piece:
+                    yield piece
+                data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+    if not inflater.eof:
+        raise _Unreadable("the file ends inside compressed data", exact=True)
+
+
+class _GzipLineCounter:
+    """Counts the lines of a gzip stream fed piece by piece with zlib, up to the first undecodable byte."""
+
+    def __init__(self):
+        self.lines = 0
+        self._inflater = zlib.decompressobj(_GZIP_WBITS)
+
+    def feed(self, data: bytes) -> bool:
+        """Count the lines ``data`` decompresses to; ``False`` once a byte cannot be decoded.
+
+        A piece that fails is fed again one byte at a time from a copy of the decompressor taken
+        before it, so that the count includes everything up to the failing byte.
+        """
+        while data:
+            if self._inflater.eof:
+                if not data.strip(b"\x00"):
+                    return True
+                self._inflater = zlib.decompressobj(_GZIP_WBITS)
+            before = self._inflater.copy()
+            try:
+                self.lines += self._inflater.decompress(data).count(b"\n")
+            except zlib.error:
+                if len(data) == 1:
+                    return False
+                self._inflater = before
+                return all(self.feed(data[at:at + 1]) for at in range(len(data)))
+            data = self._inflater.unused_data
+        return True
+
+
+def readable_gzip_lines(path: Path) -> int:
+    """How many complete lines of a damaged gzip file can be decompressed before the damage.
+
+    Independent of the fast reader (zlib instead of ISA-L, small pieces, byte-wise retry), so it
+    also counts the lines of the piece in which the fast reader met the damage.
+    """
+    counter = _GzipLineCounter()
+    with open(path, "rb") as handle:
+        while data := handle.read(_RECOUNT_BYTES):
+            if not counter.feed(data):
+                break
+    return counter.lines
+
+
+def _zip_pieces(path: Path) -> Iterator[bytes]:
+    """The decompressed content of the one file inside a zip, piece by piece."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise _Unreadable(str(err), exact=False) from None
+    with archive:
+        members = [m for m in archive.namelist() if not m.endswith("/")]
+        if len(members) != 1:
+            raise InputError(path, None, f"expected one file inside the zip, found {len(members)}")
+        with archive.open(members[0]) as member:
+            while True:
+                try:
+                    piece = member.read(READ_BYTES)
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+                    raise _Unreadable(str(err), exact=False) from None
+                if not piece:
+                    return
+                yield piece
+
+
+def _plain_pieces(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while piece := handle.read(READ_BYTES):
+            yield piece
+
+
+_PIECES = {"gzip": _gzip_pieces, "zip": _zip_pieces, "plain": _plain_pieces}
+_DESCRIPTIONS = {"gzip": "gzip stream", "zip": "zip file", "plain": "file"}
+
+
+def iter_line_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(number of the block's first line, block)`` for blocks of whole lines, in file order.
+
+    Each block holds at least ``block_bytes`` (default :data:`LINE_BLOCK_BYTES`) bytes where the
+    file has that many left, and ends after a newline except for a last line without one.
 
     Raises
     ------
     InputError
-        If the gzip stream is truncated or corrupt, naming the line reached.
+        If the file is truncated or corrupt (after the blocks before the damage were yielded), naming
+        the first line that could not be read completely and how many complete lines could.
     """
-    first_line, carry = 1, b""
-    with _open_stream(path) as stream:
-        while True:
-            try:
-                chunk = stream.read(block_bytes)
-            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
-                line = first_line + carry.count(b"\n")
-                raise InputError(path, line, f"truncated or corrupt gzip stream ({err}); "
-                                 f"{line - 1:,} complete lines were readable") from None
-            if not chunk:
-                break
-            block = carry + chunk
+    block_bytes = LINE_BLOCK_BYTES if block_bytes is None else block_bytes
+    kind = _kind(path)
+    first_line, pending, pending_size = 1, [], 0
+    try:
+        for piece in _PIECES[kind](path):
+            pending.append(piece)
+            pending_size += len(piece)
+            if pending_size < block_bytes:
+                continue
+            block = b"".join(pending)
             cut = block.rfind(b"\n") + 1
             if cut == 0:
-                carry = block
+                pending = [block]
                 continue
-            carry = block[cut:]
+            pending = [block[cut:]]
+            pending_size = len(pending[0])
             yield first_line, block[:cut]
             first_line += block.count(b"\n", 0, cut)
-    if carry:
-        yield first_line, carry
-
-
-def _unzip(path: Path) -> bytes:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.namelist() if not m.endswith("/")]
-            if len(members) != 1:
-                raise InputError(path, None, f"expected one file inside the zip, found {len(members)}")
-            return archive.read(members[0])
-    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-        raise InputError(path, None, f"corrupt zip file ({err})") from None
+    except _Unreadable as err:
+        readable = first_line - 1 + sum(p.count(b"\n") for p in pending)
+        if kind == "gzip" and not err.exact:
+            readable = readable_gzip_lines(path)
+        raise InputError(path, readable + 1, f"truncated or corrupt {_DESCRIPTIONS[kind]} ({err.reason}); "
+                         f"{readable:,} complete lines were readable") from None
+    rest = b"".join(pending)
+    if rest:
+        yield first_line, rest
 
 
 def parse_files(files: list[Path], progress: bool, parse_file):

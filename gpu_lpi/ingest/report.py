@@ -1,16 +1,21 @@
-"""What an ingest did: rows per table, rejections by reason, sequence gaps; printed and saved."""
+"""What an ingest did: rows per table, rejections by reason, sequence gaps, covered spans and
+conflicts; printed and saved."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from gpu_lpi.errors import InputError
+from gpu_lpi.ingest.value_rules import TimeBounds, format_ns
 
-#: How many example lines are kept per rejection reason.
+#: How many example lines are kept per rejection reason (and per conflicting table and symbol).
 EXAMPLES_PER_REASON = 5
+#: How many covered spans per symbol the summary lists (the JSON report has them all).
+SPANS_SHOWN = 3
 
 
 @dataclass
@@ -25,14 +30,21 @@ class IngestReport:
     examples: dict = field(default_factory=dict)            # reason -> ["file:line: detail", ...]
     gaps: list = field(default_factory=list)                # sequence gaps (dicts)
     notes: list = field(default_factory=list)               # non-fatal findings (empty files, re-sorts)
+    coverage: list = field(default_factory=list)            # covered spans: {symbol, table, start_ns, end_ns, source}
+    conflicts: Counter = field(default_factory=Counter)     # (table, symbol) -> keyed rows re-ingested changed
+    conflict_examples: dict = field(default_factory=dict)   # (table, symbol) -> [detail, ...]
 
     def reject(self, path, line: int | None, reason: str, detail: str = "") -> None:
         """Count one rejected line/row under ``reason`` and keep a few examples."""
-        self.rejections[reason] += 1
+        self.reject_many(path, [line], reason, lambda _: detail)
+
+    def reject_many(self, path, lines, reason: str, detail: Callable[[int], str]) -> None:
+        """Count the rejected ``lines`` under ``reason``; ``detail(i)`` describes the i-th (called
+        only for the examples kept)."""
+        self.rejections[reason] += len(lines)
         kept = self.examples.setdefault(reason, [])
-        if len(kept) < EXAMPLES_PER_REASON:
-            where = f"{path}:{line}" if line is not None else str(path)
-            kept.append(f"{where}: {detail or reason}")
+        for i in range(min(len(lines), EXAMPLES_PER_REASON - len(kept))):
+            kept.append(f"{_where(path, lines[i])}: {detail(i) or reason}")
 
     def gap(self, symbol: str, path, line: int, ts: int, expected_prev: int, got_prev: int) -> None:
         """Record a break in a depth update-id chain (the book is invalid until the next snapshot)."""
@@ -40,8 +52,21 @@ class IngestReport:
                           "expected_pu": int(expected_prev), "got_pu": int(got_prev)})
 
     def note(self, path, line: int | None, text: str) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        self.notes.append(f"{where}: {text}")
+        self.notes.append(f"{_where(path, line)}: {text}")
+
+    def cover(self, table: str, symbol: str, start_ns: int, end_ns: int, source) -> None:
+        """Record that ``source`` covers ``[start_ns, end_ns)`` of ``table`` for ``symbol``: times in
+        it without rows had no events, times outside it are unknown to this input."""
+        self.coverage.append({"symbol": symbol, "table": table, "start_ns": int(start_ns),
+                              "end_ns": int(end_ns), "source": str(source)})
+
+    def conflict(self, table: str, symbol: str, detail: str, count: int = 1) -> None:
+        """Count ``count`` keyed rows (trade id, aggTrade id, ...) re-ingested with other values than
+        stored (the stored row is kept); ``detail`` describes one."""
+        self.conflicts[(table, symbol)] += count
+        kept = self.conflict_examples.setdefault((table, symbol), [])
+        if len(kept) < EXAMPLES_PER_REASON:
+            kept.append(detail)
 
     @property
     def total_rows(self) -> int:
@@ -57,6 +82,9 @@ class IngestReport:
             "rejection_examples": self.examples,
             "gaps": self.gaps,
             "notes": self.notes,
+            "coverage": self.coverage,
+            "conflicts": {f"{t}/{s}": n for (t, s), n in sorted(self.conflicts.items())},
+            "conflict_examples": {f"{t}/{s}": e for (t, s), e in sorted(self.conflict_examples.items())},
         }
 
     def summary(self) -> str:
@@ -74,8 +102,27 @@ class IngestReport:
         lines.append(f"  depth sequence gaps: {len(self.gaps)}"
                      + "".join(f"\n    {g['file']}:{g['line']}: {g['symbol']} pu={g['got_pu']} "
                                f"expected {g['expected_pu']}" for g in self.gaps[:10]))
+        lines.extend(self._coverage_lines())
+        if self.conflicts:
+            lines.append(f"  conflicts (re-ingested with other values; stored rows kept): "
+                         f"{sum(self.conflicts.values()):,}")
+            for (table, symbol), n in sorted(self.conflicts.items()):
+                lines.append(f"    {n:>10,}  {table} {symbol}  e.g. {self.conflict_examples[(table, symbol)][0]}")
         lines.extend(f"  note: {text}" for text in self.notes[:20])
         return "\n".join(lines)
+
+    def _coverage_lines(self) -> list[str]:
+        """Per symbol, the union of its covered spans over all tables, the first few listed."""
+        by_symbol: dict[str, list] = defaultdict(list)
+        for span in self.coverage:
+            by_symbol[span["symbol"]].append((span["start_ns"], span["end_ns"]))
+        lines = [f"  covered spans: {len(by_symbol)} symbol(s)"]
+        for symbol, spans in sorted(by_symbol.items()):
+            joined = _union(spans)
+            shown = ", ".join(f"{format_ns(a)} .. {format_ns(b)}" for a, b in joined[:SPANS_SHOWN])
+            more = f", ... ({len(joined) - SPANS_SHOWN} more)" if len(joined) > SPANS_SHOWN else ""
+            lines.append(f"    {symbol:<14} {len(joined)} span(s): {shown}{more}")
+        return lines
 
     def write(self, reports_dir) -> str:
         """Save the report as JSON under ``reports_dir``; return its path."""
@@ -86,18 +133,48 @@ class IngestReport:
         return str(path)
 
 
-class IngestContext:
-    """What a format parser needs besides its files: the report, reference data, strictness."""
+def _where(path, line) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
 
-    def __init__(self, report: IngestReport, registry, strict: bool = False):
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping and touching spans joined, sorted."""
+    joined: list[list[int]] = []
+    for start, end in sorted(spans):
+        if joined and start <= joined[-1][1]:
+            joined[-1][1] = max(joined[-1][1], end)
+        else:
+            joined.append([start, end])
+    return [(a, b) for a, b in joined]
+
+
+class IngestContext:
+    """What a format parser needs besides its files: the report, reference data, strictness and the
+    accepted time range of the value rules."""
+
+    def __init__(self, report: IngestReport, registry, strict: bool = False, bounds: TimeBounds | None = None):
         self.report, self.registry, self.strict = report, registry, strict
+        self.bounds = bounds if bounds is not None else TimeBounds.of()
         self.symbols_seen: set[str] = set()
 
     def reject(self, path, line: int | None, reason: str, detail: str = "") -> None:
         """Count a rejection, or raise it as an :class:`InputError` in strict mode."""
+        self.reject_many(path, [line], reason, lambda _: detail)
+
+    def reject_many(self, path, lines, reason: str, detail: Callable[[int], str]) -> None:
+        """Count rejections of ``lines`` (see :meth:`IngestReport.reject_many`); in strict mode the
+        first is raised as an :class:`InputError`."""
+        if not len(lines):
+            return
         if self.strict:
-            raise InputError(path, line, f"{reason}: {detail}" if detail else reason)
-        self.report.reject(path, line, reason, detail)
+            text, line = detail(0), lines[0]
+            raise InputError(path, None if line is None else int(line), f"{reason}: {text}" if text else reason)
+        self.report.reject_many(path, lines, reason, detail)
+
+    def cover(self, table: str, symbol: str, start_ns: int, end_ns: int, source) -> None:
+        """Record a covered span (see :meth:`IngestReport.cover`); empty spans are ignored."""
+        if end_ns > start_ns:
+            self.report.cover(table, symbol, start_ns, end_ns, source)
 
     def symbol_info(self, symbol: str, path=None, line: int | None = None) -> dict:
         """Reference data of ``symbol`` (fatal :class:`InputError` if unknown); marks it as seen."""

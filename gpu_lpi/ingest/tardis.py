@@ -25,6 +25,13 @@ liquidations          liquidations    side "sell" (a long liquidated) = LIQ_SELL
 
 Decisions:
 
+* Files are read a block of lines at a time (memory does not grow with the file: an
+  ``incremental_book_L2`` day is gigabytes); what a file's rules need from earlier blocks is carried
+  over, so the rows, rejections and notes are those of a whole-file read. The value rules of
+  :mod:`gpu_lpi.ingest.value_rules` apply to every row.
+* Coverage: a file with the default name covers its UTC day, for the tables it fills and each symbol
+  it has rows of; a file named otherwise covers its rows' first to last ``timestamp``. An empty file
+  covers nothing.
 * ``derivative_ticker`` emits a row whenever *any* of its fields changes, so most rows repeat the last
   open interest. ``open_interest`` gets only the rows whose ``open_interest`` is present and differs
   from the previous present value of that symbol in the same file (the first present value of each
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +58,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpu_lpi.errors import InputError
-from gpu_lpi.ingest.csv_tables import (CsvRows, CsvSource, Field, Layout, canonical_table, load_csv,
-                                       reference_data_of)
+from gpu_lpi.ingest.csv_tables import (Chunk, CsvRows, CsvSource, Field, FileState, Layout, canonical_table,
+                                       open_csv, reference_data_of)
 from gpu_lpi.ingest.files import parse_files
 from gpu_lpi.ingest.report import IngestContext
 from gpu_lpi.reference_data import usd_notional
 from gpu_lpi.schema import LIQ_BUY, LIQ_SELL, NO_ID, SIDE_ASK, SIDE_BID, TRADE_KIND_MARKET
+from gpu_lpi.store import NS_PER_DAY, date_to_ns
 
 FORMAT = "tardis"
 DEFAULT_FILE_NAME = "{exchange}_{data_type}_{YYYY-MM-DD}_{SYMBOL}.csv.gz"
@@ -80,7 +89,7 @@ DERIVATIVE_TICKER: Layout = _COMMON + (
     Field("predicted_funding_rate", "ignore"), Field("open_interest", "float", required=False),
     Field("last_price", "ignore"), Field("index_price", "ignore"), Field("mark_price", "float", required=False))
 
-Chunk = tuple[str, str, pa.Table]
+Builder = Callable[[CsvRows, str, dict, IngestContext, FileState], Iterator[Chunk]]
 
 
 def book_snapshot_layout(levels: int) -> Layout:
@@ -89,7 +98,7 @@ def book_snapshot_layout(levels: int) -> Layout:
                            for i in range(levels) for side in ("asks", "bids") for value in ("price", "amount"))
 
 
-def parse(files: list[Path], ctx: IngestContext, progress: bool = False) -> Iterator[Chunk]:
+def parse(files: list[Path], ctx: IngestContext, progress: bool = False) -> Iterator[tuple[str, str, pa.Table]]:
     """Yield ``(table, symbol, rows)`` for every Tardis CSV file in ``files``.
 
     Raises
@@ -101,18 +110,28 @@ def parse(files: list[Path], ctx: IngestContext, progress: bool = False) -> Iter
     yield from parse_files(files, progress, lambda path: _parse_file(path, ctx))
 
 
-def _parse_file(path: Path, ctx: IngestContext) -> Iterator[Chunk]:
-    source = load_csv(path, ctx)
+def _parse_file(path: Path, ctx: IngestContext) -> Iterator[tuple[str, str, pa.Table]]:
+    source = open_csv(path, ctx)
     if source is None:
         return
     source.reject_foreign_format(FORMAT)
     data_type = data_type_of(source)
     layout = layout_of(data_type)
     source.check_columns(layout)
-    rows = source.read(layout, ctx)
     build = _BUILDERS["book_snapshot" if _BOOK_SNAPSHOT.match(data_type) else data_type]
-    for symbol, part in rows.split_by("symbol"):
-        yield from build(part, symbol, reference_data_of(symbol, part, ctx), ctx)
+    state = FileState(path)
+    for rows in source.read(layout, ctx):
+        for symbol, part in rows.split_by("symbol"):
+            for chunk in build(part, symbol, reference_data_of(symbol, part, ctx), ctx, state):
+                yield state.checked(chunk, ctx)
+    state.finish(ctx)
+    match = _FILE_NAME.match(path.name)
+    for (table, symbol), (first, last) in state.extent.items():
+        if match is not None:
+            day = date_to_ns(date.fromisoformat(match["date"]))
+            ctx.cover(table, symbol, day, day + NS_PER_DAY, path)
+        else:
+            ctx.cover(table, symbol, first, last + 1, path)
 
 
 def data_type_of(source: CsvSource) -> str:
@@ -170,80 +189,89 @@ def _side_codes(rows: CsvRows, ctx: IngestContext, codes: dict[str, int], what: 
     return rows, np.asarray([codes[name] for name in names], dtype=np.int8)[index]
 
 
-def _trades(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _trades(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
     rows, aggressor_sold = _side_codes(rows, ctx, {"buy": 0, "sell": 1}, "trade")
     price, qty = rows.numpy("price"), rows.numpy("amount")
     yield "trades", symbol, canonical_table(
         "trades", rows.num_rows, price=price, qty=qty, is_buyer_maker=aggressor_sold.astype(bool),
-        notional=usd_notional(price, qty, info), kind=TRADE_KIND_MARKET, trade_id=_trade_ids(rows, ctx),
-        **_times(rows))
+        notional=usd_notional(price, qty, info), kind=TRADE_KIND_MARKET, trade_id=_trade_ids(rows, state),
+        **_times(rows)), rows.line_numbers
 
 
-def _trade_ids(rows: CsvRows, ctx: IngestContext) -> pa.Array:
-    """``id`` as int64; empty ids and ids that are not integers become -1 (the latter noted)."""
+def _trade_ids(rows: CsvRows, state: FileState) -> pa.Array:
+    """``id`` as int64; empty ids and ids that are not integers become -1 (the latter counted)."""
     ids = rows.column("id")
     is_integer = pc.fill_null(pc.match_substring_regex(ids, _INTEGER_ID), False)
-    not_integer = pc.sum(pc.and_(pc.is_valid(ids), pc.invert(is_integer))).as_py() or 0
-    if not_integer:
-        ctx.report.note(rows.path, None, f"{not_integer:,} trade ids are not integers; stored as {NO_ID}")
+    state.count(f"{{:,}} trade ids are not integers; stored as {NO_ID}",
+                pc.sum(pc.and_(pc.is_valid(ids), pc.invert(is_integer))).as_py() or 0)
     return pc.fill_null(pc.cast(pc.if_else(is_integer, ids, pa.scalar(None, pa.string())), pa.int64()), NO_ID)
 
 
-def _depth_diff(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _depth_diff(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
     rows, sides = _side_codes(rows, ctx, {"bid": SIDE_BID, "ask": SIDE_ASK}, "book")
     is_snapshot = rows.numpy("is_snapshot")
-    before_snapshot = int(np.argmax(is_snapshot)) if is_snapshot.any() else rows.num_rows
-    if before_snapshot:
-        ctx.report.note(rows.path, None, f"{before_snapshot:,} {symbol} book updates precede the first "
-                        "snapshot in this file (kept; the book replay skips them)")
+    if not state.carry.get(("snapshot seen", symbol)):
+        state.count(f"{{:,}} {symbol} book updates precede the first snapshot in this file (kept; the book "
+                    "replay skips them)", int(np.argmax(is_snapshot)) if is_snapshot.any() else rows.num_rows)
+        state.carry[("snapshot seen", symbol)] = bool(is_snapshot.any())
     yield "depth_diff", symbol, canonical_table(
         "depth_diff", rows.num_rows, seq_first=NO_ID, seq_last=NO_ID, seq_prev=NO_ID, side=sides,
-        price=rows.column("price"), qty=rows.column("amount"), is_snapshot=is_snapshot, **_times(rows))
+        price=rows.column("price"), qty=rows.column("amount"), is_snapshot=is_snapshot,
+        **_times(rows)), rows.line_numbers
 
 
-def _book_levels(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _book_levels(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
     levels = sum(bool(_SNAPSHOT_ASK_PRICE.match(name)) for name in rows.table.column_names)
     yield "book_levels", symbol, pa.concat_tables(
         canonical_table("book_levels", rows.num_rows, level=level,
                         bid=rows.column(f"bids[{level}].price"), bid_qty=rows.column(f"bids[{level}].amount"),
                         ask=rows.column(f"asks[{level}].price"), ask_qty=rows.column(f"asks[{level}].amount"),
                         **_times(rows))
-        for level in range(levels))
+        for level in range(levels)), lambda: np.tile(rows.line_numbers(), levels)
 
 
-def _quotes(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _quotes(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
     yield "book_ticker", symbol, canonical_table(
         "book_ticker", rows.num_rows, bid=rows.column("bid_price"), bid_qty=rows.column("bid_amount"),
-        ask=rows.column("ask_price"), ask_qty=rows.column("ask_amount"), update_id=NO_ID, **_times(rows))
+        ask=rows.column("ask_price"), ask_qty=rows.column("ask_amount"), update_id=NO_ID,
+        **_times(rows)), rows.line_numbers
 
 
-def _derivative_ticker(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _derivative_ticker(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext,
+                       state: FileState) -> Iterator[Chunk]:
     yield "funding", symbol, canonical_table(
         "funding", rows.num_rows, rate=rows.column("funding_rate"), mark_price=rows.column("mark_price"),
-        **_times(rows))
-    changes = rows.filter(open_interest_changes(rows.numpy("open_interest")))
+        **_times(rows)), rows.line_numbers
+    oi_column = rows.column("open_interest")
+    present = oi_column.is_valid().to_numpy(zero_copy_only=False)
+    oi = rows.numpy("open_interest")
+    changes = rows.filter(open_interest_changes(oi, present, state.carry.get(("open interest", symbol))))
+    if present.any():
+        state.carry[("open interest", symbol)] = oi[np.flatnonzero(present)[-1]]
     oi = changes.numpy("open_interest")
     yield "open_interest", symbol, canonical_table(
         "open_interest", changes.num_rows, oi=oi, oi_value=usd_notional(changes.numpy("mark_price"), oi, info),
-        **_times(changes))
+        **_times(changes)), changes.line_numbers
 
 
-def open_interest_changes(oi: np.ndarray) -> np.ndarray:
-    """Mask of the present (non-NaN) values that differ from the previous present value (first included)."""
-    present = np.flatnonzero(~np.isnan(oi))
-    changed = np.ones(present.size, dtype=bool)
-    changed[1:] = oi[present[1:]] != oi[present[:-1]]
+def open_interest_changes(oi: np.ndarray, present: np.ndarray, previous: float | None = None) -> np.ndarray:
+    """Mask of the present values that differ from the previous present value (the first one
+    included, unless it equals ``previous``, the last present value of the blocks before)."""
+    at = np.flatnonzero(present)
+    values = oi[at] if previous is None else np.r_[previous, oi[at]]
+    changed = np.ones(values.size, dtype=bool)
+    changed[1:] = values[1:] != values[:-1]
     keep = np.zeros(oi.size, dtype=bool)
-    keep[present[changed]] = True
+    keep[at] = changed if previous is None else changed[1:]
     return keep
 
 
-def _liquidations(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext) -> Iterator[Chunk]:
+def _liquidations(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
     rows, sides = _side_codes(rows, ctx, {"sell": LIQ_SELL, "buy": LIQ_BUY}, "liquidation")
     price, qty = rows.numpy("price"), rows.numpy("amount")
     yield "liquidations", symbol, canonical_table(
         "liquidations", rows.num_rows, side=sides, price=price, qty=qty,
-        notional=usd_notional(price, qty, info), avg_price=None, **_times(rows))
+        notional=usd_notional(price, qty, info), avg_price=None, **_times(rows)), rows.line_numbers
 
 
 #: Expected headers of the data types with a fixed header (``book_snapshot_N`` is built per N).
@@ -253,7 +281,7 @@ _LAYOUTS: dict[str, Layout] = {
 }
 #: Data types read like another one (``book_ticker`` is assumed to have the ``quotes`` columns).
 _ALIASES = {"book_ticker": "quotes"}
-_BUILDERS: dict[str, Callable[[CsvRows, str, dict, IngestContext], Iterator[Chunk]]] = {
+_BUILDERS: dict[str, Builder] = {
     "trades": _trades, "incremental_book_L2": _depth_diff, "book_snapshot": _book_levels, "quotes": _quotes,
     "derivative_ticker": _derivative_ticker, "liquidations": _liquidations,
 }
