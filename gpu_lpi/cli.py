@@ -94,13 +94,18 @@ def synth(out_dir, fmt, symbols, start, days, seed, rate_scale):
 @click.option("--symbols-file", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Extra reference data CSV (symbol,tick_size,lot_size,contract_size,is_inverse).")
 @click.option("--strict", is_flag=True, help="Fail on the first rejected line instead of counting it.")
+@click.option("--earliest", type=click.DateTime(["%Y-%m-%d"]), default="2017-01-01", show_default=True,
+              help="First UTC day a row's timestamp may fall on; earlier rows are rejected.")
+@click.option("--latest", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last UTC day a row's timestamp may fall on; later rows are rejected "
+                   "[default: up to one day after now].")
 @_reports_errors
-def ingest(sources, fmt, store, symbols_file, strict):
+def ingest(sources, fmt, store, symbols_file, strict, earliest, latest):
     """Ingest raw market data files (or folders) into the tick store."""
     from gpu_lpi.ingest import ingest as run_ingest
 
     report = run_ingest(sources, fmt, store, symbols_files=symbols_file, strict=strict, progress=True,
-                        on_wait=_tell)
+                        on_wait=_tell, earliest=earliest, latest=latest)
     click.echo(report.summary())
     click.echo(f"store: {store}")
 

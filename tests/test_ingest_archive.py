@@ -311,3 +311,33 @@ def test_a_fatal_error_leaves_the_store_unchanged(tmp_path):
         ingest_archive(tmp_path, [good, more, bad])
     assert store_files(store.root) == before
     assert not (store.root / "_staging").exists()
+
+
+def _day_ns(day: str) -> int:
+    return int(np.datetime64(day, "ns").astype(np.int64))
+
+
+def test_a_file_covers_its_day_or_month_and_rows_outside_are_noted(tmp_path):
+    daily = write_csv(tmp_path, "ETHUSDT-aggTrades-2023-05-01", [AGG_TRADES_HEADER] + AGG_TRADES_ROWS
+                      + ["1290241799,1868.5,1.0,5,5,1682985600000,true"])            # 2023-05-02 00:00
+    monthly = write_csv(tmp_path, "ETHUSDT-fundingRate-2025-12",
+                        ["calc_time,funding_interval_hours,last_funding_rate", "1764547200000,8,0.0001"])
+    metrics = write_csv(tmp_path, "BTCUSDT-metrics-2023-01-21", [
+        METRICS_HEADER, '2023-01-21 00:00:00,BTCUSDT,5,10,"","","",""', '2023-01-21 00:05:00,ETHUSDT,5,10,"","","",""'])
+    empty = tmp_path / "BTCUSDT-trades-2024-05-31.csv"
+    empty.write_text("")
+    report, _ = ingest_archive(tmp_path, [daily, monthly, metrics, empty])
+    assert sorted((c["table"], c["symbol"], c["start_ns"], c["end_ns"], c["source"]) for c in report.coverage) == sorted([
+        ("agg_trades", "ETHUSDT", _day_ns("2023-05-01"), _day_ns("2023-05-02"), str(daily)),
+        ("funding", "ETHUSDT", _day_ns("2025-12-01"), _day_ns("2026-01-01"), str(monthly)),
+        ("open_interest", "BTCUSDT", _day_ns("2023-01-21"), _day_ns("2023-01-22"), str(metrics)),
+        ("open_interest", "ETHUSDT", _day_ns("2023-01-21"), _day_ns("2023-01-22"), str(metrics))])
+    assert f"{daily}: 1 rows timestamped outside the file's period 2023-05-01 (kept)" in report.notes
+    assert f"{empty}: empty file" in report.notes
+
+
+def test_zero_quantity_aggregate_trades_are_rejected(tmp_path):
+    path = write_csv(tmp_path, "ETHUSDT-aggTrades-2023-05-01", [AGG_TRADES_HEADER, ZERO_QTY_AGG_TRADE, AGG_TRADES_ROWS[1]])
+    report, store = ingest_archive(tmp_path, [path])
+    assert store.read("agg_trades", "ETHUSDT").column("trade_id").to_pylist() == [1290241732]
+    assert report.examples == {"agg_trades qty is not a finite number > 0": [f"{path}:2: qty=0.0"]}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from gpu_lpi.errors import InputError
 from gpu_lpi.ingest import ingest
 from gpu_lpi.ingest.value_rules import format_ns
 from gpu_lpi.store import Spans, TickStore
-from tests.conftest import store_files
+from tests.conftest import REPO, store_files
 from tests.reference import count_ws_messages
 
 # -- real captures -----------------------------------------------------------------------------------
@@ -248,3 +250,137 @@ def test_cli_ingest_prints_summary(tmp_path):
                                        str(tmp_path / "store")])
     assert result.exit_code == 0, result.output
     assert "trades" in result.output and "rejected: 0" in result.output and "depth sequence gaps: 0" in result.output
+
+
+# -- streams, payloads, spans ---------------------------------------------------------------------------
+
+def _partial(stream: str, update_id: int, t: int, bids, asks):
+    return {"stream": stream, "data": {"e": "depthUpdate", "E": t + 2, "T": t, "s": "BTCUSDT", "U": update_id - 3,
+                                       "u": update_id, "pu": update_id - 4, "b": [list(b) for b in bids],
+                                       "a": [list(a) for a in asks]}}
+
+
+def test_partial_book_streams_are_top_n_snapshots_never_diffs(tmp_path):
+    t = 1723161256400
+    messages = [_partial("btcusdt@depth20@100ms", 500, t, [("61800.2", "2.9"), ("61800.1", "0.7")],
+                         [("61800.3", "1.0")]),
+                _partial("btcusdt@depth5", 510, t + 100, [("61800.2", "3.1")], [("61800.3", "1.2"), ("61800.4", "0.5")]),
+                _partial("btcusdt@depth10@500ms", 520, t + 600, [], []),
+                _diff(96, 101, 95, t + 700, bids=[("61800.20", "3.0")])]
+    path = _capture(tmp_path / "btcusdt_20240808.gz", messages)
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    store = TickStore(tmp_path / "store")
+    levels = store.read("book_levels", "BTCUSDT").to_pylist()
+    ms = 1_000_000
+    assert [(r["ts"] // ms - t, r["level"], r["bid"], r["bid_qty"], r["ask"], r["ask_qty"]) for r in levels] == [
+        (0, 0, 61800.2, 2.9, 61800.3, 1.0), (0, 1, 61800.1, 0.7, None, None),
+        (100, 0, 61800.2, 3.1, 61800.3, 1.2), (100, 1, None, None, 61800.4, 0.5)]
+    assert levels[0]["local_ts"] == 1723161255000000000
+    assert store.read_arrays("depth_diff", "BTCUSDT")["seq_last"].tolist() == [101]
+    assert report.rejections == {"partial book without levels": 1}
+    assert report.examples["partial book without levels"] == [f"{path}:3: no bid and no ask"]
+
+
+@pytest.mark.parametrize("stream", ["btcusdt@kline_1m", "btcusdt@ticker", "btcusdt@miniTicker", "btcusdt@depth7",
+                                    "btcusdt@depth@1000ms", "btcusdt", "!ticker@arr"])
+def test_streams_the_reader_does_not_read_are_rejected_by_name(tmp_path, stream):
+    payload = {"e": "24hrTicker", "E": 1723161256400, "s": "BTCUSDT", "t": 5, "p": "1.0", "q": "2.0", "T": 1723161256400,
+               "m": True, "c": "61800.0"}
+    path = _capture(tmp_path / "btcusdt_20240808.gz", [_trade(1, 1723161256650), {"stream": stream, "data": payload}])
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert report.rejections == {"unsupported stream": 1}
+    assert report.examples["unsupported stream"] == [f"{path}:2: unsupported stream {stream!r}"]
+    assert report.rows == {("trades", "BTCUSDT"): 1}
+
+
+def test_local_stamp_unit_is_chosen_per_value(tmp_path):
+    stamps = ["1723161255088", "1723161255088176367", "1723161255088176", "1723161255", "172316125508817"]
+    lines = [f"{stamp} {json.dumps(_trade(i + 1, 1723161256650), separators=(',', ':'))}"
+             for i, stamp in enumerate(stamps)]
+    path = tmp_path / "btcusdt_20240808.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    local = TickStore(tmp_path / "store").read_arrays("trades", "BTCUSDT")["local_ts"].tolist()
+    assert local == [1723161255088000000, 1723161255088176367, 1723161255088176000, 1723161255000000000]
+    assert report.examples["local timestamp is not 10, 13, 16 or 19 digits (s, ms, µs, ns)"] == [
+        f"{path}:5: local timestamp 172316125508817"]
+
+
+def test_a_silence_begins_a_new_span_and_resets_the_chain_a_pu_break_inside_is_a_gap(tmp_path):
+    t = 1723161256400
+    first = [_SNAPSHOT, _diff(96, 101, 95, t, bids=[("61800.20", "3.0")]), _trade(1, t + 10),
+             _diff(102, 104, 101, t + 20_000)]
+    after_silence = [dict(_SNAPSHOT, lastUpdateId=9000), _diff(9001, 9005, 9000, t + 320_000), _trade(2, t + 321_000),
+                     _diff(9006, 9007, 9005, t + 330_000), _diff(9010, 9012, 9009, t + 340_000)]   # pu 9009 != 9007
+    path = _capture(tmp_path / "btcusdt_20240808.gz", first + after_silence)
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert [(g["line"], g["expected_pu"], g["got_pu"]) for g in report.gaps] == [(9, 9007, 9009)]
+    for table in ("trades", "depth_diff"):
+        rows = [c for c in report.coverage if c["table"] == table]
+        ms = 1_000_000
+        assert Spans.union([c["start_ns"] for c in rows], [c["end_ns"] for c in rows]).to_list() == [
+            (t * ms, (t + 20_000) * ms + 1), ((t + 320_000) * ms, (t + 340_000) * ms + 1)]
+    assert "BTCUSDT        2 span(s)" in report.summary()
+
+
+_FUZZ_SCRIPT = """
+import sys
+from gpu_lpi.ingest import ingest
+report = ingest([sys.argv[1]], "binance-ws", sys.argv[2])
+print(sum(report.rejections.values()), report.rows[("trades", "BTCUSDT")], report.rows[("depth_diff", "BTCUSDT")])
+"""
+
+_ODD_PAYLOADS = [
+    '{"stream":"btcusdt@trade","data":null}', '{"stream":"btcusdt@trade","data":[]}',
+    '{"stream":"btcusdt@trade","data":[null]}', '{"stream":"btcusdt@trade","data":[{"e":"trade"}]}',
+    '{"stream":"btcusdt@trade","data":1}', '{"stream":"btcusdt@trade","data":"x"}', '{"stream":"btcusdt@trade","data":true}',
+    '{"stream":"btcusdt@trade","data":{}}', '{"stream":"btcusdt@trade","data":{"e":"trade","s":null,"t":null}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1723161256650,"s":"BTCUSDT","t":"x","p":"1","q":"1","m":true}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","T":1723161256650,"s":"BTCUSDT","t":1e400,"p":"1","q":"1","m":true}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","T":1723161256650,"s":"BTCUSDT","t":99999999999999999999,"p":"1",'
+    '"q":"1","m":true}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","T":1723161256650,"s":"BTCUSDT","t":7,"p":1.5,"q":"1","m":true}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","T":"1723161256650","s":"BTCUSDT","t":8,"p":"1","q":"1","m":"no"}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","T":1723161256650,"s":{"a":[[[]]]},"t":9,"p":"1","q":"1","m":true}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","T":1723161256650,"s":"BTCUSDT","t":10,"p":"' + "9" * 5000
+    + '","q":"1","m":true}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","T":1723161256650,"s":"BTCUSDT","t":11,"p":NaN,"q":"1","m":true}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","T":1723161256650,"s":"BTCUSDT","t":12,"p":"-1","q":"1","m":true,'
+    '"X":"\\u041c\\u0410\\u0420"}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade"}} {"e":"trade"}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","T":1723161256650,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+    '"b":null,"a":[]}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","T":1723161256650,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+    '"b":[null],"a":[]}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","T":1723161256650,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+    '"b":[[null,null]],"a":[]}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","T":1723161256650,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+    '"b":"x","a":[]}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","T":1723161256650,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+    '"b":[["1"]],"a":[["1","2","3"]]}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","T":1723161256650,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+    '"b":[[1,2]],"a":[]}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","T":1723161256650,"s":"BTCUSDT","U":{},"u":2,"pu":0,'
+    '"b":[],"a":[]}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","T":1723161256650,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+    '"b":[["abc","1"]],"a":[]}}',
+    '{"stream":"!markPrice@arr","data":null}', '{"stream":"!markPrice@arr","data":[null,7]}',
+    '{"stream":"!markPrice@arr","data":[]}', '{"stream":null,"data":{}}', '{"stream":7,"data":{}}',
+    '{"stream":"btcusdt@trade"}', '{"data":{}}', "null", "[]", "[null]", "123", '"str"', "true", "{}",
+    '{"lastUpdateId":null,"bids":null,"asks":null}', '{"lastUpdateId":5,"bids":[[null]],"asks":"x"}',
+    '{"symbol":"BTCUSDT","openInterest":null,"time":1}', "[" * 3000 + "]" * 3000, '{"stream":"btcusdt@trade",',
+]
+
+
+def test_odd_payloads_are_rejected_never_a_crash(tmp_path):
+    good = [json.dumps(_trade(100 + i, 1723161256650 + i), separators=(",", ":")) for i in range(3)]
+    good.append(json.dumps(_diff(96, 101, 95, 1723161256700, bids=[("61800.20", "3.0")]), separators=(",", ":")))
+    lines = [f"{1723161255000000000 + i} {payload}" for i, payload in enumerate(good[:2] + _ODD_PAYLOADS + good[2:])]
+    path = tmp_path / "btcusdt_20240808.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    done = subprocess.run([sys.executable, "-c", _FUZZ_SCRIPT, str(path), str(tmp_path / "store")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-3000:]}"
+    rejected, trades, depth_rows = map(int, done.stdout.split())
+    assert (trades, depth_rows) == (3, 1)
+    assert rejected >= len(_ODD_PAYLOADS)

@@ -259,3 +259,18 @@ def test_coin_m_notional_in_usd_from_contracts(tmp_path):
     _, store = ingest_tardis(tmp_path, [path])
     row = store.read("liquidations", "BTCUSD_PERP").to_pylist()[0]
     assert (row["side"], row["qty"], row["notional"]) == (LIQ_BUY, 7.0, 700.0)  # 7 contracts of 100 USD
+
+
+def test_coverage_is_the_day_of_the_file_name_or_the_rows_span(tmp_path):
+    named = write_gz(tmp_path, "binance-futures_trades_2024-08-05_BTCUSDT.csv.gz", [
+        TRADES_HEADER, "binance-futures,BTCUSDT,1722816000124000,1722816000131000,,buy,54001,0.5"])
+    other = write_gz(tmp_path, "quotes.csv.gz", [
+        QUOTES_HEADER, "binance-futures,ETHUSDT,1700000000000000,1700000000000010,1,101,100,2",
+        "binance-futures,ETHUSDT,1700000000500000,1700000000500010,1,101,100,2"])
+    empty = write_gz(tmp_path, "binance-futures_liquidations_2024-08-05_BTCUSDT.csv.gz", [])
+    report, _ = ingest_tardis(tmp_path, [named, other, empty])
+    day = 1722816000 * 10**9
+    assert sorted((c["table"], c["symbol"], c["start_ns"], c["end_ns"], c["source"]) for c in report.coverage) == [
+        ("book_ticker", "ETHUSDT", 1700000000000000 * US, 1700000000500000 * US + 1, str(other)),
+        ("trades", "BTCUSDT", day, day + 86_400 * 10**9, str(named))]
+    assert f"{empty}: empty file" in report.notes

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest.report import IngestContext, IngestReport
+from gpu_lpi.ingest.value_rules import TimeBounds
 from gpu_lpi.reference_data import SymbolRegistry
 from gpu_lpi.store import TickStore
 from gpu_lpi.store.transaction import probe_writable
@@ -69,7 +70,8 @@ def expand_sources(sources, suffixes=None) -> tuple[list[Path], list[Path]]:
 
 
 def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_files=(),
-           strict: bool = False, progress: bool = False, on_wait=None) -> IngestReport:
+           strict: bool = False, progress: bool = False, on_wait=None, earliest=None,
+           latest=None) -> IngestReport:
     """Parse ``sources`` in format ``fmt`` into ``store``; return the report (also saved in the store).
 
     Parameters
@@ -86,12 +88,18 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
         Show a progress bar.
     on_wait : callable, optional
         ``on_wait(text)`` is told when the commit has to wait for another ingest into the store.
+    earliest, latest : datetime.date or ``YYYY-MM-DD`` str, optional
+        The first and last UTC day a row's ``ts`` or ``local_ts`` may fall on; rows outside are
+        rejected (default: from 2017-01-01 to one day after now; see
+        :mod:`gpu_lpi.ingest.value_rules`).
 
     Raises
     ------
     InputError
         On a fatal problem (unreadable or truncated file, wrong format, missing columns, unknown
-        symbol, no rows at all); the store is left unchanged.
+        symbol, bad reference data, no rows at all); the store is left unchanged.
+    ConfigError
+        For an unreadable ``earliest`` or ``latest``, or ``latest`` before ``earliest``.
     StoreError
         When the store cannot be written (checked before anything is parsed) or holds a corrupt
         partition the ingest must merge into.
@@ -102,7 +110,8 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
     report = IngestReport(format=fmt, sources=[str(f) for f in files])
     for path in skipped:
         report.note(path, None, f"skipped: not a {fmt} file name ({', '.join(FOLDER_SUFFIXES[fmt])})")
-    ctx = IngestContext(report, SymbolRegistry(symbols_files), strict=strict)
+    ctx = IngestContext(report, SymbolRegistry(symbols_files), strict=strict,
+                        bounds=TimeBounds.of(earliest, latest))
     probe_writable(store.reports_dir, "the store's report folder")
     with store.transaction(on_wait=on_wait) as tx:
         tx.on_conflict = lambda table, symbol, count, examples: _report_conflicts(

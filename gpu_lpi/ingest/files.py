@@ -155,8 +155,8 @@ _DESCRIPTIONS = {"gzip": "gzip stream", "zip": "zip file", "plain": "file"}
 def iter_line_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
     """Yield ``(number of the block's first line, block)`` for blocks of whole lines, in file order.
 
-    Each block holds at least ``block_bytes`` (default :data:`LINE_BLOCK_BYTES`) bytes where the
-    file has that many left, and ends after a newline except for a last line without one.
+    Each block holds at most ``block_bytes`` (default :data:`LINE_BLOCK_BYTES`) bytes, or one line
+    where a line is longer, and ends after a newline except for a last line without one.
 
     Raises
     ------
@@ -173,24 +173,38 @@ def iter_line_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tup
             pending_size += len(piece)
             if pending_size < block_bytes:
                 continue
-            block = b"".join(pending)
-            cut = block.rfind(b"\n") + 1
-            if cut == 0:
-                pending = [block]
-                continue
-            pending = [block[cut:]]
+            data, rest = b"".join(pending), 0
+            for start, stop in _blocks(data, block_bytes, final=False):
+                yield first_line, data[start:stop]
+                first_line += data.count(b"\n", start, stop)
+                rest = stop
+            pending = [data[rest:]]
             pending_size = len(pending[0])
-            yield first_line, block[:cut]
-            first_line += block.count(b"\n", 0, cut)
     except _Unreadable as err:
         readable = first_line - 1 + sum(p.count(b"\n") for p in pending)
         if kind == "gzip" and not err.exact:
             readable = readable_gzip_lines(path)
         raise InputError(path, readable + 1, f"truncated or corrupt {_DESCRIPTIONS[kind]} ({err.reason}); "
                          f"{readable:,} complete lines were readable") from None
-    rest = b"".join(pending)
-    if rest:
-        yield first_line, rest
+    data = b"".join(pending)
+    for start, stop in _blocks(data, block_bytes, final=True):
+        yield first_line, data[start:stop]
+        first_line += data.count(b"\n", start, stop)
+
+
+def _blocks(data: bytes, block_bytes: int, final: bool) -> Iterator[tuple[int, int]]:
+    """Bounds of consecutive blocks of whole lines of ``data``, each at most ``block_bytes`` long
+    or one longer line. Unless ``final``, a rest shorter than ``block_bytes`` or without a newline
+    is left for more data; if ``final``, the rest is the last block."""
+    at = 0
+    while len(data) - at >= block_bytes or (final and at < len(data)):
+        stop = data.rfind(b"\n", at, at + block_bytes) + 1 or data.find(b"\n", at + block_bytes) + 1
+        if not stop:
+            if not final:
+                return
+            stop = len(data)
+        yield at, stop
+        at = stop
 
 
 def parse_files(files: list[Path], progress: bool, parse_file):

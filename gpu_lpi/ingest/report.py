@@ -3,11 +3,9 @@ conflicts; printed and saved."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest.value_rules import TimeBounds, format_ns
@@ -33,6 +31,7 @@ class IngestReport:
     coverage: list = field(default_factory=list)            # covered spans: {symbol, table, start_ns, end_ns, source}
     conflicts: Counter = field(default_factory=Counter)     # (table, symbol) -> keyed rows re-ingested changed
     conflict_examples: dict = field(default_factory=dict)   # (table, symbol) -> [detail, ...]
+    path: str | None = None                                 # where the JSON report is saved
 
     def reject(self, path, line: int | None, reason: str, detail: str = "") -> None:
         """Count one rejected line/row under ``reason`` and keep a few examples."""
@@ -65,7 +64,7 @@ class IngestReport:
         stored (the stored row is kept); ``detail`` describes one."""
         self.conflicts[(table, symbol)] += count
         kept = self.conflict_examples.setdefault((table, symbol), [])
-        if len(kept) < EXAMPLES_PER_REASON:
+        if detail and len(kept) < EXAMPLES_PER_REASON:
             kept.append(detail)
 
     @property
@@ -107,7 +106,8 @@ class IngestReport:
             lines.append(f"  conflicts (re-ingested with other values; stored rows kept): "
                          f"{sum(self.conflicts.values()):,}")
             for (table, symbol), n in sorted(self.conflicts.items()):
-                lines.append(f"    {n:>10,}  {table} {symbol}  e.g. {self.conflict_examples[(table, symbol)][0]}")
+                example = next(iter(self.conflict_examples.get((table, symbol), [])), "")
+                lines.append(f"    {n:>10,}  {table} {symbol}" + (f"  e.g. {example}" if example else ""))
         lines.extend(f"  note: {text}" for text in self.notes[:20])
         return "\n".join(lines)
 
@@ -119,18 +119,16 @@ class IngestReport:
         lines = [f"  covered spans: {len(by_symbol)} symbol(s)"]
         for symbol, spans in sorted(by_symbol.items()):
             joined = _union(spans)
-            shown = ", ".join(f"{format_ns(a)} .. {format_ns(b)}" for a, b in joined[:SPANS_SHOWN])
+            shown = ", ".join(f"{_ms_text(a, False)} .. {_ms_text(b, True)}" for a, b in joined[:SPANS_SHOWN])
             more = f", ... ({len(joined) - SPANS_SHOWN} more)" if len(joined) > SPANS_SHOWN else ""
             lines.append(f"    {symbol:<14} {len(joined)} span(s): {shown}{more}")
         return lines
 
-    def write(self, reports_dir) -> str:
-        """Save the report as JSON under ``reports_dir``; return its path."""
-        reports_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        path = reports_dir / f"ingest-{stamp}.json"
-        path.write_text(json.dumps(self.to_dict(), indent=2))
-        return str(path)
+
+def _ms_text(ns: int, up: bool) -> str:
+    """A span bound as UTC text to the millisecond (an end rounded up: the text holds the whole span)."""
+    ms = -(-ns // 10**6) if up else ns // 10**6
+    return format_ns(ms * 10**6)
 
 
 def _where(path, line) -> str:

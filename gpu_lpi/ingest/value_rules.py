@@ -71,10 +71,11 @@ class TimeBounds:
         """
         first = _as_date(earliest, "earliest") if earliest is not None else DEFAULT_EARLIEST
         start = date_to_ns(first)
-        end = date_to_ns(_as_date(latest, "latest")) + NS_PER_DAY if latest is not None else time.time_ns() + NS_PER_DAY
+        end = time.time_ns() + NS_PER_DAY if latest is None else date_to_ns(_as_date(latest, "latest")) + NS_PER_DAY
+        bounds = cls(start, end)
         if end <= start:
-            raise ConfigError(f"--latest {latest} is before --earliest {first.isoformat()}")
-        return cls(start, end)
+            raise ConfigError(f"--earliest {first.isoformat()} is after --latest: no time {bounds} is accepted")
+        return bounds
 
     def __str__(self) -> str:
         return f"[{format_ns(self.start_ns)}, {format_ns(self.end_ns)})"
