@@ -289,3 +289,28 @@ def test_kill_at_any_moment_leaves_before_or_after(tmp_path, phase, steps, publi
     staging = before_store.root / "_staging"
     assert not staging.exists() or not any(staging.iterdir())
     assert not (before_store.root / "_journal.json").exists()
+
+
+def test_reingested_agg_trade_with_another_price_is_a_reported_conflict(tmp_path):
+    """The issue's case: one agg_trade_id re-ingested with a changed price was stored twice."""
+    from gpu_lpi.ingest import ingest
+
+    header = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker"
+    rows = [f"{1000 + i},{60000 + i}.5,0.010,{5000 + i},{5000 + i},{1722816000000 + i * 100},false"
+            for i in range(50)]
+    source = tmp_path / "a" / "BTCUSDT-aggTrades-2024-08-05.csv"
+    source.parent.mkdir()
+    source.write_text("\n".join([header, *rows]) + "\n")
+    store = tmp_path / "store"
+    ingest([source], "binance-archive", store)
+    rows[7] = rows[7].replace("60007.5", "60107.5")
+    changed = tmp_path / "b" / "BTCUSDT-aggTrades-2024-08-05.csv"
+    changed.parent.mkdir()
+    changed.write_text("\n".join([header, *rows]) + "\n")
+    report = ingest([changed], "binance-archive", store)
+    assert report.conflicts[("agg_trades", "BTCUSDT")] == 1
+    assert "trade_id=1007" in report.conflict_examples[("agg_trades", "BTCUSDT")][0]
+    stored = TickStore(store).read("agg_trades", "BTCUSDT")
+    assert stored.num_rows == 50
+    assert stored.column("price").to_pylist()[7] == 60007.5
+    assert "conflicts" in report.summary()

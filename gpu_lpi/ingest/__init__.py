@@ -122,7 +122,7 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
         if report.total_rows == 0:
             raise InputError(", ".join(map(str, sources)), None,
                              f"no rows ingested (is --format {fmt} right?)")
-        for span in getattr(report, "coverage", ()):
+        for span in report.coverage:
             tx.cover(span["table"], span["symbol"], span["start_ns"], span["end_ns"], span["source"])
         tx.write_symbols(ctx.registry.table(ctx.symbols_seen))
         report.path = str(store.reports_dir / report_file_name())
@@ -142,6 +142,7 @@ def report_file_name() -> str:
 
 def _report_conflicts(report: IngestReport, table: str, symbol: str, count: int, examples: list) -> None:
     """Count a merge's conflicting rows in the report (a few with their description)."""
-    for index in range(count):
-        detail = examples[index] if index < len(examples) else ""
+    for detail in examples:
         report.conflict(table, symbol, detail)
+    if count > len(examples):
+        report.conflict(table, symbol, "", count=count - len(examples))
