@@ -21,7 +21,8 @@ A quantity of 0 deletes a level; side ``-1`` rows are markers of empty messages 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from kernels.jit import njit
 
 #: Per-message status codes returned by :func:`replay_book`.
 APPLIED, SNAPSHOT, STALE, NO_BOOK, GAP = 0, 1, 2, 3, 4
@@ -29,7 +30,7 @@ APPLIED, SNAPSHOT, STALE, NO_BOOK, GAP = 0, 1, 2, 3, 4
 _NO_LEVEL = -1
 
 
-@njit(cache=True)
+@njit
 def _best_bid_from(bid_qty, start):
     index = start
     while index >= 0 and bid_qty[index] <= 0.0:
@@ -37,7 +38,7 @@ def _best_bid_from(bid_qty, start):
     return index
 
 
-@njit(cache=True)
+@njit
 def _best_ask_from(ask_qty, start):
     index = start
     size = ask_qty.size
@@ -46,7 +47,7 @@ def _best_ask_from(ask_qty, start):
     return index if index < size else _NO_LEVEL
 
 
-@njit(cache=True)
+@njit
 def _apply_rows(row_start, row_end, side, level, qty, bid_qty, ask_qty, best):
     """Apply level updates; ``best`` = [best bid index, best ask index] is kept up to date."""
     for row in range(row_start, row_end):
@@ -69,7 +70,7 @@ def _apply_rows(row_start, row_end, side, level, qty, bid_qty, ask_qty, best):
                 best[1] = _best_ask_from(ask_qty, index + 1)
 
 
-@njit(cache=True)
+@njit
 def _band_edge(price_ticks, factor, round_up):
     """``ceil`` (or ``floor``) of ``price_ticks * factor``, tolerant of float rounding."""
     edge = price_ticks * factor
@@ -79,7 +80,7 @@ def _band_edge(price_ticks, factor, round_up):
     return np.int64(np.floor(edge + tolerance))
 
 
-@njit(cache=True)
+@njit
 def _band_sum(quantities, low, high):
     total = 0.0
     for index in range(max(low, 0), min(high, quantities.size - 1) + 1):
@@ -87,7 +88,7 @@ def _band_sum(quantities, low, high):
     return total
 
 
-@njit(cache=True)
+@njit
 def replay_book(msg_start, msg_is_snapshot, msg_seq_first, msg_seq_last, msg_seq_prev,
                 side, level, qty, n_levels, ladder_base, band_fraction, sample_msg):
     """Replay a book and sample it after chosen messages.

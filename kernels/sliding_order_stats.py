@@ -31,6 +31,8 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
+from kernels.jit import njit
+
 _ALL_BITS = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ONE = np.uint64(1)
 
@@ -44,24 +46,24 @@ _IN_BLOCK = 5  # members in [block_low, block_high]
 _STATE_SIZE = 6
 
 
-@numba.njit(cache=True)
+@njit
 def _lowest_bit(word):
     return np.int64(trailing_zeros(word))
 
 
-@numba.njit(cache=True)
+@njit
 def _highest_bit(word):
     return np.int64(63 - leading_zeros(word))
 
 
-@numba.njit(cache=True)
+@njit
 def _add_member(words, summary, rank):
     word = rank >> 6
     words[word] |= _ONE << np.uint64(rank & 63)
     summary[word >> 6] |= _ONE << np.uint64(word & 63)
 
 
-@numba.njit(cache=True)
+@njit
 def _remove_member(words, summary, rank):
     word = rank >> 6
     words[word] &= ~(_ONE << np.uint64(rank & 63))
@@ -69,7 +71,7 @@ def _remove_member(words, summary, rank):
         summary[word >> 6] &= ~(_ONE << np.uint64(word & 63))
 
 
-@numba.njit(cache=True)
+@njit
 def _next_member(words, summary, rank):
     """Smallest member rank above ``rank``, or -1."""
     first = rank + 1
@@ -93,7 +95,7 @@ def _next_member(words, summary, rank):
     return (word << 6) + _lowest_bit(words[word])
 
 
-@numba.njit(cache=True)
+@njit
 def _previous_member(words, summary, rank):
     """Largest member rank below ``rank``, or -1."""
     if rank <= 0:
@@ -117,7 +119,7 @@ def _previous_member(words, summary, rank):
     return (word << 6) + _highest_bit(words[word])
 
 
-@numba.njit(cache=True)
+@njit
 def _insert(state, words, summary, rank):
     _add_member(words, summary, rank)
     state[_COUNT] += 1
@@ -134,7 +136,7 @@ def _insert(state, words, summary, rank):
         state[_IN_BLOCK] += 1
 
 
-@numba.njit(cache=True)
+@njit
 def _delete(state, words, summary, rank):
     _remove_member(words, summary, rank)
     state[_COUNT] -= 1
@@ -161,7 +163,7 @@ def _delete(state, words, summary, rank):
             state[_BLOCK_HIGH] = _previous_member(words, summary, rank)
 
 
-@numba.njit(cache=True)
+@njit
 def _settle_median(state, words, summary):
     """Move the median cursor to order position ``(count - 1) // 2``."""
     target = (state[_COUNT] - 1) // 2
@@ -173,7 +175,7 @@ def _settle_median(state, words, summary):
         state[_BELOW] += 1
 
 
-@numba.njit(cache=True)
+@njit
 def _median_value(state, words, summary, sorted_values):
     lower = sorted_values[state[_MEDIAN]]
     if state[_COUNT] % 2 == 1:
@@ -182,12 +184,12 @@ def _median_value(state, words, summary, sorted_values):
     return (lower + upper) / 2.0
 
 
-@numba.njit(cache=True)
+@njit
 def _deviation(sorted_values, rank, center):
     return abs(sorted_values[rank] - center)
 
 
-@numba.njit(cache=True)
+@njit
 def _touch_median(state, words, summary):
     """Grow the block until it holds the lower median or the member after it."""
     median = state[_MEDIAN]
@@ -203,7 +205,7 @@ def _touch_median(state, words, summary):
     return after_median
 
 
-@numba.njit(cache=True)
+@njit
 def _resize_block(state, words, summary, sorted_values, center, after_median, size):
     """Grow or shrink the block to ``size`` members, keeping the smallest deviations."""
     median = state[_MEDIAN]
@@ -233,7 +235,7 @@ def _resize_block(state, words, summary, sorted_values, center, after_median, si
         state[_IN_BLOCK] += 1
 
 
-@numba.njit(cache=True)
+@njit
 def _slide_block(state, words, summary, sorted_values, center):
     """Slide the block while that swaps an end for a strictly smaller deviation."""
     while True:
@@ -255,7 +257,7 @@ def _slide_block(state, words, summary, sorted_values, center):
         return
 
 
-@numba.njit(cache=True)
+@njit
 def _median_absolute_deviation(state, words, summary, sorted_values, center):
     """Settle the block on the current median and read the MAD off its ends."""
     after_median = _touch_median(state, words, summary)
@@ -282,7 +284,7 @@ def _median_absolute_deviation(state, words, summary, sorted_values, center):
     return (kth + following) / 2.0
 
 
-@numba.njit(cache=True)
+@njit
 def _median_mad_chunk(
     ranks, sorted_values, window, min_periods, first_output, end, median_out, mad_out
 ):
@@ -312,7 +314,7 @@ def _median_mad_chunk(
             mad_out[index] = mad if enough else np.nan
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def sliding_median_mad(ranks, sorted_values, window, min_periods, chunk_count):
     """Trailing-window median and MAD from the ranks of a series' valid values.
 

@@ -10,7 +10,8 @@ the last depth diff are kept in ``dirty`` (keys ``side * LADDER_SIZE + index``) 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from kernels.jit import njit
 
 BID, ASK = 0, 1
 #: Ladder length in ticks (2**19: +-26 % of the price of BTCUSDT around the start).
@@ -23,7 +24,7 @@ def new_ladder() -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((2, LADDER_SIZE), dtype=np.int64), np.full((2, LADDER_SIZE), -1, dtype=np.int64)
 
 
-@njit(cache=True)
+@njit
 def next_bid_at_or_below(qty, index):
     """Highest bid index <= ``index`` holding quantity, or :data:`NO_BID`."""
     while index >= 0 and qty[BID, index] == 0:
@@ -31,7 +32,7 @@ def next_bid_at_or_below(qty, index):
     return index
 
 
-@njit(cache=True)
+@njit
 def next_ask_at_or_above(qty, index):
     """Lowest ask index >= ``index`` holding quantity, or :data:`NO_ASK`."""
     while index < LADDER_SIZE and qty[ASK, index] == 0:
@@ -39,7 +40,7 @@ def next_ask_at_or_above(qty, index):
     return index
 
 
-@njit(cache=True)
+@njit
 def top_of_book(state, qty):
     """Return ``(bid index, bid qty, ask index, ask qty)``; quantities are 0 for an empty side."""
     bid_qty = qty[BID, state.best_bid] if state.best_bid != NO_BID else 0
@@ -47,7 +48,7 @@ def top_of_book(state, qty):
     return state.best_bid, bid_qty, state.best_ask, ask_qty
 
 
-@njit(cache=True)
+@njit
 def set_level(state, qty, side, index, new_qty):
     """Set one level's quantity and keep the best indices right."""
     qty[side, index] = new_qty
@@ -63,7 +64,7 @@ def set_level(state, qty, side, index, new_qty):
             state.best_ask = next_ask_at_or_above(qty, index + 1)
 
 
-@njit(cache=True)
+@njit
 def mark_dirty(state, stamp, dirty, side, index):
     """Record that a level changed in the current diff batch (once per batch)."""
     if stamp[side, index] != state.batch_stamp:
@@ -72,7 +73,7 @@ def mark_dirty(state, stamp, dirty, side, index):
         state.batch_count += 1
 
 
-@njit(cache=True)
+@njit
 def depth_between(qty, side, best, stop):
     """Total quantity from ``best`` to ``stop`` inclusive, walking away from the touch."""
     total = 0
@@ -84,7 +85,7 @@ def depth_between(qty, side, best, stop):
     return total
 
 
-@njit(cache=True)
+@njit
 def copy_side(qty, side, best, max_levels, level_price, level_qty, start):
     """Copy up to ``max_levels`` non-empty levels from ``best`` outwards; return how many."""
     step = -1 if side == BID else 1

@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from kernels.jit import njit
 
 KIND_FORCED, KIND_INFORMED = 0, 1
 KIND_NAMES = ("forced", "informed")
@@ -99,13 +100,13 @@ def plan_episodes(rng: np.random.Generator, first_day_ms: int, days: int) -> np.
     return np.concatenate([plan_day(rng, first_day_ms + day * 86_400_000) for day in range(days)])
 
 
-@njit(cache=True)
+@njit
 def _smoothstep(u):
     u = min(max(u, 0.0), 1.0)
     return u * u * (3.0 - 2.0 * u)
 
 
-@njit(cache=True)
+@njit
 def price_offset(episode, t_ms):
     """Log-price offset that the episode adds to the fair price at ``t_ms`` (0 before it starts)."""
     if t_ms <= episode.start_ms:
@@ -118,7 +119,7 @@ def price_offset(episode, t_ms):
     return push * (1.0 - episode.revert * (1.0 - math.exp(-elapsed / episode.revert_tau_ms)))
 
 
-@njit(cache=True)
+@njit
 def pressure(episode, t_ms):
     """One-sided flow pressure in [0, 1], 0 outside the push.
 
@@ -131,7 +132,7 @@ def pressure(episode, t_ms):
     return math.sin(math.pi * (t_ms - episode.start_ms) / (episode.push_end_ms - episode.start_ms))
 
 
-@njit(cache=True)
+@njit
 def liquidity_stress(episode, t_ms):
     """Liquidity withdrawal in [0, 1] of a forced episode.
 
@@ -146,7 +147,7 @@ def liquidity_stress(episode, t_ms):
     return math.exp(-(t_ms - episode.push_end_ms) / episode.revert_tau_ms)
 
 
-@njit(cache=True)
+@njit
 def oi_offset(episode, t_ms):
     """Open-interest change (fraction of OI) the episode has caused by ``t_ms``."""
     span = max(episode.push_end_ms - episode.start_ms, 1)

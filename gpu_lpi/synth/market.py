@@ -35,7 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+from kernels.jit import njit
 
 from . import calibration as cal
 from .book import (ASK, BID, LADDER_SIZE, NO_ASK, NO_BID, copy_side, depth_between, mark_dirty,
@@ -134,12 +135,12 @@ class Chunk:
 # clock and message emission
 
 
-@njit(cache=True)
+@njit
 def _abs_ms(state, t_ms):
     return state.origin_ms + np.int64(math.floor(t_ms))
 
 
-@njit(cache=True)
+@njit
 def _write_snapshot(state, qty, level_price, level_qty, counts):
     """Copy the best levels of both sides to the level table; return (start, bids, asks)."""
     start = counts[1]
@@ -150,7 +151,7 @@ def _write_snapshot(state, qty, level_price, level_qty, counts):
     return start, bids, asks
 
 
-@njit(cache=True)
+@njit
 def _receive_time(state, params, qty, rng, messages, level_price, level_qty, counts, event_ms):
     """Receive time of a message sent at ``event_ms``; at a UTC-day crossing first log the book.
 
@@ -170,14 +171,14 @@ def _receive_time(state, params, qty, rng, messages, level_price, level_qty, cou
     return local_ns
 
 
-@njit(cache=True)
+@njit
 def _emit(state, params, qty, rng, messages, level_price, level_qty, counts, kind, event_ms, trade_ms,
           f0, f1, f2, f3, f4, f5):
     local_ns = _receive_time(state, params, qty, rng, messages, level_price, level_qty, counts, event_ms)
     push_message(messages, counts, kind, event_ms, trade_ms, local_ns, f0, f1, f2, f3, f4, f5)
 
 
-@njit(cache=True)
+@njit
 def _emit_book_ticker(state, params, qty, rng, messages, level_price, level_qty, counts, event_ms,
                       trade_ms):
     bid, bid_qty, ask, ask_qty = top_of_book(state, qty)
@@ -186,7 +187,7 @@ def _emit_book_ticker(state, params, qty, rng, messages, level_price, level_qty,
     state.last_ticker_u = state.update_id
 
 
-@njit(cache=True)
+@njit
 def _emit_rest_snapshot(state, params, qty, rng, messages, level_price, level_qty, counts):
     trade_ms = _abs_ms(state, state.t_ms)
     event_ms = trade_ms + 8
@@ -201,7 +202,7 @@ def _emit_rest_snapshot(state, params, qty, rng, messages, level_price, level_qt
 # book updates and depth diffs
 
 
-@njit(cache=True)
+@njit
 def _apply_update(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts,
                   side, index, new_qty):
     """One exchange book update: new id, level change, book ticker if the top moved."""
@@ -227,7 +228,7 @@ def _apply_update(state, params, qty, stamp, dirty, rng, messages, level_price, 
         _emit_rest_snapshot(state, params, qty, rng, messages, level_price, level_qty, counts)
 
 
-@njit(cache=True)
+@njit
 def _flush_diff(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
     """Apply the limit-order refreshes of the interval, then emit the pending levels as one diff.
 
@@ -269,7 +270,7 @@ def _flush_diff(state, params, qty, stamp, dirty, rng, messages, level_price, le
 # order flow
 
 
-@njit(cache=True)
+@njit
 def _walk_book(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts, side,
                size, limit):
     """Fill an aggressive order of ``size`` lots against ``side`` up to ladder index ``limit``.
@@ -302,7 +303,7 @@ def _walk_book(state, params, qty, stamp, dirty, rng, messages, level_price, lev
     return filled, notional_ticks, last_fill
 
 
-@njit(cache=True)
+@njit
 def _walk_limit(state, side, fraction):
     """Ladder index ``fraction`` of the price away from the best level of ``side``."""
     best = state.best_bid if side == BID else state.best_ask
@@ -310,7 +311,7 @@ def _walk_limit(state, side, fraction):
     return best - ticks if side == BID else best + ticks
 
 
-@njit(cache=True)
+@njit
 def _aggressive_order(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
     side = ASK if uniform(rng) < state.buy_probability else BID
     if (side == BID and state.best_bid == NO_BID) or (side == ASK and state.best_ask == NO_ASK):
@@ -322,7 +323,7 @@ def _aggressive_order(state, params, qty, stamp, dirty, rng, messages, level_pri
                _walk_limit(state, side, MAX_WALK))
 
 
-@njit(cache=True)
+@njit
 def _liquidation(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
     """A liquidation order sweeps part of the book; Binance pushes at most one per second."""
     side = state.liquidation_side
@@ -343,7 +344,7 @@ def _liquidation(state, params, qty, stamp, dirty, rng, messages, level_price, l
         state.last_force_ms = now_ms
 
 
-@njit(cache=True)
+@njit
 def _level_size(params, state, size_multiple, word, multipliers):
     """Level size in lots: profile median times a lognormal multiplier from ``multipliers`` (a quantile
     table) picked by the top bits of ``word``."""
@@ -351,7 +352,7 @@ def _level_size(params, state, size_multiple, word, multipliers):
     return max(1, np.int64(params.level_median_lots * size_multiple * state.depth_scale * multiplier))
 
 
-@njit(cache=True)
+@njit
 def _refresh(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
     """A limit order arrives at, or leaves, a level at a calibrated distance from the reference.
 
@@ -374,7 +375,7 @@ def _refresh(state, params, qty, stamp, dirty, rng, messages, level_price, level
                   index, new_qty)
 
 
-@njit(cache=True)
+@njit
 def _touch_churn(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
     """A maker adds to, or cancels part of, the best level of one side."""
     side = BID if uniform(rng) < 0.5 else ASK
@@ -391,12 +392,12 @@ def _touch_churn(state, params, qty, stamp, dirty, rng, messages, level_price, l
 # slow streams
 
 
-@njit(cache=True)
+@njit
 def _mid_ticks(state):
     return 0.5 * (state.best_bid + state.best_ask) + state.base_tick
 
 
-@njit(cache=True)
+@njit
 def _mark_price(state, params, qty, rng, messages, level_price, level_qty, counts):
     now_ms = _abs_ms(state, state.t_ms)
     state.premium = 0.97 * state.premium + 2e-5 * normal(rng)
@@ -410,7 +411,7 @@ def _mark_price(state, params, qty, rng, messages, level_price, level_qty, count
     state.next_mark_ms += cal.MARK_PRICE_PERIOD_MS
 
 
-@njit(cache=True)
+@njit
 def _open_interest(state, params, qty, rng, messages, level_price, level_qty, counts):
     now_ms = _abs_ms(state, state.t_ms)
     oi_lots = np.int64(round(state.oi_target_lots + state.oi_noise_lots))
@@ -423,7 +424,7 @@ def _open_interest(state, params, qty, rng, messages, level_price, level_qty, co
 # control steps
 
 
-@njit(cache=True)
+@njit
 def _fold_finished_episodes(state, episodes, now_ms):
     """Make the lasting effects of finished episodes part of the random walk and the OI level."""
     while state.episode < episodes.size and now_ms >= episodes[state.episode].end_ms:
@@ -433,7 +434,7 @@ def _fold_finished_episodes(state, episodes, now_ms):
         state.episode += 1
 
 
-@njit(cache=True)
+@njit
 def _set_regime(state, params, episodes, now_ms):
     """Fair reference, liquidity and flow of this control step, from the active episode if any."""
     offset = stress = push = oi_change = direction = liquidations = 0.0
@@ -463,7 +464,7 @@ def _set_regime(state, params, episodes, now_ms):
     state.oi_target_lots = state.oi_base_lots * (1.0 + oi_change)
 
 
-@njit(cache=True)
+@njit
 def _requote(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
     """Cancel quotes on the wrong side of the reference and quote the touch at the reference.
 
@@ -490,12 +491,12 @@ def _requote(state, params, qty, stamp, dirty, rng, messages, level_price, level
     state.quiet_top = 0
 
 
-@njit(cache=True)
+@njit
 def _next_arrival(rng, now, rate):
     return now + exponential(rng, 1.0 / rate) if rate > 0.0 else np.inf
 
 
-@njit(cache=True)
+@njit
 def _draw_order_candidate(state, rng, now):
     """Next candidate of the Hawkes order process (Ogata thinning; the bound holds until an arrival)."""
     state.hawkes_excess *= math.exp(-(now - state.hawkes_ms) / HAWKES_DECAY_MS)
@@ -504,7 +505,7 @@ def _draw_order_candidate(state, rng, now):
     state.next_order_ms = _next_arrival(rng, now, state.hawkes_bound)
 
 
-@njit(cache=True)
+@njit
 def _order_arrives(state, rng):
     """Thin the candidate at ``state.t_ms``; on acceptance excite the intensity."""
     state.hawkes_excess *= math.exp(-(state.t_ms - state.hawkes_ms) / HAWKES_DECAY_MS)
@@ -516,7 +517,7 @@ def _order_arrives(state, rng):
     return accepted
 
 
-@njit(cache=True)
+@njit
 def _control_step(state, params, episodes, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
     start = state.t_ms
     stop = start + params.control_ms
@@ -555,7 +556,7 @@ def _control_step(state, params, episodes, qty, stamp, dirty, rng, messages, lev
     state.t_ms = stop
 
 
-@njit(cache=True)
+@njit
 def simulate_until(state_array, params_array, episodes, qty, stamp, dirty, rng, messages, level_price,
                    level_qty, counts, stop_ms):
     """Run control steps until ``stop_ms`` (sim time) or until the output tables are nearly full.
@@ -577,7 +578,7 @@ def simulate_until(state_array, params_array, episodes, qty, stamp, dirty, rng, 
     return True
 
 
-@njit(cache=True)
+@njit
 def _seed_book(state_array, params_array, qty, rng):
     """Fill both sides from the depth profile around the fair price (no messages).
 

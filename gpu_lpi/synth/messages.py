@@ -26,7 +26,8 @@ kind                      fields f0..f5
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from kernels.jit import njit
 
 TRADE, BOOK_TICKER, DEPTH_DIFF, SNAPSHOT, OPEN_INTEREST, MARK_PRICE, FORCE_ORDER = range(7)
 
@@ -42,7 +43,7 @@ MESSAGE_DTYPE = np.dtype([
 ])
 
 
-@njit(cache=True)
+@njit
 def push_message(messages, counts, kind, event_ms, trade_ms, local_ns, f0, f1, f2, f3, f4, f5):
     """Append one message row; ``counts[0]`` is the number of rows in use."""
     row = messages[counts[0]]

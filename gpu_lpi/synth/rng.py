@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from kernels.jit import njit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -34,7 +35,7 @@ def new_state(seed_words: list[int]) -> np.ndarray:
     return np.random.SeedSequence(seed_words).generate_state(1, dtype=np.uint64)
 
 
-@njit(cache=True)
+@njit
 def next_u64(state):
     """Advance the state and return 64 random bits."""
     state[0] += _GOLDEN
@@ -44,26 +45,26 @@ def next_u64(state):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit
 def uniform(state):
     """Uniform float in [0, 1)."""
     return float(next_u64(state) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@njit
 def exponential(state, mean):
     """Exponential variate with the given mean."""
     return -mean * math.log(1.0 - uniform(state))
 
 
-@njit(cache=True)
+@njit
 def normal(state):
     """Standard normal variate (Box-Muller)."""
     radius = math.sqrt(-2.0 * math.log(1.0 - uniform(state)))
     return radius * math.cos(2.0 * math.pi * uniform(state))
 
 
-@njit(cache=True)
+@njit
 def poisson(state, mean):
     """Poisson variate: Knuth's product method up to mean 30, a rounded normal above."""
     if mean > 30.0:
@@ -82,7 +83,7 @@ TAIL_SHARE = 0.05
 _BODY_Q95_Z = 1.6448536269514722
 
 
-@njit(cache=True)
+@njit
 def heavy_tailed(state, median, sigma, tail_alpha):
     """Lognormal body with a Pareto tail: the trade-size law fitted in :mod:`.calibration`.
 

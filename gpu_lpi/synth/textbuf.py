@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from kernels.jit import njit
 
 _DIGIT_PAIRS = np.frombuffer(b"".join(b"%02d" % i for i in range(100)), dtype=np.uint8).copy()
 #: ``_PAIR_WORDS[i]`` stored as 2 bytes writes the two digits of ``i`` (native byte order both ways).
@@ -99,7 +101,7 @@ def _store(typingctx, dst, dst_pos, value):
     return sig, codegen
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def put_piece(buf, pos, concat, offsets, index):
     """Copy template piece ``index`` to ``buf[pos:]`` (may write :data:`SLACK` bytes beyond)."""
     start = offsets[index]
@@ -108,7 +110,7 @@ def put_piece(buf, pos, concat, offsets, index):
     return pos + length
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _count_digits_below_1e8(value):
     if value < 10_000:
         if value < 100:
@@ -119,7 +121,7 @@ def _count_digits_below_1e8(value):
     return 7 if value < 10_000_000 else 8
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def count_digits(value):
     """Decimal digits of a non-negative int64 (1 for 0): a few compares, no loop."""
     if value < 100_000_000:
@@ -129,7 +131,7 @@ def count_digits(value):
     return 16 + _count_digits_below_1e8(value // 10_000_000_000_000_000)
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _put_all_digits_backwards(buf, end, rest):
     """Write every decimal digit of ``rest`` (uint64; one digit for 0) so that the last one is ``buf[end - 1]``."""
     cursor = end
@@ -144,7 +146,7 @@ def _put_all_digits_backwards(buf, end, rest):
         buf[cursor - 1] = np.uint8(48 + np.int64(rest))
 
 
-@njit(cache=True)
+@njit
 def put_uint(buf, pos, value, min_digits=1):
     """Write a non-negative integer in decimal, zero-padded to at least ``min_digits``."""
     digits = count_digits(value)
@@ -155,7 +157,7 @@ def put_uint(buf, pos, value, min_digits=1):
     return pos + digits
 
 
-@njit(cache=True)
+@njit
 def put_fixed(buf, pos, value, decimals):
     """Write a fixed-point value with exactly ``decimals`` digits after the point (``"0.000"``)."""
     if value < 0:
@@ -183,7 +185,7 @@ def put_fixed(buf, pos, value, decimals):
     return end
 
 
-@njit(cache=True)
+@njit
 def put_trimmed(buf, pos, value, decimals):
     """Write a fixed-point value without trailing zeros (``"61800.2"``, ``"0"``), as JavaScript prints it."""
     while decimals > 0 and value % 10 == 0:
@@ -204,7 +206,7 @@ def new_text_cache() -> tuple[np.ndarray, np.ndarray]:
     return np.full((CACHE_SLOTS, 2), -1, dtype=np.int64), np.zeros(CACHE_SLOTS * _SLOT_BYTES, dtype=np.uint8)
 
 
-@njit(cache=True)
+@njit
 def put_cached_fixed(buf, pos, key, units, decimals, trimmed, cache, text):
     """Write ``key * units`` like :func:`put_fixed` (``trimmed``: :func:`put_trimmed`), remembering the text.
 

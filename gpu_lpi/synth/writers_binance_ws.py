@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from numba import njit
+from kernels.jit import njit
 
 from .messages import AVG_PRICE_TICK_SCALE, BOOK_TICKER, DEPTH_DIFF, MARK_PRICE, OPEN_INTEREST, SNAPSHOT, TRADE
 from .stream_format import DailyWriter, SymbolFormat
@@ -63,7 +63,7 @@ def _template(fmt: SymbolFormat):
     return make_template([piece.encode() for piece in pieces])
 
 
-@njit(cache=True)
+@njit
 def _put_levels(buf, pos, level_price, level_qty, start, count, units, cache, text):
     """Write ``count`` levels ``["price","qty"],...`` from level row ``start``."""
     tick_units, price_dec, lot_units, qty_dec = units  # scalars only: arrays in a tuple cost refcounting
@@ -84,7 +84,7 @@ def _put_levels(buf, pos, level_price, level_qty, start, count, units, cache, te
     return pos
 
 
-@njit(cache=True)
+@njit
 def _put_uint_fields(buf, pos, tpl, offs, first_piece, values):
     """Write piece ``first_piece``, ``values[0]``, piece ``first_piece + 1``, ``values[1]``, ..."""
     for k in range(len(values)):
@@ -93,7 +93,7 @@ def _put_uint_fields(buf, pos, tpl, offs, first_piece, values):
     return pos
 
 
-@njit(cache=True)
+@njit
 def _put_book(buf, pos, tpl, offs, bids_key, asks_key, close, level_price, level_qty, start, bids, asks,
               units, cache, text):
     """Write ``<bids_key>[levels]<asks_key>[levels]<close>`` (depth diff and REST snapshot)."""
@@ -104,18 +104,18 @@ def _put_book(buf, pos, tpl, offs, bids_key, asks_key, close, level_price, level
     return put_piece(buf, pos, tpl, offs, close)
 
 
-@njit(cache=True)
+@njit
 def _put_price(buf, pos, ticks, units, cache, text):
     """Price of ``ticks`` (``units``: tick units, price decimals, lot units, quantity decimals)."""
     return put_cached_fixed(buf, pos, ticks, units[0], units[1], False, cache, text)
 
 
-@njit(cache=True)
+@njit
 def _put_qty(buf, pos, lots, units):
     return put_fixed(buf, pos, lots * units[2], units[3])
 
 
-@njit(cache=True)
+@njit
 def _put_message(buf, pos, m, level_price, level_qty, tpl, offs, units, cache, text):
     """Write the JSON of one message (without the receive time and newline)."""
     kind = m.kind
@@ -193,7 +193,7 @@ def _put_message(buf, pos, m, level_price, level_qty, tpl, offs, units, cache, t
     return put_piece(buf, pos, tpl, offs, _CLOSE_3)
 
 
-@njit(cache=True)
+@njit
 def _format_lines(messages, level_price, level_qty, tpl, offs, units, cache, text, buf, line_local_ns, line_end):
     """Append ``<local_ts_ns> <json>\\n`` for every message (day-start book rows excepted)."""
     pos = 0

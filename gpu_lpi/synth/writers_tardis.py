@@ -18,7 +18,8 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+
+from kernels.jit import njit
 
 from .messages import BOOK_TICKER, DEPTH_DIFF, FORCE_ORDER, MARK_PRICE, OPEN_INTEREST, SNAPSHOT, TRADE
 from .stream_format import DailyWriter, SymbolFormat
@@ -45,7 +46,7 @@ def _template(exchange: str, symbol: str):
     return make_template([piece.encode() for piece in pieces])
 
 
-@njit(cache=True)
+@njit
 def _begin_row(buf, pos, tpl, offs, timestamp_us, local_ns):
     pos = put_piece(buf, pos, tpl, offs, _PREFIX)
     pos = put_uint(buf, pos, timestamp_us)
@@ -55,7 +56,7 @@ def _begin_row(buf, pos, tpl, offs, timestamp_us, local_ns):
     return pos + 1
 
 
-@njit(cache=True)
+@njit
 def _end_row(buf, pos, line_local_ns, line_end, lines, local_ns):
     buf[pos] = 10
     line_local_ns[lines] = local_ns
@@ -63,7 +64,7 @@ def _end_row(buf, pos, line_local_ns, line_end, lines, local_ns):
     return pos + 1, lines + 1
 
 
-@njit(cache=True)
+@njit
 def _put_price(buf, pos, ticks, units, cache, text):
     """Price in ticks, trimmed, then a comma."""
     pos = put_cached_fixed(buf, pos, ticks, units[0], units[1], True, cache, text)
@@ -71,20 +72,20 @@ def _put_price(buf, pos, ticks, units, cache, text):
     return pos + 1
 
 
-@njit(cache=True)
+@njit
 def _put_qty(buf, pos, lots, units):
     """Quantity in lots, trimmed (no comma)."""
     return put_trimmed(buf, pos, lots * units[2], units[3])
 
 
-@njit(cache=True)
+@njit
 def _put_side(buf, pos, tpl, offs, side_piece):
     pos = put_piece(buf, pos, tpl, offs, side_piece)
     buf[pos] = 44
     return pos + 1
 
 
-@njit(cache=True)
+@njit
 def _one_row_per_message(messages, level_price, level_qty, tpl, offs, units, cache, text, kind, buf, line_local_ns,
                          line_end):
     """``trades`` (``kind`` TRADE), ``quotes`` (BOOK_TICKER) or ``liquidations`` (FORCE_ORDER): one row
@@ -116,7 +117,7 @@ def _one_row_per_message(messages, level_price, level_qty, tpl, offs, units, cac
     return lines, pos
 
 
-@njit(cache=True)
+@njit
 def _book_rows(buf, pos, lines, m, timestamp_us, level_price, level_qty, first, count, side_piece,
                snapshot_piece, tpl, offs, units, cache, text, line_local_ns, line_end):
     for index in range(first, first + count):
@@ -129,7 +130,7 @@ def _book_rows(buf, pos, lines, m, timestamp_us, level_price, level_qty, first, 
     return pos, lines
 
 
-@njit(cache=True)
+@njit
 def _incremental_book(messages, level_price, level_qty, tpl, offs, units, cache, text, buf, line_local_ns, line_end):
     pos = lines = 0
     for i in range(messages.size):
@@ -147,7 +148,7 @@ def _incremental_book(messages, level_price, level_qty, tpl, offs, units, cache,
     return lines, pos
 
 
-@njit(cache=True)
+@njit
 def _put_if_seen(buf, pos, seen, value, units, decimals):
     if seen:
         pos = put_trimmed(buf, pos, value * units, decimals)
@@ -155,7 +156,7 @@ def _put_if_seen(buf, pos, seen, value, units, decimals):
     return pos + 1
 
 
-@njit(cache=True)
+@njit
 def _derivative_ticker(messages, level_price, level_qty, tpl, offs, units, cache, text, latest, buf, line_local_ns,
                        line_end):
     tick_units, price_dec, lot_units, qty_dec = units
