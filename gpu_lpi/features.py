@@ -46,7 +46,7 @@ import pandas as pd
 import pyarrow as pa
 
 from gpu_lpi.book_at_ticks import book_source, sample_book, sample_mids
-from gpu_lpi.gpu_io import array_module, read_arrays_on_device, resolve_device, to_device, to_host
+from gpu_lpi.device import array_module, read_arrays_on_device, resolve_device, to_device, to_host
 from gpu_lpi.grid import TickGrid, as_of, make_grid
 from gpu_lpi.lpi import combine_lpi, robust_z_and_scale
 from gpu_lpi.params import FeatureParams
@@ -54,7 +54,7 @@ from gpu_lpi.robust import trailing_mean_std
 from gpu_lpi.schema import LIQ_SELL, TRADE_KIND_MARKET
 from gpu_lpi.store import NS_PER_DAY, TickStore
 from kernels import tick_features as kernels
-from kernels.per_tick import run_per_tick
+from kernels.per_tick import empty_record
 
 #: Output columns after ``ts`` and ``symbol``, in order.
 FEATURE_COLUMNS = (
@@ -199,12 +199,13 @@ def _aggregate_trades(trades, grid: TickGrid, params: FeatureParams, columns: di
     trade_start = grid.rows_per_tick(ts, xp)
     bid_prev = xp.concatenate([xp.full(1, np.nan), columns["bid"][:-1]])
     ask_prev = xp.concatenate([xp.full(1, np.nan), columns["ask"][:-1]])
-    outputs = tuple(xp.empty(grid.count) for _ in range(3))
-    run_per_tick(kernels.trade_sums, grid.count,
-                 (trade_start, xp.ascontiguousarray(trades["price"][market]),
-                  xp.ascontiguousarray(trades["notional"][market]),
-                  xp.ascontiguousarray(trades["is_buyer_maker"][market]), bid_prev, ask_prev,
-                  *outputs), (float(params.theta_bps * 1e-4),), target)
+    outputs = empty_record(kernels.TradeSums, grid.count, xp)
+    kernels.trade_sums(grid.count, kernels.TradeSumsInputs(
+        trade_start=trade_start, price=xp.ascontiguousarray(trades["price"][market]),
+        notional=xp.ascontiguousarray(trades["notional"][market]),
+        is_sell=xp.ascontiguousarray(trades["is_buyer_maker"][market]), bid_prev=bid_prev,
+        ask_prev=ask_prev), outputs, kernels.ImpactThreshold(theta=float(params.theta_bps * 1e-4)),
+        target)
     columns["dollar_volume"], columns["v_impact"], columns["v_impact_up"] = outputs
 
 
@@ -215,10 +216,10 @@ def _aggregate_liquidations(liquidations, grid: TickGrid, columns: dict, xp, tar
         columns["liq_buy_notional"] = xp.full(grid.count, np.nan)
         return
     row_start = grid.rows_per_tick(liquidations["ts"], xp)
-    outputs = tuple(xp.empty(grid.count) for _ in range(2))
-    run_per_tick(kernels.side_sums, grid.count,
-                 (row_start, liquidations["notional"], liquidations["side"] == LIQ_SELL, *outputs),
-                 (), target)
+    outputs = empty_record(kernels.SideSums, grid.count, xp)
+    kernels.side_sums(grid.count, kernels.SideRows(
+        row_start=row_start, notional=liquidations["notional"],
+        is_sell=liquidations["side"] == LIQ_SELL), outputs, kernels.NoParams(), target)
     columns["liq_sell_notional"], columns["liq_buy_notional"] = outputs
 
 
@@ -238,19 +239,24 @@ def _trailing_means(columns: dict, grid: TickGrid, params: FeatureParams, xp, ta
             device=target, block_origin=grid.first_tick)
 
 
+#: Kernel record fields named differently from the feature columns they hold.
+_KERNEL_NAMES = {"impact_sell_notional": "v_impact", "impact_buy_notional": "v_impact_up",
+                 "log_return": "r"}
+
+
 def _tick_features(columns: dict, grid: TickGrid, params: FeatureParams, xp, target):
-    inputs = ("bid", "ask", "bid_qty", "ask_qty", "depth_bid", "depth_ask", "dollar_volume",
-              "v_impact", "v_impact_up", "adv", "mean_depth_bid", "mean_depth_ask", "d_oi",
-              "sigma_doi")
-    outputs = ("mid", "spread", "microprice", "r", "fsi", "fsi_up", "ldr", "ldr_up", "pi")
-    for name in outputs:
-        columns[name] = xp.empty(grid.count)
-    run_per_tick(kernels.tick_features, grid.count, tuple(columns[name] for name in inputs + outputs),
-                 (params.tick_ms / 1000.0, float(params.kappa), float(params.eps),
-                  float(params.pi_eps_adv_fraction)), target)
-    columns["rv"] = xp.empty(grid.count)
-    run_per_tick(kernels.realized_variance, grid.count, (columns["sub_mid"], columns["rv"]),
-                 (int(params.rv_subsamples),), target)
+    inputs = kernels.TickFeatureInputs(**{
+        name: columns[_KERNEL_NAMES.get(name, name)] for name in kernels.TickFeatureInputs._fields})
+    outputs = empty_record(kernels.TickFeatures, grid.count, xp)
+    kernels.tick_features(grid.count, inputs, outputs, kernels.TickFeatureParams(
+        tick_s=params.tick_ms / 1000.0, kappa=float(params.kappa), eps=float(params.eps),
+        pi_eps_adv_fraction=float(params.pi_eps_adv_fraction)), target)
+    columns.update((_KERNEL_NAMES.get(name, name), values)
+                   for name, values in zip(outputs._fields, outputs))
+    rv = empty_record(kernels.RealizedVariance, grid.count, xp)
+    kernels.realized_variance(grid.count, kernels.SubsampledMids(columns["sub_mid"]), rv,
+                              kernels.Subsamples(int(params.rv_subsamples)), target)
+    columns["rv"] = rv.rv
 
 
 def _oi_drop(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams) -> np.ndarray:
@@ -265,10 +271,10 @@ def _oi_drop(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParam
                              grid.end_ns + 1, ("ts", "oi"))
     oi = rows["oi"].astype(np.float64)
     if halflife_ns:
-        smoothed = np.empty_like(oi)
-        run_per_tick(kernels.oi_ewma, oi.size, (rows["ts"], oi, smoothed),
-                     (float(halflife_ns), int(support_ns)), "cpu")
-        oi = smoothed
+        smoothed = empty_record(kernels.SmoothedOpenInterest, oi.size)
+        kernels.oi_ewma(oi.size, kernels.OpenInterest(rows["ts"], oi), smoothed,
+                        kernels.EwmaParams(float(halflife_ns), int(support_ns)), "cpu")
+        oi = smoothed.smoothed
 
     def carried_forward(times):
         index = as_of(rows["ts"], times)

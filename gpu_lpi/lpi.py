@@ -18,7 +18,7 @@ from __future__ import annotations
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.robust import robust_z
 from kernels import tick_features as kernels
-from kernels.per_tick import run_per_tick
+from kernels.per_tick import empty_record
 
 
 def robust_z_and_scale(values, params: FeatureParams, target: str, block_origin: int = 0):
@@ -47,7 +47,8 @@ def robust_z_and_scale(values, params: FeatureParams, target: str, block_origin:
 
 def combine_lpi(z_fsi, z_ldr, z_pi, params: FeatureParams, xp, target: str):
     """``LPI = w1·z(FSI) + w2·z(LDR) + w3·z(Π)`` (spec §2.3), one side at a time."""
-    lpi = xp.empty(z_fsi.size)
-    run_per_tick(kernels.lpi_combination, z_fsi.size, (z_fsi, z_ldr, z_pi, lpi),
-                 (float(params.w1), float(params.w2), float(params.w3)), target)
-    return lpi
+    outputs = empty_record(kernels.Lpi, z_fsi.size, xp)
+    kernels.lpi_combination(z_fsi.size, kernels.LpiInputs(z_fsi, z_ldr, z_pi), outputs,
+                            kernels.LpiWeights(float(params.w1), float(params.w2),
+                                               float(params.w3)), target)
+    return outputs.lpi

@@ -16,7 +16,7 @@ values.
 The window's mean and standard deviation (:func:`trailing_mean_std`, the floor of
 :func:`robust_z`'s scale) are merged from moments of blocks aligned on an absolute tick axis
 (``block_origin``), by one kernel body run on either device (:mod:`kernels.tick_features`,
-:func:`kernels.per_tick.run_per_tick`). A tick's value therefore depends only on its own window:
+:mod:`kernels.per_tick`). A tick's value therefore depends only on its own window:
 not on later data, nor on where the series starts, bit for bit. This is the implementation the
 feature engine (:mod:`gpu_lpi.lpi`, :mod:`gpu_lpi.features`) uses too.
 """
@@ -26,8 +26,9 @@ import operator
 
 import numpy as np
 
+from gpu_lpi.device import array_module, like, resolve_array_device, to_host
 from kernels import tick_features as tick_kernels
-from kernels.per_tick import run_per_tick
+from kernels.per_tick import empty_record
 from kernels.rolling_order_stats import rolling_median_mad_cpu, rolling_median_mad_wavelet
 
 MAD_TO_SIGMA = 1.4826
@@ -36,35 +37,7 @@ MAD_TO_SIGMA = 1.4826
 DEFAULT_STD_FLOOR_RATIO = 0.05
 """Default ``std_floor_ratio`` of :func:`robust_z` (see there)."""
 
-_DEVICES = ("auto", "cpu", "gpu")
 _SCALES = ("mad", "mad_std_floor")
-
-
-def _is_cupy_array(array):
-    return type(array).__module__.split(".")[0] == "cupy"
-
-
-def _gpu_array_module():
-    """``cupy``; or ``numpy`` when CuPy is missing and the CUDA simulator is on."""
-    try:
-        import cupy
-    except ImportError:
-        import numba
-
-        if numba.config.ENABLE_CUDASIM:
-            return np
-        raise RuntimeError(
-            "device='gpu' needs CuPy (pip install 'gpu-lpi[gpu]') and a CUDA GPU"
-        ) from None
-    return cupy
-
-
-def _resolve_device(values, device):
-    if device not in _DEVICES:
-        raise ValueError(f"device must be one of {_DEVICES}, got {device!r}")
-    if device == "auto":
-        return "gpu" if _is_cupy_array(values) else "cpu"
-    return device
 
 
 def _resolve_periods(window, min_periods):
@@ -88,19 +61,13 @@ def _as_series(values, xp):
     return series.astype(xp.float64, copy=False)
 
 
-def _to_host(array):
-    return array.get() if _is_cupy_array(array) else np.asarray(array)
-
-
-def _median_mad_on(values, window, min_periods, device):
+def _median_mad_on(values, window, min_periods, target):
     """Median, MAD and the array module of the device they were computed on."""
-    if device == "cpu":
-        series = _as_series(_to_host(values), np)
+    series, xp = _series_on(values, target)
+    if target == "cpu":
         median, mad = rolling_median_mad_cpu(series, int(window), min_periods)
-        return median, mad, np
-    xp = _gpu_array_module()
-    series = _as_series(values, xp)
-    median, mad = rolling_median_mad_wavelet(series, int(window), min_periods, xp, "gpu")
+    else:
+        median, mad = rolling_median_mad_wavelet(series, int(window), min_periods, xp, "gpu")
     return median, mad, xp
 
 
@@ -135,32 +102,24 @@ def _trailing_mean_std_on(series, window, min_periods, block_origin, xp, target)
     padded = xp.full(-(-(lead + count) // block) * block, np.nan)
     padded[lead : lead + count] = series
     block_count = padded.size // block
-    moments = (*(xp.empty(padded.size) for _ in range(6)),
-               *(xp.empty(block_count) for _ in range(3)))
-    run_per_tick(tick_kernels.block_moments, block_count, (padded, *moments), (int(block),),
-                 target)
-    mean, std = xp.empty(count), xp.empty(count)
-    run_per_tick(tick_kernels.window_stats, count, (padded, *moments, mean, std),
-                 (int(window), int(block), int(min_periods), int(lead)), target)
-    return mean, std
+    moments = tick_kernels.BlockMoments(**{
+        name: xp.empty(block_count if name.startswith("block_") else padded.size)
+        for name in tick_kernels.BlockMoments._fields})
+    tick_kernels.block_moments(block_count, tick_kernels.Series(padded), moments,
+                               tick_kernels.Block(int(block)), target)
+    outputs = empty_record(tick_kernels.MeanStd, count, xp)
+    inputs = tick_kernels.WindowStatsInputs(padded, **moments._asdict())
+    tick_kernels.window_stats(count, inputs, outputs,
+                              tick_kernels.WindowParams(int(window), int(block), int(min_periods),
+                                                        int(lead)), target)
+    return outputs
 
 
-def _series_on(values, device):
-    """``values`` as a contiguous float64 series on ``device``, and its array module."""
-    xp = np if device == "cpu" else _gpu_array_module()
-    series = _as_series(_to_host(values) if xp is np else values, xp)
+def _series_on(values, target):
+    """``values`` as a contiguous float64 series on ``target``, and its array module."""
+    xp = array_module(target)
+    series = _as_series(to_host(values) if xp is np else values, xp)
     return xp.ascontiguousarray(series), xp
-
-
-def _like_input(array, values):
-    """Return ``array`` on the device that ``values`` lives on."""
-    if _is_cupy_array(values) and not _is_cupy_array(array):
-        import cupy
-
-        return cupy.asarray(array)
-    if not _is_cupy_array(values) and _is_cupy_array(array):
-        return array.get()
-    return array
 
 
 def rolling_median_mad(x, window, min_periods=None, device="auto"):
@@ -184,8 +143,9 @@ def rolling_median_mad(x, window, min_periods=None, device="auto"):
         means ``window`` (as in pandas): only complete windows without gaps give a
         value. ``0`` behaves as ``1`` (an empty window has no median).
     device : {"auto", "cpu", "gpu"}, default "auto"
-        ``"auto"`` is ``"gpu"`` for a CuPy array and ``"cpu"`` otherwise. The result
-        lives where ``x`` lives, whichever device computed it.
+        ``"auto"`` is ``"gpu"`` for a CuPy array and ``"cpu"`` otherwise
+        (:func:`gpu_lpi.device.resolve_array_device`). The result lives where ``x`` lives,
+        whichever device computed it.
 
     Returns
     -------
@@ -195,12 +155,14 @@ def rolling_median_mad(x, window, min_periods=None, device="auto"):
     Raises
     ------
     ValueError
-        For a bad ``window``, ``min_periods``, ``device`` or a non-1-D / non-real ``x``.
+        For a bad ``window``, ``min_periods`` or a non-1-D / non-real ``x``; for a bad
+        ``device``, or ``"gpu"`` without a usable GPU, the :class:`gpu_lpi.device.DeviceError`
+        subclass.
     """
-    resolved = _resolve_device(x, device)
+    resolved = resolve_array_device(x, device)
     periods = _resolve_periods(window, min_periods)
     median, mad, _ = _median_mad_on(x, window, periods, resolved)
-    return _like_input(median, x), _like_input(mad, x)
+    return like(median, x), like(mad, x)
 
 
 def trailing_mean_std(x, window, min_periods=None, device="auto", block_origin=0):
@@ -242,12 +204,12 @@ def trailing_mean_std(x, window, min_periods=None, device="auto", block_origin=0
     ValueError
         For a bad parameter (see also :func:`rolling_median_mad`).
     """
-    resolved = _resolve_device(x, device)
+    resolved = resolve_array_device(x, device)
     periods = _resolve_periods(window, min_periods)
     origin = _resolve_origin(block_origin)
     series, xp = _series_on(x, resolved)
     mean, std = _trailing_mean_std_on(series, int(window), periods, origin, xp, resolved)
-    return _like_input(mean, x), _like_input(std, x)
+    return like(mean, x), like(std, x)
 
 
 def robust_z(
@@ -335,7 +297,7 @@ def robust_z(
         raise ValueError(f"eps must be >= 0, got {eps!r}")
     if scale == "mad_std_floor" and not std_floor_ratio > 0:
         raise ValueError(f"std_floor_ratio must be > 0, got {std_floor_ratio!r}")
-    resolved = _resolve_device(x, device)
+    resolved = resolve_array_device(x, device)
     periods = _resolve_periods(window, min_periods)
     origin = _resolve_origin(block_origin)
     median, mad, xp = _median_mad_on(x, window, periods, resolved)
@@ -346,10 +308,11 @@ def robust_z(
     else:  # a zero floor: max(1.4826 * MAD, 0) is the plain MAD scale
         spread = xp.zeros(series.size)
         ratio = 0.0
-    z, denominator = xp.empty(series.size), xp.empty(series.size)
-    run_per_tick(tick_kernels.robust_z, series.size,
-                 (series, xp.ascontiguousarray(median), xp.ascontiguousarray(mad), spread, z,
-                  denominator), (float(eps), ratio), resolved)
+    outputs = empty_record(tick_kernels.RobustZ, series.size, xp)
+    tick_kernels.robust_z(series.size,
+                          tick_kernels.RobustZInputs(series, xp.ascontiguousarray(median),
+                                                     xp.ascontiguousarray(mad), spread),
+                          outputs, tick_kernels.RobustZParams(float(eps), ratio), resolved)
     if return_scale:
-        return _like_input(z, x), _like_input(denominator, x)
-    return _like_input(z, x)
+        return like(outputs.z, x), like(outputs.scale, x)
+    return like(outputs.z, x)

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from gpu_lpi.book_at_ticks import book_source
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.features import STAGES, compute_feature_chunk
-from gpu_lpi.gpu_io import resolve_device
+from gpu_lpi.device import resolve_device
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.store import NS_PER_DAY, TickStore, date_to_ns
 

@@ -1,56 +1,94 @@
-"""Run one per-tick kernel body on the CPU or the GPU (DESIGN.md §2: one body, two targets).
+"""Per-tick kernels: one body, run on the CPU or the GPU (DESIGN.md §2: one body, two targets).
 
-A *body* is a plain Python function ``body(i, arrays, params)`` that computes element ``i`` of its
-outputs: ``arrays`` is a tuple of arrays (inputs and outputs), ``params`` a tuple of scalars. Kernels
-hand it over as a factory ``make(jit)`` that compiles the body (and any helper it calls) with the
-given decorator: ``numba.njit`` for the CPU, run in a ``prange`` loop, and
-``numba.cuda.jit(device=True)`` for the GPU, run by a one-thread-per-element ``@cuda.jit`` launcher.
-``numba.cuda`` is imported on first GPU use only (:mod:`kernels.per_tick_cuda`).
+A *body* ``body(i, inputs, outputs, params)`` computes element ``i``: ``inputs`` and ``outputs``
+are named tuples of arrays, ``params`` a named tuple of scalars (each body's records are defined
+next to it, e.g. in :mod:`kernels.tick_features`), so a body reads ``inputs.bid[i]`` and
+``params.theta``, never a position in a long argument list. Records are flat (numba's parallel
+loops, should one be needed, take tuples of arrays but not tuples of tuples). :func:`per_tick`
+turns a body into a :class:`PerTickKernel`, whose call runs the body for every
+``i = 0 .. count - 1``:
+
+* on the CPU, in a loop on one core: compiled without reference counting, a body costs
+  nanoseconds per element and a day of ticks milliseconds, less than a parallel loop costs to
+  start (and a parallel loop costs a second more to compile); chunks and symbols run in parallel
+  instead;
+* on the GPU, in a ``@cuda.jit`` kernel with one thread per element
+  (:mod:`kernels.per_tick_cuda`, imported on first GPU use only), which calls the same compiled
+  body: numba-cuda compiles a ``njit`` function called from a kernel as a device function.
+
+Both launchers are copies of one template (:func:`_cpu_loop` here, one in
+:mod:`kernels.per_tick_cuda`) with the body bound as a global (:func:`kernels.jit.bind_globals`),
+so each is an ordinary function that numba caches on disk (:mod:`kernels.jit`): a second process
+loads the machine code instead of compiling it.
 """
 
 from __future__ import annotations
 
-import functools
+import numpy as np
 
-import numba
+from kernels.jit import bind_globals, njit
 
-THREADS_PER_BLOCK = 128
-
-
-@functools.cache
-def _cpu_loop(make):
-    element = make(numba.njit)
-
-    @numba.njit(parallel=True)
-    def loop(count, arrays, params):
-        for i in numba.prange(count):
-            element(i, arrays, params)
-
-    return loop
+#: Placeholder of the template's global ``body``: each launcher is bound to its own body.
+body = None
 
 
-def run_per_tick(make, count, arrays, params, target="cpu"):
-    """Apply a body to every index ``0 .. count - 1``.
+def _cpu_loop(count, inputs, outputs, params):
+    """Template of the CPU launchers: the body for ``i = 0 .. count - 1``."""
+    for i in range(count):
+        body(i, inputs, outputs, params)
 
-    Parameters
+
+class PerTickKernel:
+    """A per-tick body with its CPU and GPU launchers (made by :func:`per_tick`).
+
+    Attributes
     ----------
-    make : function
-        ``make(jit)`` returns the body ``body(i, arrays, params)`` compiled with ``jit``; the body
-        writes its results into output arrays.
-    count : int
-        Number of elements.
-    arrays : tuple of arrays
-        NumPy arrays for ``target="cpu"``; device arrays (CuPy, or NumPy under the CUDA simulator)
-        for ``target="gpu"``.
-    params : tuple of scalars
-    target : {"cpu", "gpu"}
+    body : numba.core.registry.CPUDispatcher
+        The body compiled with :func:`kernels.jit.njit` without reference counting (called once
+        per element with records of arrays); a GPU kernel calls it as a device function.
+    name : str
+        ``<module>__<body name>``: names the launchers and their cache files.
+    cpu_loop : numba.core.registry.CPUDispatcher
+        ``cpu_loop(count, inputs, outputs, params)``, cached on disk.
     """
-    if count == 0:
-        return
-    if target == "gpu":
-        blocks = (count + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-        from kernels.per_tick_cuda import element_kernel
 
-        element_kernel(make)[blocks, THREADS_PER_BLOCK](count, arrays, params)
-    else:
-        _cpu_loop(make)(count, arrays, params)
+    def __init__(self, body):
+        self.body = njit(body, refcounts=False)
+        self.name = f"{body.__module__.rpartition('.')[2]}__{body.__name__.lstrip('_')}"
+        self.cpu_loop = njit(bind_globals(_cpu_loop, f"cpu_loop__{self.name}", body=self.body))
+
+    def __call__(self, count: int, inputs, outputs, params, target: str = "cpu") -> None:
+        """Run the body for ``i = 0 .. count - 1``.
+
+        Parameters
+        ----------
+        count : int
+            Number of elements.
+        inputs, outputs : named tuples of arrays
+            NumPy arrays for ``target="cpu"``; device arrays (CuPy, or NumPy under the CUDA
+            simulator) for ``target="gpu"``.
+        params : named tuple of scalars
+        target : {"cpu", "gpu"}
+        """
+        if count == 0:
+            return
+        if target == "gpu":
+            from kernels.per_tick_cuda import launch
+
+            launch(self, count, inputs, outputs, params)
+        else:
+            self.cpu_loop(count, inputs, outputs, params)
+
+    def __repr__(self):
+        return f"PerTickKernel({self.name})"
+
+
+def per_tick(body) -> PerTickKernel:
+    """Decorator: the :class:`PerTickKernel` of ``body(i, inputs, outputs, params)``, a plain
+    function written once for both targets."""
+    return PerTickKernel(body)
+
+
+def empty_record(record_type, count: int, xp=np):
+    """A ``record_type`` named tuple of new float64 arrays of length ``count``, owned by ``xp``."""
+    return record_type(*(xp.empty(count) for _ in record_type._fields))

@@ -108,7 +108,7 @@ def rolling_median_mad_wavelet(values, window, min_periods, xp=np, target="cpu")
         simulator.
     target : {"cpu", "gpu"}
         ``"gpu"`` launches one CUDA thread per tick; ``"cpu"`` runs the same query
-        body in a ``numba.prange`` loop (NumPy arrays only).
+        body in a loop (NumPy arrays only).
 
     Returns
     -------

@@ -1,9 +1,10 @@
-"""Per-tick feature kernels (spec §2.1–2.3): each a body for :func:`kernels.per_tick.run_per_tick`.
+"""Per-tick feature kernels (spec §2.1–2.3): bodies of :func:`kernels.per_tick.per_tick` kernels.
 
-Every body is a factory ``make(jit)`` returning the element function compiled with ``jit``
-(``numba.njit`` or ``numba.cuda.jit(device=True)``), so helpers are compiled for the same target.
-Bodies read and write element ``i`` only (or a block ``i``), in a fixed order, so that the CPU and
-the GPU compute the same numbers and a result never depends on where the input arrays begin.
+Each kernel ``k`` is called as ``k(count, inputs, outputs, params, target)`` with the named tuples
+defined next to its body (``inputs``/``outputs``: arrays; ``params``: scalars). Helpers are compiled
+with :func:`kernels.jit.njit`; a GPU kernel calling them compiles them as device functions. Bodies
+read and write element ``i`` only (or a block ``i``), in a fixed order, so that the CPU and the GPU
+compute the same numbers and a result never depends on where the input arrays begin.
 
 NaN marks "unknown" (no valid book, warm-up) and propagates; nothing is forward-filled.
 """
@@ -11,92 +12,112 @@ NaN marks "unknown" (no valid book, warm-up) and propagates; nothing is forward-
 from __future__ import annotations
 
 import math
+from collections import namedtuple
+from typing import NamedTuple
+
+import numpy as np
+
+from kernels.jit import njit
+from kernels.per_tick import per_tick
 
 MAD_TO_SIGMA = 1.4826
 
 
-def _plain(body):
-    """Factory of a body that calls no helper."""
-
-    def make(jit):
-        return jit(body)
-
-    make.__name__ = body.__name__
-    return make
+class NoParams(NamedTuple):
+    """Parameters of a body that has none."""
 
 
 # -- grid aggregation of trades ---------------------------------------------------------------------
-def _trade_sums(i, arrays, params):
-    """Dollar volume and impact notionals of the trades of tick ``i``.
+class TradeSumsInputs(NamedTuple):
+    trade_start: np.ndarray  #: int64[n + 1]: trades ``trade_start[i]:trade_start[i + 1]`` are tick i's
+    price: np.ndarray
+    notional: np.ndarray
+    is_sell: np.ndarray  #: bool: the aggressor sold
+    bid_prev: np.ndarray  #: best bid at ``t − Δ`` (NaN: unknown)
+    ask_prev: np.ndarray  #: best ask at ``t − Δ``
 
-    arrays: ``trade_start`` (int64[n + 1], first trade of each tick), trade ``price``, ``notional``,
-    ``is_sell`` (aggressor sold), tick ``bid_prev``/``ask_prev`` (best quotes at ``t − Δ``), and the
-    outputs ``dollar_volume``, ``impact_sell_notional``, ``impact_buy_notional``.
-    params: ``(theta,)``, the impact threshold as a fraction of price.
+
+class TradeSums(NamedTuple):
+    dollar_volume: np.ndarray
+    impact_sell_notional: np.ndarray
+    impact_buy_notional: np.ndarray
+
+
+class ImpactThreshold(NamedTuple):
+    theta: float  #: the impact threshold as a fraction of price
+
+
+@per_tick
+def trade_sums(i, inputs: TradeSumsInputs, outputs: TradeSums, params: ImpactThreshold):
+    """Dollar volume and impact notionals of the trades of tick ``i``.
 
     A sell is an impact trade when ``price < bid_prev·(1 − θ)`` strictly; a buy when
     ``price > ask_prev·(1 + θ)``. Impact notionals are NaN when the previous quote is unknown.
     """
-    (trade_start, price, notional, is_sell, bid_prev, ask_prev,
-     dollar_volume, impact_sell_notional, impact_buy_notional) = arrays
-    theta = params[0]
-    sell_threshold = bid_prev[i] * (1.0 - theta)
-    buy_threshold = ask_prev[i] * (1.0 + theta)
+    sell_threshold = inputs.bid_prev[i] * (1.0 - params.theta)
+    buy_threshold = inputs.ask_prev[i] * (1.0 + params.theta)
     volume = 0.0
     sell = 0.0
     buy = 0.0
-    for trade in range(trade_start[i], trade_start[i + 1]):
-        volume += notional[trade]
-        if is_sell[trade]:
-            if price[trade] < sell_threshold:
-                sell += notional[trade]
-        elif price[trade] > buy_threshold:
-            buy += notional[trade]
-    dollar_volume[i] = volume
-    impact_sell_notional[i] = math.nan if math.isnan(sell_threshold) else sell
-    impact_buy_notional[i] = math.nan if math.isnan(buy_threshold) else buy
+    for trade in range(inputs.trade_start[i], inputs.trade_start[i + 1]):
+        notional = inputs.notional[trade]
+        volume += notional
+        if inputs.is_sell[trade]:
+            if inputs.price[trade] < sell_threshold:
+                sell += notional
+        elif inputs.price[trade] > buy_threshold:
+            buy += notional
+    outputs.dollar_volume[i] = volume
+    outputs.impact_sell_notional[i] = math.nan if math.isnan(sell_threshold) else sell
+    outputs.impact_buy_notional[i] = math.nan if math.isnan(buy_threshold) else buy
 
 
-trade_sums = _plain(_trade_sums)
+class SideRows(NamedTuple):
+    row_start: np.ndarray  #: int64[n + 1]: rows ``row_start[i]:row_start[i + 1]`` are tick i's
+    notional: np.ndarray
+    is_sell: np.ndarray  #: bool
 
 
-def _side_sums(i, arrays, params):
-    """Sell-side and buy-side notional of the rows of tick ``i`` (liquidation orders).
+class SideSums(NamedTuple):
+    sell_notional: np.ndarray
+    buy_notional: np.ndarray
 
-    arrays: ``row_start`` (int64[n + 1]), row ``notional``, ``is_sell``, outputs ``sell_notional``,
-    ``buy_notional``. params: unused (empty tuple).
-    """
-    row_start, notional, is_sell, sell_notional, buy_notional = arrays
+
+@per_tick
+def side_sums(i, inputs: SideRows, outputs: SideSums, params: NoParams):
+    """Sell-side and buy-side notional of the rows of tick ``i`` (liquidation orders)."""
     sell = 0.0
     buy = 0.0
-    for row in range(row_start[i], row_start[i + 1]):
-        if is_sell[row]:
-            sell += notional[row]
+    for row in range(inputs.row_start[i], inputs.row_start[i + 1]):
+        if inputs.is_sell[row]:
+            sell += inputs.notional[row]
         else:
-            buy += notional[row]
-    sell_notional[i] = sell
-    buy_notional[i] = buy
+            buy += inputs.notional[row]
+    outputs.sell_notional[i] = sell
+    outputs.buy_notional[i] = buy
 
 
-side_sums = _plain(_side_sums)
+class SubsampledMids(NamedTuple):
+    sub_mid: np.ndarray  #: float64[n_ticks·n + 1]; index ``i·n + j`` is the mid at ``t_i − Δ + jΔ/n``
 
 
-def _realized_variance(i, arrays, params):
-    """RV of tick ``i``: sum of squared log returns of ``n`` sub-sampled mids inside (t − Δ, t].
+class RealizedVariance(NamedTuple):
+    rv: np.ndarray
 
-    arrays: ``sub_mid`` (float64[n_ticks·n + 1]; index ``i·n + j`` is the mid at ``t_i − Δ + jΔ/n``),
-    output ``rv``. params: ``(n,)``.
-    """
-    sub_mid, rv = arrays
-    count = params[0]
+
+class Subsamples(NamedTuple):
+    subsamples: int  #: ``n``, mids per tick
+
+
+@per_tick
+def realized_variance(i, inputs: SubsampledMids, outputs: RealizedVariance, params: Subsamples):
+    """RV of tick ``i``: sum of squared log returns of ``n`` sub-sampled mids inside (t − Δ, t]."""
+    count = params.subsamples
     total = 0.0
     for j in range(i * count + 1, i * count + count + 1):
-        step = math.log(sub_mid[j] / sub_mid[j - 1])
+        step = math.log(inputs.sub_mid[j] / inputs.sub_mid[j - 1])
         total += step * step
-    rv[i] = total
-
-
-realized_variance = _plain(_realized_variance)
+    outputs.rv[i] = total
 
 
 # -- trailing-window mean and standard deviation ----------------------------------------------------
@@ -104,6 +125,7 @@ realized_variance = _plain(_realized_variance)
 # their squared deviations from it. Welford's update within a block, and sums shifted by a mean of the
 # window across blocks, keep them accurate whatever the series' level (a raw sum of squares loses the
 # spread of values near 1e6 to cancellation).
+@njit
 def _welford_add(count, mean, m2, value):
     """Moments after adding one valid value."""
     count += 1.0
@@ -113,6 +135,7 @@ def _welford_add(count, mean, m2, value):
     return count, mean, m2
 
 
+@njit
 def _accumulate(count, reference, shifted_sum, squares, other_count, other_mean, other_m2):
     """Add a part's moments to sums of ``x − reference`` and ``(x − reference)²`` over a window.
 
@@ -128,55 +151,77 @@ def _accumulate(count, reference, shifted_sum, squares, other_count, other_mean,
             squares + other_m2 + other_count * offset * offset)
 
 
-def block_moments(jit):
-    """Body: in-block running moments of the valid (non-NaN) values of block ``b``, both ways.
-
-    arrays: ``values`` (length a multiple of the block), outputs ``prefix_count``, ``prefix_mean``,
-    ``prefix_m2`` (moments of the block's values from its first element to ``j``),
-    ``suffix_count``, ``suffix_mean``, ``suffix_m2`` (from ``j`` to the block's last element), all of
-    the length of ``values``, and ``block_count``, ``block_mean``, ``block_m2``, the whole block's
-    moments (one per block, contiguous: a window reads them for every block it covers).
-    params: ``(block,)``.
-    """
-    welford_add = jit(_welford_add)
-
-    def body(b, arrays, params):
-        (values, prefix_count, prefix_mean, prefix_m2, suffix_count, suffix_mean, suffix_m2,
-         block_count, block_mean, block_m2) = arrays
-        block = params[0]
-        count = 0.0
-        mean = 0.0
-        m2 = 0.0
-        for j in range(b * block, (b + 1) * block):
-            if not math.isnan(values[j]):
-                count, mean, m2 = welford_add(count, mean, m2, values[j])
-            prefix_count[j] = count
-            prefix_mean[j] = mean
-            prefix_m2[j] = m2
-        block_count[b] = count
-        block_mean[b] = mean
-        block_m2[b] = m2
-        count = 0.0
-        mean = 0.0
-        m2 = 0.0
-        for j in range((b + 1) * block - 1, b * block - 1, -1):
-            if not math.isnan(values[j]):
-                count, mean, m2 = welford_add(count, mean, m2, values[j])
-            suffix_count[j] = count
-            suffix_mean[j] = mean
-            suffix_m2[j] = m2
-
-    return jit(body)
+class Series(NamedTuple):
+    values: np.ndarray  #: NaN = gap; length a multiple of the block, blocks aligned by the caller
 
 
-def window_stats(jit):
-    """Body: mean and population standard deviation of the valid values of each trailing window.
+class BlockMoments(NamedTuple):
+    """In-block running moments of a series' valid values, both ways, and whole-block moments."""
 
-    arrays: ``values`` and the nine outputs of :func:`block_moments`, then outputs ``mean`` and
-    ``std`` (one per tick). params: ``(window, block, min_periods, lead)``: tick ``i`` sits at
-    position ``i + lead`` of ``values``, whose blocks are aligned on absolute tick numbers by the
-    caller (positions before ``lead`` are NaN padding). The window of tick ``i`` covers
-    ``i − window + 1 .. i`` (clipped at tick 0).
+    prefix_count: np.ndarray  #: moments from the block's first element to ``j`` (length of values)
+    prefix_mean: np.ndarray
+    prefix_m2: np.ndarray
+    suffix_count: np.ndarray  #: moments from ``j`` to the block's last element (length of values)
+    suffix_mean: np.ndarray
+    suffix_m2: np.ndarray
+    block_count: np.ndarray  #: the whole block's moments, one per block (contiguous: a window
+    block_mean: np.ndarray  #: reads them for every block it covers)
+    block_m2: np.ndarray
+
+
+class Block(NamedTuple):
+    block: int  #: block length
+
+
+@per_tick
+def block_moments(b, inputs: Series, outputs: BlockMoments, params: Block):
+    """In-block running moments of the valid (non-NaN) values of block ``b``, both ways."""
+    values = inputs.values
+    block = params.block
+    count = 0.0
+    mean = 0.0
+    m2 = 0.0
+    for j in range(b * block, (b + 1) * block):
+        if not math.isnan(values[j]):
+            count, mean, m2 = _welford_add(count, mean, m2, values[j])
+        outputs.prefix_count[j] = count
+        outputs.prefix_mean[j] = mean
+        outputs.prefix_m2[j] = m2
+    outputs.block_count[b] = count
+    outputs.block_mean[b] = mean
+    outputs.block_m2[b] = m2
+    count = 0.0
+    mean = 0.0
+    m2 = 0.0
+    for j in range((b + 1) * block - 1, b * block - 1, -1):
+        if not math.isnan(values[j]):
+            count, mean, m2 = _welford_add(count, mean, m2, values[j])
+        outputs.suffix_count[j] = count
+        outputs.suffix_mean[j] = mean
+        outputs.suffix_m2[j] = m2
+
+
+WindowStatsInputs = namedtuple("WindowStatsInputs", ("values", *BlockMoments._fields))
+WindowStatsInputs.__doc__ = """The series of :func:`block_moments` and the fields of its outputs."""
+
+
+class MeanStd(NamedTuple):
+    mean: np.ndarray  #: one per tick
+    std: np.ndarray
+
+
+class WindowParams(NamedTuple):
+    window: int  #: window length in ticks
+    block: int  #: block length of the moments
+    min_periods: int  #: fewest valid values for an output
+    lead: int  #: tick ``i`` sits at position ``i + lead`` of ``values`` (before: NaN padding)
+
+
+@per_tick
+def window_stats(i, inputs: WindowStatsInputs, outputs: MeanStd, params: WindowParams):
+    """Mean and population standard deviation of the valid values of each trailing window.
+
+    The window of tick ``i`` covers ``i − window + 1 .. i`` (clipped at tick 0).
 
     A window spanning several blocks adds up, in block order, the moments of the suffix of its first
     block, of the whole blocks between and of the prefix of its last block (:func:`_accumulate`). A
@@ -186,148 +231,201 @@ def window_stats(jit):
     and on absolute block boundaries, so the result does not depend on where the series starts
     (chunked = unchunked) nor on values after tick ``i`` (prefix invariance), bit for bit.
     """
-    welford_add = jit(_welford_add)
-    accumulate = jit(_accumulate)
-
-    def body(i, arrays, params):
-        (values, prefix_count, prefix_mean, prefix_m2, suffix_count, suffix_mean, suffix_m2,
-         block_count, block_mean, block_m2, mean, std) = arrays
-        window, block, min_periods, lead = params
-        last = i + lead
-        first = max(last - window + 1, lead)
-        first_block = first // block
-        last_block = last // block
-        count = 0.0
-        average = 0.0
-        m2 = 0.0
-        if first_block == last_block and (first == lead or first % block == 0):
-            count = prefix_count[last]        # positions before ``lead`` are NaN padding
-            average = prefix_mean[last]
-            m2 = prefix_m2[last]
-        elif first_block == last_block:
-            for j in range(first, last + 1):
-                if not math.isnan(values[j]):
-                    count, average, m2 = welford_add(count, average, m2, values[j])
-        else:
-            count = suffix_count[first]
-            reference = suffix_mean[first]
-            shifted_sum = 0.0
-            squares = suffix_m2[first]
-            for b in range(first_block + 1, last_block):
-                count, reference, shifted_sum, squares = accumulate(
-                    count, reference, shifted_sum, squares, block_count[b], block_mean[b],
-                    block_m2[b])
-            count, reference, shifted_sum, squares = accumulate(
-                count, reference, shifted_sum, squares,
-                prefix_count[last], prefix_mean[last], prefix_m2[last])
-            if count > 0.0:
-                average = reference + shifted_sum / count
-                m2 = squares - shifted_sum * (shifted_sum / count)
-        if count < min_periods or count == 0.0:
-            mean[i] = math.nan
-            std[i] = math.nan
-            return
-        mean[i] = average
-        std[i] = math.sqrt(max(m2 / count, 0.0))
-
-    return jit(body)
+    values = inputs.values
+    moments = inputs  # the BlockMoments fields
+    block = params.block
+    lead = params.lead
+    last = i + lead
+    first = max(last - params.window + 1, lead)
+    first_block = first // block
+    last_block = last // block
+    count = 0.0
+    average = 0.0
+    m2 = 0.0
+    if first_block == last_block and (first == lead or first % block == 0):
+        count = moments.prefix_count[last]        # positions before ``lead`` are NaN padding
+        average = moments.prefix_mean[last]
+        m2 = moments.prefix_m2[last]
+    elif first_block == last_block:
+        for j in range(first, last + 1):
+            if not math.isnan(values[j]):
+                count, average, m2 = _welford_add(count, average, m2, values[j])
+    else:
+        count = moments.suffix_count[first]
+        reference = moments.suffix_mean[first]
+        shifted_sum = 0.0
+        squares = moments.suffix_m2[first]
+        for b in range(first_block + 1, last_block):
+            count, reference, shifted_sum, squares = _accumulate(
+                count, reference, shifted_sum, squares, moments.block_count[b],
+                moments.block_mean[b], moments.block_m2[b])
+        count, reference, shifted_sum, squares = _accumulate(
+            count, reference, shifted_sum, squares,
+            moments.prefix_count[last], moments.prefix_mean[last], moments.prefix_m2[last])
+        if count > 0.0:
+            average = reference + shifted_sum / count
+            m2 = squares - shifted_sum * (shifted_sum / count)
+    if count < params.min_periods or count == 0.0:
+        outputs.mean[i] = math.nan
+        outputs.std[i] = math.nan
+        return
+    outputs.mean[i] = average
+    outputs.std[i] = math.sqrt(max(m2 / count, 0.0))
 
 
 # -- features, robust z, LPI ------------------------------------------------------------------------
-def _tick_features(i, arrays, params):
-    """Mid, spread, microprice, log return, FSI, LDR and Π of tick ``i`` (spec §2.1–2.2).
+class TickFeatureInputs(NamedTuple):
+    bid: np.ndarray  #: top of book, NaN where invalid
+    ask: np.ndarray
+    bid_qty: np.ndarray
+    ask_qty: np.ndarray
+    depth_bid: np.ndarray  #: depth within η
+    depth_ask: np.ndarray
+    dollar_volume: np.ndarray
+    impact_sell_notional: np.ndarray
+    impact_buy_notional: np.ndarray
+    adv: np.ndarray  #: ADV$ in $/s
+    mean_depth_bid: np.ndarray
+    mean_depth_ask: np.ndarray
+    d_oi: np.ndarray  #: OI drop (NaN: no OI feed)
+    sigma_doi: np.ndarray
 
-    arrays (inputs): ``bid``, ``ask``, ``bid_qty``, ``ask_qty`` (top of book, NaN where invalid),
-    ``depth_bid``, ``depth_ask`` (within η), ``dollar_volume``, ``impact_sell_notional``,
-    ``impact_buy_notional``, ``adv`` ($/s), ``mean_depth_bid``, ``mean_depth_ask``, ``d_oi`` (OI
-    drop), ``sigma_doi``; (outputs): ``mid``, ``spread``, ``microprice``, ``log_return``, ``fsi``,
-    ``fsi_up``, ``ldr``, ``ldr_up``, ``pi``.
-    params: ``(tick_s, kappa, eps, pi_eps_adv_fraction)``.
+
+class TickFeatures(NamedTuple):
+    mid: np.ndarray
+    spread: np.ndarray
+    microprice: np.ndarray
+    log_return: np.ndarray
+    fsi: np.ndarray
+    fsi_up: np.ndarray
+    ldr: np.ndarray
+    ldr_up: np.ndarray
+    pi: np.ndarray
+
+
+class TickFeatureParams(NamedTuple):
+    tick_s: float  #: Δ in seconds
+    kappa: float
+    eps: float
+    pi_eps_adv_fraction: float
+
+
+@per_tick
+def tick_features(i, inputs: TickFeatureInputs, outputs: TickFeatures, params: TickFeatureParams):
+    """Mid, spread, microprice, log return, FSI, LDR and Π of tick ``i`` (spec §2.1–2.2).
 
     ``FSI = V_impact/(ADV$·Δ + ε)·g``, ``g = 1 + κ·tanh(ΔOI/(σ_ΔOI + ε))`` (1 where ΔOI or σ_ΔOI is
     unknown: no OI feed); ``LDR = (s/m)/(D/mean D)``; ``Π = |r|/(V$ + f·ADV$·Δ + ε)``.
     """
-    (bid, ask, bid_qty, ask_qty, depth_bid, depth_ask, dollar_volume, impact_sell_notional,
-     impact_buy_notional, adv, mean_depth_bid, mean_depth_ask, d_oi, sigma_doi,
-     mid, spread, microprice, log_return, fsi, fsi_up, ldr, ldr_up, pi) = arrays
-    tick_s, kappa, eps, pi_eps_adv_fraction = params
+    bid, ask, eps = inputs.bid, inputs.ask, params.eps
     middle = 0.5 * (bid[i] + ask[i])
     width = ask[i] - bid[i]
-    mid[i] = middle
-    spread[i] = width
-    microprice[i] = (ask[i] * bid_qty[i] + bid[i] * ask_qty[i]) / (bid_qty[i] + ask_qty[i])
+    outputs.mid[i] = middle
+    outputs.spread[i] = width
+    outputs.microprice[i] = ((ask[i] * inputs.bid_qty[i] + bid[i] * inputs.ask_qty[i])
+                             / (inputs.bid_qty[i] + inputs.ask_qty[i]))
     change = math.nan
     if i > 0:
         change = math.log(middle / (0.5 * (bid[i - 1] + ask[i - 1])))
-    log_return[i] = change
+    outputs.log_return[i] = change
     amplifier = 1.0
-    if not (math.isnan(d_oi[i]) or math.isnan(sigma_doi[i])):
-        amplifier = 1.0 + kappa * math.tanh(d_oi[i] / (sigma_doi[i] + eps))
-    volume_per_tick = adv[i] * tick_s
-    fsi[i] = impact_sell_notional[i] / (volume_per_tick + eps) * amplifier
-    fsi_up[i] = impact_buy_notional[i] / (volume_per_tick + eps) * amplifier
+    if not (math.isnan(inputs.d_oi[i]) or math.isnan(inputs.sigma_doi[i])):
+        amplifier = 1.0 + params.kappa * math.tanh(inputs.d_oi[i] / (inputs.sigma_doi[i] + eps))
+    volume_per_tick = inputs.adv[i] * params.tick_s
+    outputs.fsi[i] = inputs.impact_sell_notional[i] / (volume_per_tick + eps) * amplifier
+    outputs.fsi_up[i] = inputs.impact_buy_notional[i] / (volume_per_tick + eps) * amplifier
     relative_spread = width / middle
-    ldr[i] = relative_spread / (depth_bid[i] / mean_depth_bid[i])
-    ldr_up[i] = relative_spread / (depth_ask[i] / mean_depth_ask[i])
-    pi[i] = abs(change) / (dollar_volume[i] + pi_eps_adv_fraction * volume_per_tick + eps)
+    outputs.ldr[i] = relative_spread / (inputs.depth_bid[i] / inputs.mean_depth_bid[i])
+    outputs.ldr_up[i] = relative_spread / (inputs.depth_ask[i] / inputs.mean_depth_ask[i])
+    outputs.pi[i] = abs(change) / (inputs.dollar_volume[i]
+                                   + params.pi_eps_adv_fraction * volume_per_tick + eps)
 
 
-tick_features = _plain(_tick_features)
+class RobustZInputs(NamedTuple):
+    x: np.ndarray
+    median: np.ndarray  #: window median and MAD of ``x``
+    mad: np.ndarray
+    std: np.ndarray  #: window standard deviation (0 with a zero ratio)
 
 
-def _robust_z(i, arrays, params):
+class RobustZ(NamedTuple):
+    z: np.ndarray
+    scale: np.ndarray
+
+
+class RobustZParams(NamedTuple):
+    eps: float
+    std_floor_ratio: float  #: 0 (with ``std`` 0) gives the plain MAD scale
+
+
+@per_tick
+def robust_z(i, inputs: RobustZInputs, outputs: RobustZ, params: RobustZParams):
     """Robust z of tick ``i``: ``(x − median)/(scale + ε)``, ``scale = max(1.4826·MAD, r·std)``.
 
-    arrays: ``x``, window ``median``, ``mad``, ``std``, outputs ``z`` and ``scale``.
-    params: ``(eps, std_floor_ratio)``; a ratio of 0 (with ``std`` 0) gives the plain MAD scale.
     NaN where any input is NaN.
     """
-    x, median, mad, std, z, scale = arrays
-    eps, std_floor_ratio = params
-    if math.isnan(x[i]) or math.isnan(median[i]) or math.isnan(mad[i]) or math.isnan(std[i]):
-        z[i] = math.nan
-        scale[i] = math.nan
+    x, median, mad, std = inputs.x[i], inputs.median[i], inputs.mad[i], inputs.std[i]
+    if math.isnan(x) or math.isnan(median) or math.isnan(mad) or math.isnan(std):
+        outputs.z[i] = math.nan
+        outputs.scale[i] = math.nan
         return
-    spread = max(MAD_TO_SIGMA * mad[i], std_floor_ratio * std[i])
-    scale[i] = spread
-    z[i] = (x[i] - median[i]) / (spread + eps)
+    spread = max(MAD_TO_SIGMA * mad, params.std_floor_ratio * std)
+    outputs.scale[i] = spread
+    outputs.z[i] = (x - median) / (spread + params.eps)
 
 
-robust_z = _plain(_robust_z)
+class LpiInputs(NamedTuple):
+    z_fsi: np.ndarray
+    z_ldr: np.ndarray
+    z_pi: np.ndarray
 
 
-def _weighted_sum(i, arrays, params):
-    """LPI of tick ``i`` (spec §2.3): ``w1·z(FSI) + w2·z(LDR) + w3·z(Π)``.
-
-    arrays: ``z_fsi``, ``z_ldr``, ``z_pi``, output ``lpi``. params: ``(w1, w2, w3)``.
-    """
-    z_fsi, z_ldr, z_pi, lpi = arrays
-    w1, w2, w3 = params
-    lpi[i] = w1 * z_fsi[i] + w2 * z_ldr[i] + w3 * z_pi[i]
+class Lpi(NamedTuple):
+    lpi: np.ndarray
 
 
-lpi_combination = _plain(_weighted_sum)
+class LpiWeights(NamedTuple):
+    w1: float
+    w2: float
+    w3: float
+
+
+@per_tick
+def lpi_combination(i, inputs: LpiInputs, outputs: Lpi, params: LpiWeights):
+    """LPI of tick ``i`` (spec §2.3): ``w1·z(FSI) + w2·z(LDR) + w3·z(Π)``."""
+    outputs.lpi[i] = (params.w1 * inputs.z_fsi[i] + params.w2 * inputs.z_ldr[i]
+                      + params.w3 * inputs.z_pi[i])
 
 
 # -- open interest ------------------------------------------------------------------------------------
-def _ewma_at_updates(u, arrays, params):
+class OpenInterest(NamedTuple):
+    ts: np.ndarray  #: int64 update times
+    oi: np.ndarray
+
+
+class SmoothedOpenInterest(NamedTuple):
+    smoothed: np.ndarray
+
+
+class EwmaParams(NamedTuple):
+    halflife_ns: float
+    support_ns: int
+
+
+@per_tick
+def oi_ewma(u, inputs: OpenInterest, outputs: SmoothedOpenInterest, params: EwmaParams):
     """Exponentially weighted OI at update ``u`` over the updates within ``support_ns`` before it.
 
-    arrays: update ``ts`` (int64), ``oi``, output ``smoothed``. params: ``(halflife_ns, support_ns)``.
     The finite support makes the value independent of how much history was loaded.
     """
-    ts, oi, smoothed = arrays
-    halflife_ns, support_ns = params
+    ts, oi = inputs.ts, inputs.oi
     weighted = 0.0
     weights = 0.0
     v = u
-    while v >= 0 and ts[u] - ts[v] < support_ns:
+    while v >= 0 and ts[u] - ts[v] < params.support_ns:
         if not math.isnan(oi[v]):
-            weight = math.exp(-math.log(2.0) * (ts[u] - ts[v]) / halflife_ns)
+            weight = math.exp(-math.log(2.0) * (ts[u] - ts[v]) / params.halflife_ns)
             weighted += weight * oi[v]
             weights += weight
         v -= 1
-    smoothed[u] = weighted / weights if weights > 0.0 else math.nan
-
-
-oi_ewma = _plain(_ewma_at_updates)
+    outputs.smoothed[u] = weighted / weights if weights > 0.0 else math.nan

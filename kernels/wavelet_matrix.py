@@ -13,8 +13,8 @@ and the count of zero bits before them, interleaved so that one rank query reads
 16-byte entry. The matrix is built with array operations (a stable partition per
 level), so the same :func:`build_wavelet_matrix` runs on NumPy and on CuPy.
 
-Query bodies are plain functions compiled per target by :func:`compile_tick_body`:
-``numba.njit`` for the CPU and ``numba.cuda.jit(device=True)`` for the GPU.
+The query is a per-tick kernel (:mod:`kernels.per_tick`): one body, run in a loop on the CPU or by
+one CUDA thread per tick on the GPU, where its helpers become device functions.
 
 MAD search. With ``count`` values in the window, ``k = (count - 1) // 2`` and the
 sorted window ``y``, the left deviations ``center - y[k - t]`` and the right
@@ -24,18 +24,19 @@ smallest deviations come from the left; each probe reads the two order statistic
 compares with one fused two-cursor descent, so a MAD costs O(log(count) * levels).
 """
 
-import functools
 from collections import namedtuple
+from typing import NamedTuple
 
-import numba
 import numpy as np
+
+from kernels.jit import njit
+from kernels.per_tick import empty_record, per_tick
 
 _ONE = np.uint64(1)
 _MASK_1 = np.uint64(0x5555555555555555)
 _MASK_2 = np.uint64(0x3333333333333333)
 _MASK_4 = np.uint64(0x0F0F0F0F0F0F0F0F)
 _LOW_7_BITS = np.uint64(0x7F)
-_THREADS_PER_BLOCK = 128
 
 WaveletMatrix = namedtuple("WaveletMatrix", ["directory", "level_zeros"])
 WaveletMatrix.__doc__ = """Bit-packed wavelet matrix.
@@ -84,149 +85,131 @@ def build_wavelet_matrix(symbols, xp=np):
     return WaveletMatrix(directory, level_zeros)
 
 
-def compile_tick_body(device_jit):
-    """Compile the per-tick median/MAD query for one target.
-
-    Parameters
-    ----------
-    device_jit : callable
-        ``numba.njit`` or ``numba.cuda.jit(device=True)``.
-
-    Returns
-    -------
-    callable
-        ``fill_tick(tick, directory, level_zeros, sorted_values, valid_before, window,
-        min_periods, median_out, mad_out)``, compiled for that target.
-    """
-
-    @device_jit
-    def popcount(word):
-        word = word - ((word >> _ONE) & _MASK_1)
-        word = (word & _MASK_2) + ((word >> np.uint64(2)) & _MASK_2)
-        word = (word + (word >> np.uint64(4))) & _MASK_4
-        word = word + (word >> np.uint64(8))
-        word = word + (word >> np.uint64(16))
-        word = word + (word >> np.uint64(32))
-        return word & _LOW_7_BITS
-
-    @device_jit
-    def zeros_before(directory, level, position):
-        word_index = position >> 6
-        offset = position & 63
-        below_offset = directory[level, word_index, 0] & ((_ONE << np.uint64(offset)) - _ONE)
-        ones = np.int64(popcount(below_offset))
-        return np.int64(directory[level, word_index, 1]) + offset - ones
-
-    @device_jit
-    def descend(directory, level_zeros, level, start, stop, k, rank):
-        """One level of a k-th-smallest search: the narrowed range, the remaining k, the rank bits."""
-        zeros_at_start = zeros_before(directory, level, start)
-        zeros_at_stop = zeros_before(directory, level, stop)
-        zeros = zeros_at_stop - zeros_at_start
-        if k < zeros:
-            return zeros_at_start, zeros_at_stop, k, 2 * rank
-        return (start + level_zeros[level] - zeros_at_start, stop + level_zeros[level] - zeros_at_stop,
-                k - zeros, 2 * rank + 1)
-
-    @device_jit
-    def two_order_values(directory, level_zeros, sorted_values, start, stop, first_k, second_k):
-        """Values of the ``first_k``-th and ``second_k``-th smallest in [start, stop)."""
-        first_start, first_stop, first_rank = start, stop, 0
-        second_start, second_stop, second_rank = start, stop, 0
-        for level in range(level_zeros.shape[0]):
-            first_start, first_stop, first_k, first_rank = descend(
-                directory, level_zeros, level, first_start, first_stop, first_k, first_rank)
-            second_start, second_stop, second_k, second_rank = descend(
-                directory, level_zeros, level, second_start, second_stop, second_k, second_rank)
-        return sorted_values[first_rank], sorted_values[second_rank]
-
-    @device_jit
-    def left_taken(directory, level_zeros, sorted_values, start, stop, center):
-        """How many of the ``k + 1`` smallest deviations lie left of the median."""
-        count = stop - start
-        lower_k = (count - 1) // 2
-        low = max(0, lower_k + 1 - (count - lower_k - 1))
-        high = lower_k + 1
-        while low < high:
-            middle = (low + high) // 2
-            left, right = two_order_values(
-                directory, level_zeros, sorted_values, start, stop,
-                lower_k - middle, 2 * lower_k + 1 - middle,
-            )
-            if center - left >= right - center:
-                high = middle
-            else:
-                low = middle + 1
-        return low
-
-    @device_jit
-    def median_mad(directory, level_zeros, sorted_values, start, stop):
-        count = stop - start
-        lower_k = (count - 1) // 2
-        lower, upper = two_order_values(
-            directory, level_zeros, sorted_values, start, stop, lower_k, count // 2
-        )
-        center = lower if count % 2 == 1 else (lower + upper) / 2.0
-        taken = left_taken(directory, level_zeros, sorted_values, start, stop, center)
-        # Left deviation t is at order lower_k - t, right deviation t at lower_k + 1 + t.
-        right_used = lower_k - taken  # index of the last right deviation taken
-        last_left, last_right = two_order_values(
-            directory, level_zeros, sorted_values, start, stop,
-            lower_k - max(taken - 1, 0), min(lower_k + 1 + right_used, count - 1),
-        )
-        kth = 0.0
-        if taken > 0:
-            kth = center - last_left
-        if right_used >= 0:
-            kth = max(kth, last_right - center)
-        if count % 2 == 1:
-            return center, kth
-        next_left, next_right = two_order_values(
-            directory, level_zeros, sorted_values, start, stop,
-            lower_k - min(taken, lower_k), min(lower_k + 2 + right_used, count - 1),
-        )
-        following = np.inf
-        if taken <= lower_k:
-            following = center - next_left
-        if lower_k + 2 + right_used < count:
-            following = min(following, next_right - center)
-        return center, (kth + following) / 2.0
-
-    @device_jit
-    def fill_tick(tick, directory, level_zeros, sorted_values, valid_before, window,
-                  min_periods, median_out, mad_out):
-        start = valid_before[max(0, tick - window + 1)]
-        stop = valid_before[tick + 1]
-        if stop - start < min_periods:
-            median_out[tick] = np.nan
-            mad_out[tick] = np.nan
-            return
-        center, mad = median_mad(directory, level_zeros, sorted_values, start, stop)
-        median_out[tick] = center
-        mad_out[tick] = mad
-
-    return fill_tick
+@njit(refcounts=False)
+def _popcount(word):
+    word = word - ((word >> _ONE) & _MASK_1)
+    word = (word & _MASK_2) + ((word >> np.uint64(2)) & _MASK_2)
+    word = (word + (word >> np.uint64(4))) & _MASK_4
+    word = word + (word >> np.uint64(8))
+    word = word + (word >> np.uint64(16))
+    word = word + (word >> np.uint64(32))
+    return word & _LOW_7_BITS
 
 
-@functools.cache
-def _cpu_loop():
-    fill_tick = compile_tick_body(numba.njit)
-
-    @numba.njit(parallel=True)
-    def fill_all(directory, level_zeros, sorted_values, valid_before, window, min_periods,
-                 median_out, mad_out):
-        for tick in numba.prange(median_out.size):
-            fill_tick(tick, directory, level_zeros, sorted_values, valid_before, window,
-                      min_periods, median_out, mad_out)
-
-    return fill_all
+@njit(refcounts=False)
+def _zeros_before(directory, level, position):
+    word_index = position >> 6
+    offset = position & 63
+    below_offset = directory[level, word_index, 0] & ((_ONE << np.uint64(offset)) - _ONE)
+    ones = np.int64(_popcount(below_offset))
+    return np.int64(directory[level, word_index, 1]) + offset - ones
 
 
-@functools.cache
-def _gpu_kernel():
-    from kernels.wavelet_matrix_cuda import fill_all_ticks
+@njit(refcounts=False)
+def _descend(inputs, level, start, stop, k, rank):
+    """One level of a k-th-smallest search: the narrowed range, the remaining k, the rank bits."""
+    zeros_at_start = _zeros_before(inputs.directory, level, start)
+    zeros_at_stop = _zeros_before(inputs.directory, level, stop)
+    zeros = zeros_at_stop - zeros_at_start
+    if k < zeros:
+        return zeros_at_start, zeros_at_stop, k, 2 * rank
+    level_zeros = inputs.level_zeros[level]
+    return (start + level_zeros - zeros_at_start, stop + level_zeros - zeros_at_stop,
+            k - zeros, 2 * rank + 1)
 
-    return fill_all_ticks
+
+@njit(refcounts=False)
+def _two_order_values(inputs, start, stop, first_k, second_k):
+    """Values of the ``first_k``-th and ``second_k``-th smallest in [start, stop)."""
+    first_start, first_stop, first_rank = start, stop, 0
+    second_start, second_stop, second_rank = start, stop, 0
+    for level in range(inputs.level_zeros.shape[0]):
+        first_start, first_stop, first_k, first_rank = _descend(
+            inputs, level, first_start, first_stop, first_k, first_rank)
+        second_start, second_stop, second_k, second_rank = _descend(
+            inputs, level, second_start, second_stop, second_k, second_rank)
+    return inputs.sorted_values[first_rank], inputs.sorted_values[second_rank]
+
+
+@njit(refcounts=False)
+def _left_taken(inputs, start, stop, center):
+    """How many of the ``k + 1`` smallest deviations lie left of the median."""
+    count = stop - start
+    lower_k = (count - 1) // 2
+    low = max(0, lower_k + 1 - (count - lower_k - 1))
+    high = lower_k + 1
+    while low < high:
+        middle = (low + high) // 2
+        left, right = _two_order_values(inputs, start, stop, lower_k - middle,
+                                        2 * lower_k + 1 - middle)
+        if center - left >= right - center:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+@njit(refcounts=False)
+def _median_mad(inputs, start, stop):
+    count = stop - start
+    lower_k = (count - 1) // 2
+    lower, upper = _two_order_values(inputs, start, stop, lower_k, count // 2)
+    center = lower if count % 2 == 1 else (lower + upper) / 2.0
+    taken = _left_taken(inputs, start, stop, center)
+    # Left deviation t is at order lower_k - t, right deviation t at lower_k + 1 + t.
+    right_used = lower_k - taken  # index of the last right deviation taken
+    last_left, last_right = _two_order_values(
+        inputs, start, stop,
+        lower_k - max(taken - 1, 0), min(lower_k + 1 + right_used, count - 1),
+    )
+    kth = 0.0
+    if taken > 0:
+        kth = center - last_left
+    if right_used >= 0:
+        kth = max(kth, last_right - center)
+    if count % 2 == 1:
+        return center, kth
+    next_left, next_right = _two_order_values(
+        inputs, start, stop,
+        lower_k - min(taken, lower_k), min(lower_k + 2 + right_used, count - 1),
+    )
+    following = np.inf
+    if taken <= lower_k:
+        following = center - next_left
+    if lower_k + 2 + right_used < count:
+        following = min(following, next_right - center)
+    return center, (kth + following) / 2.0
+
+
+class WaveletQueryInputs(NamedTuple):
+    directory: np.ndarray  #: the fields of the :class:`WaveletMatrix`
+    level_zeros: np.ndarray
+    sorted_values: np.ndarray  #: valid values in ascending order (rank -> value)
+    valid_before: np.ndarray  #: int64[n + 1], number of valid values before each tick
+
+
+class MedianMad(NamedTuple):
+    median: np.ndarray
+    mad: np.ndarray
+
+
+class QueryWindow(NamedTuple):
+    window: int  #: window length in ticks
+    min_periods: int  #: fewest valid values for an output
+
+
+@per_tick
+def wavelet_query(tick, inputs: WaveletQueryInputs, outputs: MedianMad, params: QueryWindow):
+    """Median and MAD of the trailing window of ``tick`` (NaN below ``min_periods`` values)."""
+    start = inputs.valid_before[max(0, tick - params.window + 1)]
+    stop = inputs.valid_before[tick + 1]
+    if stop - start < params.min_periods:
+        outputs.median[tick] = np.nan
+        outputs.mad[tick] = np.nan
+        return
+    center, mad = _median_mad(inputs, start, stop)
+    outputs.median[tick] = center
+    outputs.mad[tick] = mad
 
 
 def wavelet_median_mad(matrix, sorted_values, valid_before, window, min_periods, xp=np,
@@ -248,23 +231,16 @@ def wavelet_median_mad(matrix, sorted_values, valid_before, window, min_periods,
     xp : module, default numpy
         Owner of the arrays.
     target : {"cpu", "gpu"}
-        ``"gpu"``: a CUDA kernel, one thread per tick; ``"cpu"``: the same body in a
-        ``numba.prange`` loop.
+        ``"gpu"``: a CUDA kernel, one thread per tick; ``"cpu"``: the same body in a loop.
 
     Returns
     -------
     median, mad : arrays of float64, shape (n,), owned by ``xp``
     """
     tick_count = valid_before.size - 1
-    median = xp.empty(tick_count, dtype=xp.float64)
-    mad = xp.empty(tick_count, dtype=xp.float64)
-    if tick_count == 0:
-        return median, mad
-    arguments = (matrix.directory, matrix.level_zeros, sorted_values, valid_before,
-                 np.int64(window), np.int64(min_periods), median, mad)
-    if target == "gpu":
-        blocks = (tick_count + _THREADS_PER_BLOCK - 1) // _THREADS_PER_BLOCK
-        _gpu_kernel()[blocks, _THREADS_PER_BLOCK](*arguments)
-    else:
-        _cpu_loop()(*arguments)
-    return median, mad
+    outputs = empty_record(MedianMad, tick_count, xp)
+    inputs = WaveletQueryInputs(**matrix._asdict(), sorted_values=sorted_values,
+                                valid_before=valid_before)
+    wavelet_query(tick_count, inputs, outputs,
+                  QueryWindow(int(window), int(min_periods)), target)
+    return outputs
