@@ -265,8 +265,8 @@ def test_gpu_parity_on_real_gpu(tmp_path):
     _assert_same(cpu, gpu, rtol=1e-9)
 
 
-def test_gpu_io_reads_the_same_arrays(tmp_path):
-    from gpu_lpi.gpu_io import read_arrays_on_device, to_host
+def test_read_arrays_on_device_reads_the_same_arrays(tmp_path):
+    from gpu_lpi.device import read_arrays_on_device, to_host
 
     store = random_store(tmp_path / "store", minutes=1.0)
     columns = ("ts", "price", "is_buyer_maker")
@@ -278,10 +278,10 @@ def test_gpu_io_reads_the_same_arrays(tmp_path):
 
 
 @pytest.mark.gpu
-def test_gpu_io_with_cudf(tmp_path):
+def test_read_arrays_on_device_with_cudf(tmp_path):
     pytest.importorskip("cudf")
     cupy = pytest.importorskip("cupy")
-    from gpu_lpi.gpu_io import read_arrays_on_device
+    from gpu_lpi.device import read_arrays_on_device
 
     store = random_store(tmp_path / "store", minutes=1.0)
     columns = ("ts", "price", "is_buyer_maker")
