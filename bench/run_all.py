@@ -22,7 +22,7 @@ BENCH = Path(__file__).resolve().parent
 def suite(device: str) -> list[list[str]]:
     """The benchmark commands for ``device`` (scripts and their arguments)."""
     common = [["bench_rolling.py", "--device", device, "--skip-pandas"],
-              ["bench_features.py", "--device", device]]
+              ["bench_features.py", "--device", device], ["bench_startup.py", "--device", device]]
     if device == "cpu":
         return [["bench_ingest.py", "--synthetic-day"], ["bench_book.py"], ["bench_synth.py"],
                 ["bench_memory.py"], *common]
