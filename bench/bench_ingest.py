@@ -9,6 +9,10 @@ Usage::
 
     python bench/bench_ingest.py                      # real captures (../shared/data)
     python bench/bench_ingest.py --synthetic-day      # also one synthetic BTCUSDT day (gpu-lpi synth)
+    python bench/bench_ingest.py --parse-only tardis RAW/*.csv.gz   # any format: parse-only time and peak RSS
+
+``--parse-only`` iterates a format's parser over the files in a fresh process, dropping the chunks
+(no store): the time and peak RSS of parsing alone, which must not grow with the file's size.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -26,8 +32,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from gpu_lpi.ingest import ingest
-from gpu_lpi.ingest.binance_ws import parse
+from gpu_lpi.ingest import format_parser, ingest
 from gpu_lpi.ingest.report import IngestContext, IngestReport
 from gpu_lpi.reference_data import SymbolRegistry
 
@@ -48,12 +53,25 @@ def count_messages(files) -> int:
     return total
 
 
-def time_parse(files) -> tuple[float, int]:
+def time_parse(files, fmt: str = "binance-ws") -> tuple[float, int]:
     """Seconds to parse (no store writes) and the number of rows produced."""
-    ctx = IngestContext(IngestReport("binance-ws"), SymbolRegistry())
+    ctx = IngestContext(IngestReport(fmt), SymbolRegistry())
     start = time.perf_counter()
-    rows = sum(table.num_rows for _, _, table in parse(files, ctx))
+    rows = sum(table.num_rows for _, _, table in format_parser(fmt)(files, ctx))
     return time.perf_counter() - start, rows
+
+
+def parse_only(fmt: str, files: list[Path]) -> str:
+    """One line: rows, seconds and peak RSS of parsing ``files`` in a fresh process."""
+    script = ("import sys, resource; from pathlib import Path; from bench.bench_ingest import time_parse; "
+              "s, n = time_parse([Path(p) for p in sys.argv[2:]], sys.argv[1]); "
+              "print(s, n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", script, fmt, *map(str, files)], cwd=REPO, check=True,
+                          capture_output=True, text=True)
+    seconds, rows, peak_kb = done.stdout.split()
+    size = sum(f.stat().st_size for f in files) / 2**20
+    return (f"| {fmt} parse only, {len(files)} file(s), {size:,.0f} MB compressed | {int(rows):,} rows | "
+            f"{float(seconds):.1f} s | {int(rows) / float(seconds):,.0f} rows/s | peak RSS {int(peak_kb) / 2**20:.2f} GB |")
 
 
 def time_ingest(files) -> float:
@@ -104,7 +122,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--synthetic-day", action="store_true", help="also time one synthetic BTCUSDT day")
     parser.add_argument("--rate-scale", type=float, default=1.0, help="event-rate scale of the synthetic day")
+    parser.add_argument("--parse-only", nargs="+", metavar=("FORMAT", "FILE"),
+                        help="time and peak RSS of parsing FILEs of FORMAT alone, in a fresh process")
     args = parser.parse_args()
+    if args.parse_only:
+        fmt, *paths = args.parse_only
+        print(parse_only(fmt, [Path(p) for p in paths]))
+        return
     _one_core()
     print(f"# ingest throughput, 1 core (pyarrow threads=1), {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cpus, {time.strftime('%Y-%m-%d')}")

@@ -341,3 +341,9 @@ def test_zero_quantity_aggregate_trades_are_rejected(tmp_path):
     report, store = ingest_archive(tmp_path, [path])
     assert store.read("agg_trades", "ETHUSDT").column("trade_id").to_pylist() == [1290241732]
     assert report.examples == {"agg_trades qty is not a finite number > 0": [f"{path}:2: qty=0.0"]}
+
+
+def test_an_impossible_date_in_the_file_name_is_a_one_line_error(tmp_path):
+    path = write_csv(tmp_path, "BTCUSDT-trades-2024-13-45", TRADES_ROWS)
+    with pytest.raises(InputError, match=r"BTCUSDT-trades-2024-13-45.csv: '2024-13-45' in the file name is not a date"):
+        ingest_archive(tmp_path, [path])

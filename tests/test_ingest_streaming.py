@@ -17,6 +17,7 @@ import pytest
 
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest import files as ingest_files
+from gpu_lpi.ingest import format_parser, ingest
 from gpu_lpi.ingest.report import IngestContext, IngestReport
 from gpu_lpi.reference_data import SymbolRegistry
 from tests.conftest import REPO
@@ -123,15 +124,9 @@ def _tardis_files(folder: Path) -> list[Path]:
 def _parse_everything(fmt: str, files: list[Path]):
     """Run a format's parser (no store): the rows per (table, symbol) in canonical order, the
     report, and how many chunks each (table, symbol) came in."""
-    if fmt == "tardis":
-        from gpu_lpi.ingest.tardis import parse
-    elif fmt == "binance-archive":
-        from gpu_lpi.ingest.binance_archive import parse
-    else:
-        from gpu_lpi.ingest.binance_ws import parse
     report = IngestReport(fmt)
     tables, chunks = {}, {}
-    for table, symbol, rows in parse(files, IngestContext(report, SymbolRegistry())):
+    for table, symbol, rows in format_parser(fmt)(files, IngestContext(report, SymbolRegistry())):
         tables.setdefault((table, symbol), []).append(rows)
         chunks[(table, symbol)] = chunks.get((table, symbol), 0) + 1
     rows = {}
@@ -209,7 +204,6 @@ def test_truncated_gzip_reports_the_true_count_of_readable_lines(tmp_path, fmt):
         path.write_bytes(data[:cut])
         expected = _reference_line_count(data[:cut])
         assert 0 < expected <= len(lines)
-        from gpu_lpi.ingest import ingest
         with pytest.raises(InputError) as err:
             ingest([path], fmt, tmp_path / "store")
         assert str(err.value) == (f"{path}:{expected + 1}: truncated or corrupt gzip stream (the file ends inside "

@@ -274,3 +274,10 @@ def test_coverage_is_the_day_of_the_file_name_or_the_rows_span(tmp_path):
         ("book_ticker", "ETHUSDT", 1700000000000000 * US, 1700000000500000 * US + 1, str(other)),
         ("trades", "BTCUSDT", day, day + 86_400 * 10**9, str(named))]
     assert f"{empty}: empty file" in report.notes
+
+
+def test_an_impossible_date_in_the_file_name_is_a_one_line_error(tmp_path):
+    path = write_gz(tmp_path, "binance-futures_trades_2024-02-30_BTCUSDT.csv.gz", [
+        TRADES_HEADER, "binance-futures,BTCUSDT,1722816000124000,1722816000131000,,buy,54001,0.5"])
+    with pytest.raises(InputError, match=r"_2024-02-30_BTCUSDT.csv.gz: '2024-02-30' in the file name is not a date"):
+        ingest_tardis(tmp_path, [path])

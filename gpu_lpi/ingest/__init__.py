@@ -29,7 +29,8 @@ FOLDER_SUFFIXES = {
 }
 
 
-def _parser(fmt: str):
+def format_parser(fmt: str):
+    """The ``parse(files, ctx, progress=False)`` function of format ``fmt``."""
     if fmt == "binance-ws":
         from gpu_lpi.ingest.binance_ws import parse
     elif fmt == "binance-archive":
@@ -104,7 +105,7 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
         When the store cannot be written (checked before anything is parsed) or holds a corrupt
         partition the ingest must merge into.
     """
-    parse = _parser(fmt)
+    parse = format_parser(fmt)
     store = store if isinstance(store, TickStore) else TickStore(store)
     files, skipped = expand_sources(sources, FOLDER_SUFFIXES[fmt])
     report = IngestReport(format=fmt, sources=[str(f) for f in files])

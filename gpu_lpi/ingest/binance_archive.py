@@ -143,7 +143,12 @@ def parse_file_name(path: Path) -> ArchiveName:
     if match is None or match["data_type"] not in DATA_TYPES:
         raise InputError(path, None, f"not a Binance archive file name; expected {EXPECTED_FILE_NAME} "
                          f"with dataType one of {', '.join(DATA_TYPES)}")
-    return ArchiveName(match["symbol"], match["data_type"], match["period"])
+    name = ArchiveName(match["symbol"], match["data_type"], match["period"])
+    try:
+        name.span_ns()
+    except ValueError:
+        raise InputError(path, None, f"{name.period!r} in the file name is not a date (YYYY-MM-DD or YYYY-MM)") from None
+    return name
 
 
 def _parse_file(path: Path, ctx: IngestContext) -> Iterator[tuple[str, str, pa.Table]]:

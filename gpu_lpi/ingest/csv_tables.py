@@ -217,7 +217,11 @@ class CsvRows:
     def split_by(self, column: str):
         """Yield ``(value, rows)`` for each distinct value of text column ``column``, in order of first use."""
         values = self.table.column(column)
-        for value in pc.unique(values).to_pylist():
+        distinct = pc.unique(values).to_pylist()
+        if len(distinct) == 1:
+            yield distinct[0], self
+            return
+        for value in distinct:
             yield value, self.filter(pc.equal(values, value).to_numpy(zero_copy_only=False))
 
 

@@ -119,19 +119,35 @@ def _parse_file(path: Path, ctx: IngestContext) -> Iterator[tuple[str, str, pa.T
     layout = layout_of(data_type)
     source.check_columns(layout)
     build = _BUILDERS["book_snapshot" if _BOOK_SNAPSHOT.match(data_type) else data_type]
+    day = file_day_ns(path)
     state = FileState(path)
     for rows in source.read(layout, ctx):
         for symbol, part in rows.split_by("symbol"):
             for chunk in build(part, symbol, reference_data_of(symbol, part, ctx), ctx, state):
                 yield state.checked(chunk, ctx)
     state.finish(ctx)
-    match = _FILE_NAME.match(path.name)
     for (table, symbol), (first, last) in state.extent.items():
-        if match is not None:
-            day = date_to_ns(date.fromisoformat(match["date"]))
+        if day is not None:
             ctx.cover(table, symbol, day, day + NS_PER_DAY, path)
         else:
             ctx.cover(table, symbol, first, last + 1, path)
+
+
+def file_day_ns(path: Path) -> int | None:
+    """Start (ns) of the UTC day in a default file name, ``None`` for other names.
+
+    Raises
+    ------
+    InputError
+        If the date in a default file name is not a calendar date.
+    """
+    match = _FILE_NAME.match(path.name)
+    if match is None:
+        return None
+    try:
+        return date_to_ns(date.fromisoformat(match["date"]))
+    except ValueError:
+        raise InputError(path, None, f"{match['date']!r} in the file name is not a date (YYYY-MM-DD)") from None
 
 
 def data_type_of(source: CsvSource) -> str:

@@ -61,6 +61,7 @@ class _SymbolState:
         self.last_u: int | None = None          # final update id of the last depth diff
         self.chain_span: int | None = None      # the covered span that diff belonged to
         self.seen_ids: dict[str, streams.RecentIds] = defaultdict(streams.RecentIds)
+        self.noted: set[tuple[Path, str]] = set()  # (file, stream) already noted as out of id order
 
 
 def parse(files: list[Path], ctx, progress: bool = False):

@@ -39,6 +39,11 @@ class _Span:
         self.end = max(self.end, last)
 
 
+def _run_starts(lines: np.ndarray) -> np.ndarray:
+    """Indices where a run of equal lines begins."""
+    return np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]]) if lines.size else np.empty(0, np.int64)
+
+
 class CaptureSpans:
     """The open span of each symbol, extended block by block; closed spans go to ``ctx.cover``."""
 
@@ -63,9 +68,10 @@ class CaptureSpans:
         list of numpy.ndarray
             Per chunk, the span number of each row (increasing through the capture).
         """
-        lines = np.concatenate([c[1] for c in chunks])
-        ts = np.concatenate([c[2] for c in chunks])
-        table_of = np.repeat(np.arange(len(chunks)), [c[1].size for c in chunks])
+        firsts = [_run_starts(c[1]) for c in chunks]          # rows of one message share line and time
+        lines = np.concatenate([c[1][f] for c, f in zip(chunks, firsts)])
+        ts = np.concatenate([c[2][f] for c, f in zip(chunks, firsts)])
+        table_of = np.repeat(np.arange(len(chunks)), [f.size for f in firsts])
         if not lines.size:
             return [np.empty(0, np.int64) for _ in chunks]
         order = np.argsort(lines, kind="stable")
@@ -85,7 +91,8 @@ class CaptureSpans:
             span.extend(str(path), int(seg_ts.min()), int(seg_ts.max()))
             span.tables.update(chunks[t][0] for t in np.unique(table_of[order[first:stop]]))
             number[order[first:stop]] = span.number
-        return np.split(number, np.cumsum([c[1].size for c in chunks])[:-1])
+        per_chunk = np.split(number, np.cumsum([f.size for f in firsts])[:-1])
+        return [np.repeat(n, np.diff(np.r_[f, c[1].size])) for n, f, c in zip(per_chunk, firsts, chunks)]
 
     def _begin(self, symbol: str) -> _Span:
         if symbol in self._open:

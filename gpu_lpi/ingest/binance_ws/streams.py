@@ -48,10 +48,14 @@ class RecentIds:
 
 
 def by_symbol(parsed: Parsed, column: str) -> Iterator[tuple[str, Parsed]]:
-    """Split parsed messages by the symbol in field ``column``."""
-    symbols = field_of(parsed.table, column).to_numpy(zero_copy_only=False)
-    for symbol in np.unique(symbols):
-        yield str(symbol), parsed.filter(symbols == symbol)
+    """Split parsed messages by the symbol in field ``column`` (symbols in sorted order)."""
+    values = field_of(parsed.table, column)
+    symbols = sorted(pc.unique(values).to_pylist())
+    if len(symbols) == 1:
+        yield symbols[0], parsed
+        return
+    for symbol in symbols:
+        yield symbol, parsed.filter(pc.equal(values, symbol).to_numpy(zero_copy_only=False))
 
 
 def new_ids(parsed: Parsed, id_field: str, recent: RecentIds, path, ctx) -> Parsed:
@@ -89,9 +93,10 @@ def canonical(name: str, columns: dict) -> pa.Table:
 def _trade_rows(path, parsed, states, ctx, id_field, stream):
     for symbol, part in by_symbol(parsed, "s"):
         info = ctx.symbol_info(symbol, path, int(part.lines[0]))
-        part = new_ids(part, id_field, states[symbol].seen_ids[stream], path, ctx)
-        ids = part.table.column(id_field).to_numpy()
-        if np.any(np.diff(ids) < 0):
+        state = states[symbol]
+        part = new_ids(part, id_field, state.seen_ids[stream], path, ctx)
+        if np.any(np.diff(part.table.column(id_field).to_numpy()) < 0) and (path, stream) not in state.noted:
+            state.noted.add((path, stream))
             ctx.report.note(path, None, f"{symbol} {stream}s out of id order: re-sorted by the store")
         part, numbers = with_numbers(part, ("p", "q"), path, ctx)
         price, qty = numbers["p"], numbers["q"]
