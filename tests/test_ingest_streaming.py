@@ -5,6 +5,7 @@ damaged gzip file reports the true number of readable lines."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -170,6 +171,26 @@ def test_tardis_small_blocks_give_what_one_block_gives(tmp_path, monkeypatch):
 def test_binance_ws_small_blocks_give_what_one_block_gives(real_captures, monkeypatch):
     files = [p for p in real_captures if p.name.startswith("btcusdt_2024071")]
     _assert_same_parse("binance-ws", files, monkeypatch, small_block=200_000, min_chunks=10)
+
+
+def test_binance_ws_bad_lines_in_tiny_blocks(tmp_path, monkeypatch):
+    t = 1723161256400
+    lines = []
+    for i in range(60):
+        trade = {"e": "trade", "E": t + i, "T": t + i, "s": "BTCUSDT", "t": i // 2 if i % 9 == 0 else i,
+                 "p": "-1" if i % 13 == 0 else "61800.30", "q": "0.006", "m": False}
+        diff = {"e": "depthUpdate", "E": t + i, "T": t + i, "s": "BTCUSDT", "U": 100 + 2 * i, "u": 101 + 2 * i,
+                "pu": 99 + 2 * i if i % 17 else 90, "b": [["61800.2", str(i % 3)]], "a": []}
+        lines.append(f'{1723161255000000000 + i} {{"stream":"btcusdt@trade","data":{json.dumps(trade)}}}')
+        lines.append(f'{1723161255000000000 + i} {{"stream":"btcusdt@depth@0ms","data":{json.dumps(diff)}}}')
+        if i % 11 == 0:
+            lines.extend(["garbage", f'{1723161255000000000 + i} {{"stream":"btcusdt@kline_1m","data":{{}}}}', ""])
+    path = tmp_path / "btcusdt_20240808.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    _, report, _ = _parse_everything("binance-ws", [path])
+    assert report.gaps and {"duplicate message", "malformed line", "unsupported stream",
+                            "trades price is not a finite number > 0"} <= set(report.rejections)
+    _assert_same_parse("binance-ws", [path], monkeypatch, small_block=300, min_chunks=20)
 
 
 def _reference_line_count(data: bytes) -> int:

@@ -94,8 +94,11 @@ def _trade_rows(path, parsed, states, ctx, id_field, stream):
     for symbol, part in by_symbol(parsed, "s"):
         info = ctx.symbol_info(symbol, path, int(part.lines[0]))
         state = states[symbol]
-        part = new_ids(part, id_field, state.seen_ids[stream], path, ctx)
-        if np.any(np.diff(part.table.column(id_field).to_numpy()) < 0) and (path, stream) not in state.noted:
+        recent = state.seen_ids[stream]
+        latest = recent.ids[-1:]                        # the highest id before this block
+        part = new_ids(part, id_field, recent, path, ctx)
+        ids = np.r_[latest, part.table.column(id_field).to_numpy()]
+        if np.any(ids[1:] < np.maximum.accumulate(ids)[:-1]) and (path, stream) not in state.noted:
             state.noted.add((path, stream))
             ctx.report.note(path, None, f"{symbol} {stream}s out of id order: re-sorted by the store")
         part, numbers = with_numbers(part, ("p", "q"), path, ctx)
