@@ -1,0 +1,69 @@
+"""The real CUDA compiler accepts every per-tick launcher, without a GPU.
+
+The CUDA simulator runs kernels as Python, so it cannot tell whether numba-cuda compiles them:
+named-tuple records of arrays as kernel arguments, ``njit`` bodies and helpers turned into device
+functions. Here each launcher is compiled to PTX (libNVVM, for sm_90) with the argument types of a
+real run of the feature engine and of the wavelet query. Needs the CUDA toolkit's libNVVM and NVRTC
+(``CUDA_HOME``, or the ``nvidia-cuda-nvrtc`` wheel), not a driver or a GPU; skipped where they are
+missing. The real-GPU tests (``make gpu-test``) check the numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+_SCRIPT = """
+import tempfile, types
+import numpy as np
+import numba.cuda.dispatcher as cuda_dispatcher
+from numba import cuda
+from numba.cuda.typing.typeof import typeof
+
+# compile_ptx asks the current device for its compute capability only to pick a target: give one.
+cuda_dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+try:
+    cuda.compile_ptx(lambda out: None, (typeof(np.ones(1)),), cc=(9, 0))
+except Exception as err:
+    print("unavailable:", type(err).__name__, str(err).splitlines()[0][:200])
+    raise SystemExit(0)
+
+import dataclasses
+from gpu_lpi.features import compute_features
+from kernels import per_tick_cuda
+from kernels.per_tick import PerTickKernel
+from kernels.rolling_order_stats import rolling_median_mad_wavelet
+from tests.feature_stores import MS, SYMBOL, T0, random_store
+from tests.test_features import SMALL
+
+calls = {}
+run = PerTickKernel.__call__
+def record(kernel, count, inputs, outputs, params, target="cpu"):
+    calls.setdefault(kernel, (count, inputs, outputs, params))
+    return run(kernel, count, inputs, outputs, params, target)
+PerTickKernel.__call__ = record
+store = random_store(tempfile.mkdtemp(), seed=2, minutes=1.0)
+compute_features(store, SYMBOL, T0, T0 + 60_000 * MS,
+                 dataclasses.replace(SMALL, oi_ewma_halflife_s=30.0), "cpu")
+rolling_median_mad_wavelet(np.random.default_rng(0).normal(size=500), 40, 1)
+for kernel, arguments in calls.items():
+    ptx, _ = cuda.compile_ptx(per_tick_cuda.element_function(kernel),
+                              tuple(typeof(value) for value in arguments), cc=(9, 0))
+    assert ".entry" in ptx, kernel.name
+print("compiled:", " ".join(sorted(kernel.name for kernel in calls)))
+"""
+
+
+def test_every_per_tick_launcher_compiles_to_ptx():
+    done = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, NUMBA_ENABLE_CUDASIM="0"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    if done.stdout.startswith("unavailable:"):
+        pytest.skip(f"no CUDA compiler here ({done.stdout.strip()})")
+    compiled = done.stdout.split("compiled:")[1].split()
+    assert len(compiled) == 10 and "wavelet_matrix__wavelet_query" in compiled, compiled
