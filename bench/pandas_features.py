@@ -1,7 +1,8 @@
 """The per-tick features written in pandas, the way a researcher would: the anchor of the benchmark
 and the reference of the engine's tests (same inputs, same definitions, plain pandas).
 
-The L2 book replay is the library's (``gpu_lpi.book_at_ticks``: a researcher would not rewrite it);
+The book samples are the library's (:func:`gpu_lpi.chunk_inputs.load_chunk`: a researcher would not
+rewrite the L2 replay);
 everything after it — trade bucketing, impact notionals, ADV$, mean depth, FSI/LDR/Π, RV, rolling
 median/MAD/std, z-scores and LPI — is pandas. The rolling MAD has no pandas built-in, so it is a
 ``rolling.apply`` of ``nanmedian(|w − nanmedian(w)|)``: O(W) per tick.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gpu_lpi.book_at_ticks import book_source, sample_book, sample_mids
+from gpu_lpi.chunk_inputs import load_chunk
 from gpu_lpi.features import to_ns
 from gpu_lpi.grid import make_grid
 from gpu_lpi.params import FeatureParams
@@ -34,8 +35,8 @@ def pandas_features(store_root, symbol: str, start, end, p: FeatureParams) -> pd
     store = TickStore(store_root)
     grid = make_grid(to_ns(start), to_ns(end), p)
     times = grid.times
-    source = book_source(store, symbol)
-    book = sample_book(store, symbol, source, times, p)
+    inputs = load_chunk(store, symbol, grid, p)
+    book = inputs.book
     f = pd.DataFrame({"ts": times, "bid": book.bid, "ask": book.ask, "bid_qty": book.bid_qty,
                       "ask_qty": book.ask_qty, "depth_bid": book.depth_bid,
                       "depth_ask": book.depth_ask}).set_index("ts")
@@ -84,7 +85,7 @@ def pandas_features(store_root, symbol: str, start, end, p: FeatureParams) -> pd
     f["pi"] = f["r"].abs() / (f["dollar_volume"] + p.pi_eps_adv_fraction * per_tick + p.eps)
 
     n = p.rv_subsamples
-    sub = sample_mids(store, symbol, source, grid.subsample_times(n), p)
+    sub = inputs.sub_mids
     steps = np.log(sub[1:] / sub[:-1]) ** 2
     f["rv"] = steps.reshape(len(f), n).sum(axis=1)
     f["liq_sell_notional"] = np.nan

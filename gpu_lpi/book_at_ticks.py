@@ -1,38 +1,37 @@
-"""Top of book and depth within η at tick times, with the fallback chain of DESIGN.md §4.2.
+"""Top of book and depth within η as of chosen times, for every book source (DESIGN.md §4.2).
 
 Sources, best first (the first table the store holds for the symbol is used, for every chunk):
 
 ``depth_diff``
-    L2 replay (:mod:`gpu_lpi.book`) from the latest snapshot at or before the first time (searched
-    back at most :data:`SNAPSHOT_SEARCH_DAYS` days); depth = band sums on the replayed ladder.
+    L2 replay (:mod:`gpu_lpi.book`) from the latest snapshot at or before the first time;
+    depth = band sums on the replayed ladder.
 ``book_levels``
-    Top-N snapshots: top = level 0; depth = levels of the latest snapshot within η of level 0.
+    Top-N snapshots: top = level 0; depth = levels of the snapshot within η of level 0.
 ``depth_bands``
-    Binance ``bookDepth`` percentage bands: depth = the narrowest band on each side (wider than η;
-    LDR only uses D/mean D, in which the band's width cancels); top of book from ``book_ticker``.
+    Binance ``bookDepth`` percentage bands: depth = the narrowest band on each side *of each
+    snapshot* (wider than η; LDR only uses D/mean D, in which the band's width cancels); top of book
+    from ``book_ticker``.
 ``book_ticker``
     Depth = top-of-book quantity.
 
-A sample is invalid (all NaN) where the book is invalid (replay gap, before the first snapshot) or
-its latest update is older than ``params.book_max_age_s`` (a capture gap): values are never carried
-over a gap.
+Every function here is a pure function of rows already read (or of an iterator of row batches in
+storage order, consumed once, for the tables that are too large to hold: a full day of book tickers
+or top-N snapshots): :mod:`gpu_lpi.chunk_inputs` does the reading. A sample is invalid (all NaN)
+where the book is invalid (replay gap, before the first snapshot) or its latest update is older
+than ``max_age_ns`` (a capture gap): values are never carried over a gap. Coverage is applied by
+the caller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
-
-from gpu_lpi.book import group_messages, sample_at_times
-from gpu_lpi.errors import ConfigError
-from gpu_lpi.grid import as_of
-from gpu_lpi.params import FeatureParams
-from gpu_lpi.store import TickStore, date_to_ns, day_of, day_to_date
+import pyarrow as pa
 
 BOOK_SOURCES = ("depth_diff", "book_levels", "depth_bands", "book_ticker")
-SNAPSHOT_SEARCH_DAYS = 31
+TOP_COLUMNS = ("bid", "ask", "bid_qty", "ask_qty")
 
 
 @dataclass
@@ -46,141 +45,134 @@ class BookAtTicks:
     depth_bid: np.ndarray
     depth_ask: np.ndarray
 
+    @classmethod
+    def missing(cls, count: int) -> "BookAtTicks":
+        return cls(*(np.full(count, np.nan) for _ in range(6)))
+
     def mid(self) -> np.ndarray:
         return 0.5 * (self.bid + self.ask)
 
+    def where(self, valid: np.ndarray) -> "BookAtTicks":
+        """These samples, NaN where ``valid`` is false."""
+        return BookAtTicks(*(np.where(valid, values, np.nan) for values in
+                             (self.bid, self.ask, self.bid_qty, self.ask_qty, self.depth_bid,
+                              self.depth_ask)))
 
-def book_source(store: TickStore, symbol: str) -> str:
-    """The best book source the store holds for ``symbol``."""
-    for table in BOOK_SOURCES:
-        if store.dates(table, symbol):
-            return table
-    raise ConfigError(f"data.symbols: {symbol} has no book data in {store.root} "
-                      f"(expected one of the tables {', '.join(BOOK_SOURCES)})")
-
-
-def sample_book(store: TickStore, symbol: str, source: str, times: np.ndarray,
-                params: FeatureParams) -> BookAtTicks:
-    """Top of book and depth within ``params.eta_bps`` as of each time, from ``source``."""
-    if source == "depth_diff":
-        return _replayed(store, symbol, times, params, with_depth=True)
-    if source == "book_levels":
-        return _top_n(store, symbol, times, params)
-    top = _ticker(store, symbol, times, params)
-    if source == "depth_bands":
-        top.depth_bid, top.depth_ask = _bands(store, symbol, times, params)
-        valid = ~np.isnan(top.depth_bid) & ~np.isnan(top.depth_ask)
-        return _masked(top, valid)
-    return top
+    def at(self, index) -> "BookAtTicks":
+        return BookAtTicks(*(values[index] for values in
+                             (self.bid, self.ask, self.bid_qty, self.ask_qty, self.depth_bid,
+                              self.depth_ask)))
 
 
-def sample_mids(store: TickStore, symbol: str, source: str, times: np.ndarray,
-                params: FeatureParams) -> np.ndarray:
-    """Mid prices as of each time (for RV sub-samples): book_ticker where the store has it."""
-    if store.dates("book_ticker", symbol):
-        return _ticker(store, symbol, times, params).mid()
-    if source == "depth_diff":
-        return _replayed(store, symbol, times, params, with_depth=False).mid()
-    return _top_n(store, symbol, times, params).mid()
+def choose_source(tables_with_rows: Iterable[str]) -> str | None:
+    """The best book source among the tables a symbol has rows in (None: no book at all)."""
+    present = set(tables_with_rows)
+    return next((table for table in BOOK_SOURCES if table in present), None)
 
 
-# -- sources -----------------------------------------------------------------------------------------
-def _max_age_ns(params: FeatureParams) -> int:
-    return int(params.book_max_age_s * 1e9)
+# -- as-of sampling of row batches -------------------------------------------------------------------
+def as_of_batches(batches: Iterable[dict[str, np.ndarray]], times: np.ndarray, columns: tuple[str, ...],
+                  max_age_ns: int) -> dict[str, np.ndarray]:
+    """Values of ``columns`` of the last row with ``ts <= t`` for each sorted time (NaN where none
+    is at most ``max_age_ns`` old), from row batches in time order, one batch in memory at a time."""
+    out = {name: np.full(times.size, np.nan) for name in columns}
+    done = 0
+    carry: dict[str, np.ndarray] | None = None
+
+    def answer(rows: dict[str, np.ndarray], upto: int) -> None:
+        nonlocal done
+        picked = times[done:upto]
+        at = np.searchsorted(rows["ts"], picked, side="right") - 1
+        fresh = (at >= 0) & (picked - rows["ts"][np.maximum(at, 0)] <= max_age_ns) if rows["ts"].size \
+            else np.zeros(picked.size, dtype=bool)
+        for name in columns:
+            if rows["ts"].size:
+                out[name][done:upto] = np.where(fresh, rows[name][np.maximum(at, 0)], np.nan)
+        done = upto
+
+    for rows in batches:
+        if not rows["ts"].size:
+            continue
+        if carry is not None:   # the previous batch's last row answers times before this batch
+            rows = {name: np.concatenate([carry[name], rows[name]]) for name in ("ts", *columns)}
+        answer(rows, int(np.searchsorted(times, rows["ts"][-1], side="left")))
+        carry = {name: rows[name][-1:] for name in ("ts", *columns)}
+    if carry is not None:
+        answer(carry, times.size)
+    return out
 
 
-def _fresh(row_index: np.ndarray, row_ts: np.ndarray, times: np.ndarray, params: FeatureParams):
-    """Times whose as-of row exists and is at most ``book_max_age_s`` old."""
-    if row_ts.size == 0:
-        return np.zeros(times.size, dtype=bool)
-    last = row_ts[np.maximum(row_index, 0)]
-    return (row_index >= 0) & (times - last <= _max_age_ns(params))
-
-
-def _masked(book: BookAtTicks, valid: np.ndarray) -> BookAtTicks:
-    return BookAtTicks(*(np.where(valid, column, np.nan) for column in
-                         (book.bid, book.ask, book.bid_qty, book.ask_qty, book.depth_bid,
-                          book.depth_ask)))
-
-
-def _as_of_rows(store, symbol, table, columns, times, params):
-    rows = store.read_arrays(table, symbol, int(times[0]) - _max_age_ns(params), int(times[-1]) + 1,
-                             ["ts", *columns])
-    index = as_of(rows["ts"], times)
-    valid = _fresh(index, rows["ts"], times, params)
-    safe = np.maximum(index, 0)
-    return {name: (np.where(valid, rows[name][safe], np.nan) if rows["ts"].size
-                   else np.full(times.size, np.nan)) for name in columns}
-
-
-def _ticker(store, symbol, times, params) -> BookAtTicks:
-    top = _as_of_rows(store, symbol, "book_ticker", ("bid", "ask", "bid_qty", "ask_qty"), times,
-                         params)
+def ticker_book(batches: Iterable[dict[str, np.ndarray]], times: np.ndarray, max_age_ns: int) -> BookAtTicks:
+    """The book ticker's top as of each time; depth = the top quantities."""
+    top = as_of_batches(batches, times, TOP_COLUMNS, max_age_ns)
     return BookAtTicks(top["bid"], top["ask"], top["bid_qty"], top["ask_qty"], top["bid_qty"],
                        top["ask_qty"])
 
 
-def _last_snapshot_ts(store: TickStore, symbol: str, at_or_before: int) -> int | None:
-    day = day_to_date(int(day_of(np.int64(at_or_before))))
-    for back in range(SNAPSHOT_SEARCH_DAYS + 1):
-        current = day - timedelta(days=back)
-        rows = store.read_arrays("depth_diff", symbol, date_to_ns(current), at_or_before + 1,
-                                 ["ts", "is_snapshot"])
-        snapshots = rows["ts"][rows["is_snapshot"]]
-        if snapshots.size:
-            return int(snapshots.max())
-    return None
+def snapshot_summaries(batches: Iterable[dict[str, np.ndarray]], eta_bps: float) -> Iterator[dict]:
+    """Per top-N snapshot (rows sharing a ``ts``): its top and its depth within η of the top.
+
+    Snapshots cut by a batch boundary are put back together.
+    """
+    band = eta_bps * 1e-4
+    carry = None
+    names = ("ts", "level", *TOP_COLUMNS)
+    for rows in batches:
+        if carry is not None:
+            rows = {name: np.concatenate([carry[name], rows[name]]) for name in names}
+        if not rows["ts"].size:
+            continue
+        last = np.searchsorted(rows["ts"], rows["ts"][-1], side="left")
+        carry = {name: rows[name][last:] for name in names}
+        if last:
+            yield _summarize({name: rows[name][:last] for name in names}, band)
+    if carry is not None and carry["ts"].size:
+        yield _summarize(carry, band)
 
 
-def _replayed(store, symbol, times, params, with_depth: bool) -> BookAtTicks:
-    snapshot = _last_snapshot_ts(store, symbol, int(times[0]))
-    load_from = snapshot if snapshot is not None else int(times[0]) - _max_age_ns(params)
-    rows = store.read_arrays("depth_diff", symbol, load_from, int(times[-1]) + 1)
-    messages = group_messages(rows, store.symbol_info(symbol)["tick_size"])
-    samples = sample_at_times(messages, times, (params.eta_bps,) if with_depth else (),
-                              max_age_ns=_max_age_ns(params))
-    depth_bid = samples.depth_bid[0] if with_depth else samples.bid_qty
-    depth_ask = samples.depth_ask[0] if with_depth else samples.ask_qty
-    book = BookAtTicks(samples.bid, samples.ask, samples.bid_qty, samples.ask_qty, depth_bid,
-                       depth_ask)
-    return _masked(book, samples.valid)
-
-
-def _top_n(store, symbol, times, params) -> BookAtTicks:
-    rows = store.read_arrays("book_levels", symbol, int(times[0]) - _max_age_ns(params),
-                             int(times[-1]) + 1)
+def _summarize(rows: dict[str, np.ndarray], band: float) -> dict[str, np.ndarray]:
     ts = rows["ts"]
-    if ts.size == 0:
-        return _masked(BookAtTicks(*(np.full(times.size, np.nan) for _ in range(6))),
-                       np.zeros(times.size, dtype=bool))
     first = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
     snapshot_of_row = np.cumsum(np.r_[True, ts[1:] != ts[:-1]]) - 1
-    band = params.eta_bps * 1e-4
     best_bid = rows["bid"][first][snapshot_of_row]
     best_ask = rows["ask"][first][snapshot_of_row]
     in_bid_band = rows["bid"] >= best_bid * (1.0 - band)
     in_ask_band = rows["ask"] <= best_ask * (1.0 + band)
-    depth_bid = np.add.reduceat(np.where(in_bid_band, rows["bid_qty"], 0.0), first)
-    depth_ask = np.add.reduceat(np.where(in_ask_band, rows["ask_qty"], 0.0), first)
-    snapshot = as_of(ts[first], times)
-    safe = np.maximum(snapshot, 0)
-    book = BookAtTicks(rows["bid"][first][safe], rows["ask"][first][safe],
-                       rows["bid_qty"][first][safe], rows["ask_qty"][first][safe],
-                       depth_bid[safe], depth_ask[safe])
-    return _masked(book, _fresh(snapshot, ts[first], times, params))
+    return {"ts": ts[first], "bid": rows["bid"][first], "ask": rows["ask"][first],
+            "bid_qty": rows["bid_qty"][first], "ask_qty": rows["ask_qty"][first],
+            "depth_bid": np.add.reduceat(np.where(in_bid_band, rows["bid_qty"], 0.0), first),
+            "depth_ask": np.add.reduceat(np.where(in_ask_band, rows["ask_qty"], 0.0), first)}
 
 
-def _bands(store, symbol, times, params) -> tuple[np.ndarray, np.ndarray]:
-    rows = store.read_arrays("depth_bands", symbol, int(times[0]) - _max_age_ns(params),
-                             int(times[-1]) + 1)
+def levels_book(batches: Iterable[dict[str, np.ndarray]], times: np.ndarray, eta_bps: float,
+                max_age_ns: int) -> BookAtTicks:
+    """Top-N snapshots as of each time: top = level 0, depth = levels within η of it."""
+    names = (*TOP_COLUMNS, "depth_bid", "depth_ask")
+    values = as_of_batches(snapshot_summaries(batches, eta_bps), times, names, max_age_ns)
+    return BookAtTicks(*(values[name] for name in names))
+
+
+def band_depths(rows: dict[str, np.ndarray], times: np.ndarray, max_age_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Depth of the narrowest ``bookDepth`` band on each side of each snapshot, as of each time.
+
+    The band is chosen per snapshot (the rows of one ``ts``), so a narrower band appearing in later
+    files never changes earlier values.
+    """
     sides = []
     for on_side in (rows["pct"] < 0, rows["pct"] > 0):
-        if not on_side.any():
-            sides.append(np.full(times.size, np.nan))
-            continue
-        narrowest = np.abs(rows["pct"][on_side]).min()
-        pick = on_side & (np.abs(rows["pct"]) == narrowest)
-        index = as_of(rows["ts"][pick], times)
-        fresh = _fresh(index, rows["ts"][pick], times, params)
-        sides.append(np.where(fresh, rows["depth"][pick][np.maximum(index, 0)], np.nan))
+        ts, pct, depth = rows["ts"][on_side], np.abs(rows["pct"][on_side]), rows["depth"][on_side]
+        order = np.lexsort((pct, ts))               # per snapshot, narrowest band first
+        ts, depth = ts[order], depth[order]
+        first = np.r_[True, ts[1:] != ts[:-1]] if ts.size else np.zeros(0, dtype=bool)
+        narrowest = as_of_batches([{"ts": ts[first], "depth": depth[first]}], times, ("depth",),
+                                  max_age_ns)
+        sides.append(narrowest["depth"])
     return sides[0], sides[1]
+
+
+def table_batches(batches: Iterable[pa.Table], columns: tuple[str, ...]) -> Iterator[dict[str, np.ndarray]]:
+    """Row batches (pyarrow tables) as dicts of float64/int64 NumPy arrays of ``columns``."""
+    for batch in batches:
+        yield {name: (batch.column(name).to_numpy(zero_copy_only=False) if name in ("ts", "level")
+                      else batch.column(name).to_numpy(zero_copy_only=False).astype(np.float64))
+               for name in columns}

@@ -31,6 +31,15 @@ Where the store has no open interest (the real captures), ``d_oi`` and ``z_doi``
 amplifier is ``g = 1``: FSI is then the plain impact ratio. σ_ΔOI is the robust scale of ``d_oi``
 over W. The same OI drop amplifies both sides: a squeeze liquidates shorts, which also lowers OI.
 
+Coverage: a tick that none of the inputs cover (:mod:`gpu_lpi.chunk_inputs`) has no row; in a
+tick that some cover, what comes from an input that does not cover it is missing: the book
+(``book_valid`` false) outside the book source's spans, the trade sums (V$, impact notionals), the
+liquidation sums and the OI drop outside theirs -- missing, never zero.
+
+Structure: :func:`compute_feature_chunk` reads a chunk's inputs once
+(:func:`gpu_lpi.chunk_inputs.load_chunk`) and :func:`features_from_inputs`, a pure function of
+that record, computes everything else on the chosen device.
+
 Chunking: the values at a tick depend only on rows with ``ts <= t`` and on the loaded history,
 which always covers every lookback, so any split of ``[start, end)`` gives the same values.
 """
@@ -45,13 +54,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from gpu_lpi.book_at_ticks import book_source, sample_book, sample_mids
-from gpu_lpi.device import array_module, read_arrays_on_device, resolve_device, to_device, to_host
+from gpu_lpi.chunk_inputs import EWMA_SUPPORT_HALFLIVES, ChunkInputs, TableRead, load_chunk
+from gpu_lpi.device import array_module, resolve_device, to_device, to_host
 from gpu_lpi.grid import TickGrid, as_of, make_grid
 from gpu_lpi.lpi import combine_lpi, robust_z_and_scale
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.robust import trailing_mean_std
-from gpu_lpi.schema import LIQ_SELL, TRADE_KIND_MARKET
+from gpu_lpi.schema import LIQ_SELL
 from gpu_lpi.store import NS_PER_DAY, TickStore
 from kernels import tick_features as kernels
 from kernels.per_tick import empty_record
@@ -63,9 +72,8 @@ FEATURE_COLUMNS = (
     "liq_sell_notional", "liq_buy_notional", "z_fsi", "z_fsi_up", "z_ldr", "z_ldr_up", "z_pi",
     "z_doi", "lpi_down", "lpi_up",
 )
-#: Stages timed by :func:`compute_feature_chunk`.
-STAGES = ("io", "book", "grid", "features", "robust_z")
-EWMA_SUPPORT_HALFLIVES = 4
+#: Stages timed by :func:`compute_feature_chunk` ("load" includes the book replay).
+STAGES = ("load", "grid", "features", "robust_z", "io")
 
 
 @dataclass
@@ -74,6 +82,8 @@ class FeatureChunk:
 
     table: pa.Table
     book_source: str
+    fingerprint: str = ""
+    reads: list[TableRead] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -124,35 +134,46 @@ def compute_features(store: TickStore | str, symbol: str, start, end,
 
 
 def compute_feature_chunk(store: TickStore | str, symbol: str, start, end,
-                          params: FeatureParams | None = None, device: str = "auto") -> FeatureChunk:
-    """:func:`compute_features`, also returning the book source and the seconds per stage."""
+                          params: FeatureParams | None = None, device: str = "auto",
+                          book_source: str | None = None) -> FeatureChunk:
+    """:func:`compute_features` of one range, with its book source, fingerprint and stage seconds.
+
+    ``book_source`` (default: the best the store holds for the symbol) fixes the book table.
+    """
     store = store if isinstance(store, TickStore) else TickStore(store)
     params = params or FeatureParams()
     target = resolve_device(device)
-    xp = array_module(target)
     grid = make_grid(to_ns(start), to_ns(end), params)
     clock = _StageClock()
+    with clock("load"):
+        inputs = load_chunk(store, symbol, grid, params, book_source, array_module(target))
+    table = features_from_inputs(inputs, target, clock)
+    return FeatureChunk(table=table, book_source=inputs.book_source, fingerprint=inputs.fingerprint,
+                        reads=inputs.reads, seconds=clock.seconds)
 
-    with clock("book"):
-        source = book_source(store, symbol)
-        book = sample_book(store, symbol, source, grid.times, params)
-        sub_mids = sample_mids(store, symbol, source, grid.subsample_times(params.rv_subsamples), params)
-    with clock("io"):
-        trades = read_arrays_on_device(store, "trades", symbol, grid.start_ns - grid.tick_ns + 1,
-                                       grid.end_ns + 1, ("ts", "price", "notional", "is_buyer_maker",
-                                                         "kind"), xp)
-        liquidations = (read_arrays_on_device(store, "liquidations", symbol,
-                                              grid.start_ns - grid.tick_ns + 1, grid.end_ns + 1,
-                                              ("ts", "side", "notional"), xp)
-                        if store.dates("liquidations", symbol) else None)
-        d_oi = _oi_drop(store, symbol, grid, params)
+
+def features_from_inputs(inputs: ChunkInputs, target: str = "cpu", clock=None) -> pa.Table:
+    """The feature table of one chunk's inputs (a pure function of the record).
+
+    Parameters
+    ----------
+    inputs : ChunkInputs
+    target : {"cpu", "gpu"}
+        Where the per-tick kernels run.
+    clock : optional
+        A :class:`_StageClock` that times the stages.
+    """
+    clock = clock or _StageClock()
+    grid, params = inputs.grid, inputs.params
+    xp = array_module(target)
     with clock("grid"):
+        book = inputs.book
         columns = {name: to_device(np.ascontiguousarray(values), xp) for name, values in (
             ("bid", book.bid), ("ask", book.ask), ("bid_qty", book.bid_qty),
             ("ask_qty", book.ask_qty), ("depth_bid", book.depth_bid), ("depth_ask", book.depth_ask),
-            ("d_oi", d_oi), ("sub_mid", sub_mids))}
-        _aggregate_trades(trades, grid, params, columns, xp, target)
-        _aggregate_liquidations(liquidations, grid, columns, xp, target)
+            ("d_oi", _oi_drop(inputs)), ("sub_mid", inputs.sub_mids))}
+        _aggregate_trades(inputs, columns, xp, target)
+        _aggregate_liquidations(inputs, columns, xp, target)
     with clock("features"):
         _trailing_means(columns, grid, params, xp, target)
     with clock("robust_z"):
@@ -169,8 +190,7 @@ def compute_feature_chunk(store: TickStore | str, symbol: str, start, end,
         columns["lpi_up"] = combine_lpi(columns["z_fsi_up"], columns["z_ldr_up"], columns["z_pi"],
                                         params, xp, target)
     with clock("io"):
-        table = _output_table(columns, grid, symbol)
-    return FeatureChunk(table=table, book_source=source, seconds=clock.seconds)
+        return _output_table(columns, grid, inputs.symbol, inputs.covered_ticks())
 
 
 class _StageClock:
@@ -192,35 +212,41 @@ class _StageClock:
         return _Timer()
 
 
-def _aggregate_trades(trades, grid: TickGrid, params: FeatureParams, columns: dict, xp, target):
-    """Dollar volume and impact notionals per tick (market trades only), into ``columns``."""
-    market = trades["kind"] == TRADE_KIND_MARKET
-    ts = trades["ts"][market]
-    trade_start = grid.rows_per_tick(ts, xp)
+def _covered(values, covered: np.ndarray, xp):
+    """``values`` where the tick's interval is covered, NaN elsewhere."""
+    return xp.where(to_device(covered, xp), values, np.nan)
+
+
+def _aggregate_trades(inputs: ChunkInputs, columns: dict, xp, target):
+    """Dollar volume and impact notionals per tick (market trades), NaN where not covered."""
+    grid, trades = inputs.grid, inputs.trades
+    trade_start = grid.rows_per_tick(to_device(trades["ts"], xp), xp)
     bid_prev = xp.concatenate([xp.full(1, np.nan), columns["bid"][:-1]])
     ask_prev = xp.concatenate([xp.full(1, np.nan), columns["ask"][:-1]])
     outputs = empty_record(kernels.TradeSums, grid.count, xp)
     kernels.trade_sums(grid.count, kernels.TradeSumsInputs(
-        trade_start=trade_start, price=xp.ascontiguousarray(trades["price"][market]),
-        notional=xp.ascontiguousarray(trades["notional"][market]),
-        is_sell=xp.ascontiguousarray(trades["is_buyer_maker"][market]), bid_prev=bid_prev,
-        ask_prev=ask_prev), outputs, kernels.ImpactThreshold(theta=float(params.theta_bps * 1e-4)),
-        target)
-    columns["dollar_volume"], columns["v_impact"], columns["v_impact_up"] = outputs
+        trade_start=trade_start, price=to_device(trades["price"], xp),
+        notional=to_device(trades["notional"], xp), is_sell=to_device(trades["is_buyer_maker"], xp),
+        bid_prev=bid_prev, ask_prev=ask_prev), outputs,
+        kernels.ImpactThreshold(theta=float(inputs.params.theta_bps * 1e-4)), target)
+    for name, values in zip(("dollar_volume", "v_impact", "v_impact_up"), outputs):
+        columns[name] = _covered(values, inputs.trades_covered, xp)
 
 
-def _aggregate_liquidations(liquidations, grid: TickGrid, columns: dict, xp, target):
-    """Liquidation notional per tick and side (NaN without a liquidation feed)."""
+def _aggregate_liquidations(inputs: ChunkInputs, columns: dict, xp, target):
+    """Liquidation notional per tick and side (NaN without a liquidation feed or coverage)."""
+    grid, liquidations = inputs.grid, inputs.liquidations
     if liquidations is None:
         columns["liq_sell_notional"] = xp.full(grid.count, np.nan)
         columns["liq_buy_notional"] = xp.full(grid.count, np.nan)
         return
-    row_start = grid.rows_per_tick(liquidations["ts"], xp)
+    row_start = grid.rows_per_tick(to_device(liquidations["ts"], xp), xp)
     outputs = empty_record(kernels.SideSums, grid.count, xp)
     kernels.side_sums(grid.count, kernels.SideRows(
-        row_start=row_start, notional=liquidations["notional"],
-        is_sell=liquidations["side"] == LIQ_SELL), outputs, kernels.NoParams(), target)
-    columns["liq_sell_notional"], columns["liq_buy_notional"] = outputs
+        row_start=row_start, notional=to_device(liquidations["notional"], xp),
+        is_sell=to_device(liquidations["side"] == LIQ_SELL, xp)), outputs, kernels.NoParams(), target)
+    columns["liq_sell_notional"] = _covered(outputs.sell_notional, inputs.liquidations_covered, xp)
+    columns["liq_buy_notional"] = _covered(outputs.buy_notional, inputs.liquidations_covered, xp)
 
 
 def _trailing_means(columns: dict, grid: TickGrid, params: FeatureParams, xp, target):
@@ -259,39 +285,38 @@ def _tick_features(columns: dict, grid: TickGrid, params: FeatureParams, xp, tar
     columns["rv"] = rv.rv
 
 
-def _oi_drop(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams) -> np.ndarray:
-    """``OI_{t−Δ_OI} − OI_t`` on the grid (host array; NaN without a fresh OI value)."""
-    if not store.dates("open_interest", symbol):
+def _oi_drop(inputs: ChunkInputs) -> np.ndarray:
+    """``OI_{t−Δ_OI} − OI_t`` on the grid (host array; NaN without a fresh, covered OI value)."""
+    grid, params, rows = inputs.grid, inputs.params, inputs.open_interest
+    if rows is None or not rows["ts"].size:
         return np.full(grid.count, np.nan)
     lag_ns = int(params.oi_lag_s * 1e9)
     max_age_ns = int(params.oi_max_age_s * 1e9)
     halflife_ns = int(params.oi_ewma_halflife_s * 1e9)
-    support_ns = EWMA_SUPPORT_HALFLIVES * halflife_ns
-    rows = store.read_arrays("open_interest", symbol, grid.start_ns - lag_ns - max_age_ns - support_ns,
-                             grid.end_ns + 1, ("ts", "oi"))
-    oi = rows["oi"].astype(np.float64)
+    oi = rows["oi"]
     if halflife_ns:
         smoothed = empty_record(kernels.SmoothedOpenInterest, oi.size)
         kernels.oi_ewma(oi.size, kernels.OpenInterest(rows["ts"], oi), smoothed,
-                        kernels.EwmaParams(float(halflife_ns), int(support_ns)), "cpu")
+                        kernels.EwmaParams(float(halflife_ns), int(EWMA_SUPPORT_HALFLIVES * halflife_ns)),
+                        "cpu")
         oi = smoothed.smoothed
+    covered = inputs.coverage["open_interest"]
 
     def carried_forward(times):
         index = as_of(rows["ts"], times)
-        if rows["ts"].size == 0:
-            return np.full(times.size, np.nan)
         safe = np.maximum(index, 0)
-        fresh = (index >= 0) & (times - rows["ts"][safe] <= max_age_ns)
+        fresh = (index >= 0) & (times - rows["ts"][safe] <= max_age_ns) & covered.contains(times)
         return np.where(fresh, oi[safe], np.nan)
 
     return carried_forward(grid.times - lag_ns) - carried_forward(grid.times)
 
 
-def _output_table(columns: dict, grid: TickGrid, symbol: str) -> pa.Table:
-    keep = slice(grid.output_start, grid.count)
+def _output_table(columns: dict, grid: TickGrid, symbol: str, covered: np.ndarray) -> pa.Table:
+    """The requested ticks that some input covers (a tick no input covers has no row)."""
+    keep = np.flatnonzero(covered[grid.output_start:]) + grid.output_start
     times = grid.times[keep]
     arrays = {"ts": pa.array(times, pa.int64()),
               "symbol": pa.array([symbol], pa.string()).take(np.zeros(times.size, dtype=np.int32))}
     for name in FEATURE_COLUMNS:
-        arrays[name] = pa.array(np.ascontiguousarray(to_host(columns[name][keep])))
+        arrays[name] = pa.array(np.ascontiguousarray(to_host(columns[name])[keep]))
     return pa.table(arrays)

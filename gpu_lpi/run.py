@@ -17,10 +17,19 @@ Job spec::
 Sections ``[sweep]``, ``[study]``, ``[sim]`` and ``[cv]`` belong to later stages and are recorded
 as given. Unknown sections or keys raise :class:`~gpu_lpi.errors.ConfigError` naming them.
 
-Run folder: ``RUN/features/symbol=<S>/date=<D>/part-<HHMM>.parquet`` (one file per chunk, written
-into ``RUN/features/_tmp`` then renamed; a re-run skips chunks whose file exists) and
-``RUN/run.json`` (resolved config, versions, device, seconds per stage, book-depth source per
-symbol). Chunks whose range holds no book data at all are skipped and counted as empty.
+Dates: ``start`` and ``end`` must lie between :data:`EARLIEST_DATE` and :data:`LATEST_DATE` (the
+nanosecond timestamps of the store end in 2262); whatever the range, only the chunks that the
+store's covered spans meet are planned, so a long range costs no more than the data it holds.
+
+Run folder: ``RUN/features/symbol=<S>/date=<D>/part-<HHMM>.parquet`` (one file per chunk that the
+store's inputs cover, written into ``RUN/features/_tmp`` then renamed; chunks and days the inputs do
+not cover produce no file) and ``RUN/run.json`` (resolved config, versions, device, seconds per
+stage, book source and covered spans per symbol, chunk counts).
+
+Resuming: each chunk file records, in its Parquet metadata, the fingerprint of its inputs
+(:mod:`gpu_lpi.chunk_inputs`: the partitions and covered spans it read, the symbol's reference
+data, the parameters). Re-running the same command keeps a finished chunk whose fingerprint still
+matches the store and recomputes the others, saying how many (``chunks: ... recomputed``).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import time
 import tomllib
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +49,24 @@ import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from tqdm import tqdm
+import numpy as np
 
-from gpu_lpi.book_at_ticks import book_source
+from gpu_lpi.chunk_inputs import TableRead, book_source_of, fingerprint_of, tables_read
+from gpu_lpi.device import resolve_device
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.features import STAGES, compute_feature_chunk
-from gpu_lpi.device import resolve_device
 from gpu_lpi.params import FeatureParams
-from gpu_lpi.store import NS_PER_DAY, TickStore, date_to_ns
+from gpu_lpi.progress import progress_bar
+from gpu_lpi.store import NS_PER_DAY, Spans, TickStore, date_to_ns, ns_to_date
 
 _SECTIONS = {"data", "grid", "params", "cluster", "sweep", "study", "sim", "cv"}
 _DATA_KEYS = {"store", "symbols", "start", "end"}
 _GRID_KEYS = {"tick_ms"}
 _CLUSTER_KEYS = {"scheduler", "chunk_hours"}
 _NS_PER_HOUR = 3_600 * 10**9
+#: Dates a job may cover: tick data is no older, and int64 nanoseconds end in April 2262.
+EARLIEST_DATE = date(2009, 1, 3)
+LATEST_DATE = date(2261, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class RunResult:
     book_source: dict[str, str]
     seconds: dict[str, float]
     chunks: dict[str, int]
+    covered: dict[str, dict[str, list]] = field(default_factory=dict)
 
     @property
     def features_dir(self) -> Path:
@@ -102,8 +116,9 @@ class RunResult:
     def summary(self) -> str:
         sources = ", ".join(f"{symbol}: {source}" for symbol, source in self.book_source.items())
         return (f"run folder: {self.out}\ndevice: {self.device}\n"
-                f"chunks: {self.chunks['computed']} computed, {self.chunks['existing']} already done, "
-                f"{self.chunks['empty']} without data\nbook depth source: {sources}\n"
+                f"chunks: {self.chunks['computed']} computed ({self.chunks['recomputed']} of them "
+                f"recomputed because their inputs changed), {self.chunks['existing']} already done\n"
+                f"book depth source: {sources}\n"
                 f"seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items()))
 
 
@@ -173,12 +188,15 @@ def _section(raw: dict, name: str, keys: set[str] | None) -> dict:
 def _date(field_name: str, value) -> date:
     if isinstance(value, datetime):
         raise ConfigError(f"{field_name}: expected a date YYYY-MM-DD, got a date-time {value}")
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigError(f"{field_name}: expected a date YYYY-MM-DD, got {value!r}") from None
+    if not isinstance(value, date):
+        try:
+            value = date.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(f"{field_name}: expected a date YYYY-MM-DD, got {value!r}") from None
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ConfigError(f"{field_name}: expected a date between {EARLIEST_DATE} and {LATEST_DATE}, "
+                          f"got {value}")
+    return value
 
 
 # -- chunks ----------------------------------------------------------------------------------------
@@ -192,38 +210,61 @@ class Chunk:
     path: Path
 
 
-def plan_chunks(spec: JobSpec, out: Path) -> list[Chunk]:
-    """Every (symbol, time chunk) of the job, in order."""
+def plan_chunks(spec: JobSpec, out: Path, covered: dict[str, Spans]) -> list[Chunk]:
+    """The (symbol, time chunk) pieces of the job that the covered spans meet, in order.
+
+    Planning walks the covered spans, not the calendar, so it costs what the data holds, whatever
+    the job's date range.
+    """
     chunks = []
     step = spec.chunk_hours * _NS_PER_HOUR
+    first, stop = date_to_ns(spec.start), date_to_ns(spec.end) + NS_PER_DAY
     for symbol in spec.symbols:
-        day = spec.start
-        while day <= spec.end:
-            for start_ns in range(date_to_ns(day), date_to_ns(day) + NS_PER_DAY, step):
-                hhmm = datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc).strftime("%H%M")
-                path = (out / "features" / f"symbol={symbol}" / f"date={day.isoformat()}"
-                        / f"part-{hhmm}.parquet")
-                chunks.append(Chunk(symbol, start_ns, start_ns + step, path))
-            day += timedelta(days=1)
+        starts: set[int] = set()
+        for low, high in covered[symbol].clip(first, stop).to_list():
+            starts.update(range(low - (low - first) % step, high, step))
+        for start_ns in sorted(starts):
+            day = ns_to_date(start_ns)
+            hhmm = f"{(start_ns % NS_PER_DAY) // _NS_PER_HOUR:02d}00"
+            path = out / "features" / f"symbol={symbol}" / f"date={day.isoformat()}" / f"part-{hhmm}.parquet"
+            chunks.append(Chunk(symbol, start_ns, start_ns + step, path))
     return chunks
 
 
-def _has_book_data(store: TickStore, chunk: Chunk, source: str, params: FeatureParams) -> bool:
-    history_ns = params.history_ticks * params.tick_ns + int(params.book_max_age_s * 1e9)
-    first = datetime.fromtimestamp((chunk.start_ns - history_ns) / 1e9, tz=timezone.utc).date()
-    last = datetime.fromtimestamp((chunk.end_ns - 1) / 1e9, tz=timezone.utc).date()
-    return any(first <= d <= last for d in store.dates(source, chunk.symbol))
+#: Key of the Parquet metadata entry in which a chunk file records its inputs.
+INPUTS_KEY = b"gpu_lpi.inputs"
+
+
+def _recorded_inputs(path: Path) -> dict | None:
+    """What a finished chunk file says it was computed from (None: unreadable or not recorded)."""
+    try:
+        metadata = pq.read_metadata(path).metadata or {}
+        return orjson.loads(metadata[INPUTS_KEY])
+    except (pa.ArrowInvalid, OSError, KeyError, orjson.JSONDecodeError):
+        return None
+
+
+def _is_current(store: TickStore, chunk: Chunk, params: FeatureParams, source: str) -> bool:
+    """Whether a finished chunk's recorded inputs are still what the store holds."""
+    recorded = _recorded_inputs(chunk.path)
+    if recorded is None:
+        return False
+    reads = [TableRead(**read) for read in recorded["reads"]]
+    return recorded["fingerprint"] == fingerprint_of(store, chunk.symbol, reads, params, source)
 
 
 def _compute_and_write(store_root: str, chunk: Chunk, params: FeatureParams, device: str,
-                       tmp_root: Path) -> dict[str, float]:
+                       source: str, tmp_root: Path) -> dict[str, float]:
     """Compute one chunk and publish its file atomically; return the seconds per stage."""
     result = compute_feature_chunk(TickStore(store_root), chunk.symbol, chunk.start_ns, chunk.end_ns,
-                                   params, device)
+                                   params, device, book_source=source)
     begin = time.perf_counter()
+    inputs = {"fingerprint": result.fingerprint,
+              "reads": [{"table": r.table, "start_ns": r.start_ns, "end_ns": r.end_ns} for r in result.reads]}
+    table = result.table.replace_schema_metadata({INPUTS_KEY: orjson.dumps(inputs)})
     tmp = tmp_root / uuid.uuid4().hex / chunk.path.name
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(result.table, tmp, compression="zstd")
+    pq.write_table(table, tmp, compression="zstd")
     chunk.path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, chunk.path)
     shutil.rmtree(tmp.parent, ignore_errors=True)
@@ -232,9 +273,14 @@ def _compute_and_write(store_root: str, chunk: Chunk, params: FeatureParams, dev
     return seconds
 
 
+def _covered_spans(store: TickStore, symbol: str, source: str) -> dict[str, Spans]:
+    """Per table a chunk reads, the spans the store's inputs cover for ``symbol``."""
+    return {table: store.coverage(symbol, table) for table in tables_read(source)}
+
+
 # -- the job -------------------------------------------------------------------------------------------
 def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunResult:
-    """Run a job spec: features and LPI for every symbol and chunk into the run folder.
+    """Run a job spec: features and LPI for every symbol and covered chunk into the run folder.
 
     Parameters
     ----------
@@ -242,8 +288,8 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
         A TOML job spec file (see the module docstring) or its parsed content.
     out : path, optional
         Run folder; default ``runs/<spec file stem>`` under the current folder. Re-running into the
-        same folder resumes: finished chunks are kept. A folder holding a run with a different
-        config is refused.
+        same folder resumes: finished chunks whose inputs are unchanged are kept, the others
+        recomputed. A folder holding a run with a different config is refused.
     device : {"auto", "cpu", "gpu"}
     client : distributed.Client, optional
         When given, chunks run as Dask tasks on its cluster (each worker writes its own files);
@@ -264,26 +310,35 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
     for symbol in spec.symbols:
         if symbol not in known:
             raise ConfigError(f"data.symbols: {symbol} has no reference data in {store.root}")
-    sources = {symbol: book_source(store, symbol) for symbol in spec.symbols}
+    sources = {symbol: book_source_of(store, symbol) for symbol in spec.symbols}
+    spans = {symbol: _covered_spans(store, symbol, sources[symbol]) for symbol in spec.symbols}
+    covered = {symbol: Spans.union(np.concatenate([s.start for s in by_table.values()]),
+                                   np.concatenate([s.end for s in by_table.values()]))
+               for symbol, by_table in spans.items()}
     config = spec.resolved()
     _claim_run_folder(out, config)
 
-    chunks = plan_chunks(spec, out)
-    todo = [c for c in chunks if not c.path.exists()]
-    with_data = [c for c in todo if _has_book_data(store, c, sources[c.symbol], spec.params)]
-    counts = {"computed": len(with_data), "existing": len(chunks) - len(todo),
-              "empty": len(todo) - len(with_data)}
+    chunks = plan_chunks(spec, out, covered)
+    finished = [c for c in chunks if c.path.exists()]
+    kept = [c for c in finished if _is_current(store, c, spec.params, sources[c.symbol])]
+    todo = [c for c in chunks if c not in set(kept)]
+    counts = {"computed": len(todo), "existing": len(kept), "recomputed": len(finished) - len(kept)}
     seconds = dict.fromkeys(STAGES, 0.0)
     tmp_root = out / "features" / "_tmp"
-    arguments = [(str(store.root), c, spec.params, target, tmp_root) for c in with_data]
-    with tqdm(total=len(with_data), desc="features", unit="chunk", disable=None) as bar:
+    arguments = [(str(store.root), c, spec.params, target, sources[c.symbol], tmp_root) for c in todo]
+    with progress_bar(len(todo), "features", unit="chunk") as bar:
         for stage_seconds in _execute(arguments, client):
             for stage, value in stage_seconds.items():
                 seconds[stage] += value
             bar.update()
     shutil.rmtree(tmp_root, ignore_errors=True)
     seconds["total"] = time.perf_counter() - begin
-    result = RunResult(out=out, device=target, book_source=sources, seconds=seconds, chunks=counts)
+    job_range = (date_to_ns(spec.start), date_to_ns(spec.end) + NS_PER_DAY)
+    used = {symbol: {table: [[int(a), int(b)] for a, b in spans.clip(*job_range).to_list()]
+                     for table, spans in by_table.items() if len(spans)}
+            for symbol, by_table in spans.items()}
+    result = RunResult(out=out, device=target, book_source=sources, seconds=seconds, chunks=counts,
+                       covered=used)
     _write_run_json(out, config, result)
     return result
 
@@ -316,7 +371,7 @@ def _write_run_json(out: Path, config: dict, result: RunResult) -> None:
     _write_json(out / "run.json", {
         "config": config, "status": "complete", "device": result.device,
         "versions": _versions(), "book_source": result.book_source,
-        "seconds": result.seconds, "chunks": result.chunks,
+        "covered_spans_ns": result.covered, "seconds": result.seconds, "chunks": result.chunks,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 

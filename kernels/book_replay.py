@@ -1,11 +1,14 @@
-"""L2 order-book replay on a dense price ladder (snapshot + diffs, sequence-checked).
+"""L2 order-book replay on a dense price ladder (snapshot + diffs, sequence-checked), resumable.
 
 The replay is sequential by nature (each diff depends on the book before it), so it is a CPU kernel
-(numba); work is parallelized across symbols, not inside one book.
+(numba); work is parallelized across symbols, not inside one book. Its state (:class:`BookState`:
+the ladder's quantities, the best levels and the sequence flags) lives in arrays that persist
+between calls, so a long replay is fed one batch of messages at a time in bounded memory and gives
+the same book as one call on all messages.
 
-Inputs are the rows of the ``depth_diff`` table grouped into messages (``msg_start[m]`` is the first
-row of message ``m``, rows of a message are contiguous), with prices already mapped to ladder indices.
-Sequence rules (Binance futures, FORMATS.md B.5):
+Inputs are the rows of the ``depth_diff`` table grouped into messages (:class:`DepthRows`:
+``start[m]`` is the first row of message ``m``, rows of a message are contiguous), with prices
+already mapped to ladder indices. Sequence rules (Binance futures, FORMATS.md B.5):
 
 * a snapshot message (``is_snapshot``) clears the book and loads its levels; the book then waits for
   the first diff with ``U <= lastUpdateId <= u`` (or ``pu == lastUpdateId``); diffs with
@@ -20,14 +23,77 @@ A quantity of 0 deletes a level; side ``-1`` rows are markers of empty messages 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from kernels.jit import njit
 
-#: Per-message status codes returned by :func:`replay_book`.
+#: Per-message status codes returned by :func:`replay_messages`.
 APPLIED, SNAPSHOT, STALE, NO_BOOK, GAP = 0, 1, 2, 3, 4
 
 _NO_LEVEL = -1
+#: Slots of :attr:`BookState.flags`.
+_HAS_BOOK, _AWAITING_FIRST, _SNAPSHOT_ID, _LAST_U, _PREVIOUS_WAS_SNAPSHOT = range(5)
+
+
+class DepthRows(NamedTuple):
+    """Depth messages: per message ``start`` (int64[n_msg + 1]), ``is_snapshot``, ``seq_first``,
+    ``seq_last``, ``seq_prev`` (Binance ``U``, ``u``, ``pu``; ``lastUpdateId`` for snapshots; -1
+    where the source has none); per row ``side`` (0 bid, 1 ask, -1 marker), ``level`` (ladder index,
+    -1 off the ladder) and ``qty`` (the new absolute quantity; 0 deletes)."""
+
+    start: np.ndarray
+    is_snapshot: np.ndarray
+    seq_first: np.ndarray
+    seq_last: np.ndarray
+    seq_prev: np.ndarray
+    side: np.ndarray
+    level: np.ndarray
+    qty: np.ndarray
+
+
+class BookState(NamedTuple):
+    """A book between calls: quantities per ladder level and side, ``best`` = [best bid index, best
+    ask index], and the sequence ``flags`` (has a book, awaiting the first diff, snapshot id, last
+    ``u``, previous message was a snapshot)."""
+
+    bid_qty: np.ndarray
+    ask_qty: np.ndarray
+    best: np.ndarray
+    flags: np.ndarray
+
+
+class SampleRequest(NamedTuple):
+    """Where to sample: after message ``sample_msg[k]`` of this call (non-decreasing; -1: before its
+    first message, i.e. the book as the previous call left it), with depth bands where ``depth_at``."""
+
+    sample_msg: np.ndarray
+    depth_at: np.ndarray
+
+
+class SampleOutput(NamedTuple):
+    """Per sample: ``best_bid``/``best_ask`` (ladder index, -1 where the side is empty or the book
+    invalid), ``bid_qty``/``ask_qty`` at the best levels, ``depth_bid``/``depth_ask`` (float64[n_bands,
+    n_samples], NaN where invalid or not asked), ``valid``; per message: ``status``."""
+
+    best_bid: np.ndarray
+    best_ask: np.ndarray
+    bid_qty: np.ndarray
+    ask_qty: np.ndarray
+    depth_bid: np.ndarray
+    depth_ask: np.ndarray
+    valid: np.ndarray
+    status: np.ndarray
+
+
+def new_book_state(n_levels: int) -> BookState:
+    """An empty book on a ladder of ``n_levels`` levels (no snapshot loaded yet)."""
+    flags = np.zeros(5, dtype=np.int64)
+    flags[_SNAPSHOT_ID] = -1
+    flags[_LAST_U] = -1
+    return BookState(np.zeros(n_levels), np.zeros(n_levels), np.array([_NO_LEVEL, _NO_LEVEL], np.int64),
+                     flags)
 
 
 @njit
@@ -48,26 +114,28 @@ def _best_ask_from(ask_qty, start):
 
 
 @njit
-def _apply_rows(row_start, row_end, side, level, qty, bid_qty, ask_qty, best):
-    """Apply level updates; ``best`` = [best bid index, best ask index] is kept up to date."""
-    for row in range(row_start, row_end):
-        index = level[row]
-        if side[row] < 0 or index < 0:
+def _apply_rows(rows, m, book):
+    """Apply the level updates of message ``m``, keeping the best levels up to date."""
+    best = book.best
+    for row in range(rows.start[m], rows.start[m + 1]):
+        index = rows.level[row]
+        if rows.side[row] < 0 or index < 0:
             continue
-        if side[row] == 0:
-            bid_qty[index] = qty[row]
-            if qty[row] > 0.0:
+        quantity = rows.qty[row]
+        if rows.side[row] == 0:
+            book.bid_qty[index] = quantity
+            if quantity > 0.0:
                 if index > best[0]:
                     best[0] = index
             elif index == best[0]:
-                best[0] = _best_bid_from(bid_qty, index - 1)
+                best[0] = _best_bid_from(book.bid_qty, index - 1)
         else:
-            ask_qty[index] = qty[row]
-            if qty[row] > 0.0:
+            book.ask_qty[index] = quantity
+            if quantity > 0.0:
                 if best[1] == _NO_LEVEL or index < best[1]:
                     best[1] = index
             elif index == best[1]:
-                best[1] = _best_ask_from(ask_qty, index + 1)
+                best[1] = _best_ask_from(book.ask_qty, index + 1)
 
 
 @njit
@@ -89,118 +157,96 @@ def _band_sum(quantities, low, high):
 
 
 @njit
-def replay_book(msg_start, msg_is_snapshot, msg_seq_first, msg_seq_last, msg_seq_prev,
-                side, level, qty, n_levels, ladder_base, band_fraction, sample_msg):
-    """Replay a book and sample it after chosen messages.
+def _apply_message(rows, m, book):
+    """Apply message ``m`` under the sequence rules; return its status."""
+    flags = book.flags
+    first, last, prev = rows.seq_first[m], rows.seq_last[m], rows.seq_prev[m]
+    status = APPLIED
+    if rows.is_snapshot[m]:
+        if not (flags[_PREVIOUS_WAS_SNAPSHOT] == 1 and last == flags[_SNAPSHOT_ID]):
+            book.bid_qty[:] = 0.0
+            book.ask_qty[:] = 0.0
+            book.best[0] = _NO_LEVEL
+            book.best[1] = _NO_LEVEL
+        _apply_rows(rows, m, book)
+        flags[_HAS_BOOK] = 1
+        flags[_AWAITING_FIRST] = 1 if last >= 0 else 0
+        flags[_SNAPSHOT_ID] = last
+        status = SNAPSHOT
+    elif flags[_HAS_BOOK] == 0:
+        status = NO_BOOK
+    elif last < 0:
+        _apply_rows(rows, m, book)
+    elif flags[_AWAITING_FIRST] == 1:
+        snapshot_id = flags[_SNAPSHOT_ID]
+        if last < snapshot_id:
+            status = STALE
+        elif (first <= snapshot_id and snapshot_id <= last) or prev == snapshot_id:
+            _apply_rows(rows, m, book)
+            flags[_AWAITING_FIRST] = 0
+            flags[_LAST_U] = last
+        else:
+            flags[_HAS_BOOK] = 0
+            status = GAP
+    elif prev == flags[_LAST_U]:
+        _apply_rows(rows, m, book)
+        flags[_LAST_U] = last
+    else:
+        flags[_HAS_BOOK] = 0
+        status = GAP
+    flags[_PREVIOUS_WAS_SNAPSHOT] = 1 if rows.is_snapshot[m] else 0
+    return status
+
+
+@njit
+def _sample(book, sample, depth, band_fraction, ladder_base, out):
+    """Write the book's top (and depth bands if ``depth``) into sample ``sample`` of ``out``."""
+    flags, best = book.flags, book.best
+    if flags[_HAS_BOOK] == 0 or flags[_AWAITING_FIRST] == 1:
+        return
+    out.valid[sample] = True
+    out.best_bid[sample] = best[0]
+    out.best_ask[sample] = best[1]
+    if best[0] != _NO_LEVEL:
+        out.bid_qty[sample] = book.bid_qty[best[0]]
+        if depth:
+            for band in range(band_fraction.size):
+                low = _band_edge(ladder_base + best[0], 1.0 - band_fraction[band], True)
+                out.depth_bid[band, sample] = _band_sum(book.bid_qty, low - ladder_base, best[0])
+    if best[1] != _NO_LEVEL:
+        out.ask_qty[sample] = book.ask_qty[best[1]]
+        if depth:
+            for band in range(band_fraction.size):
+                high = _band_edge(ladder_base + best[1], 1.0 + band_fraction[band], False)
+                out.depth_ask[band, sample] = _band_sum(book.ask_qty, best[1], high - ladder_base)
+
+
+@njit
+def replay_messages(rows, book, request, band_fraction, ladder_base, out):
+    """Apply every message of ``rows`` to ``book`` in order, sampling it as ``request`` asks.
 
     Parameters
     ----------
-    msg_start : int64[n_msg + 1]
-        First row of each message, plus the total row count.
-    msg_is_snapshot : bool[n_msg]
-    msg_seq_first, msg_seq_last, msg_seq_prev : int64[n_msg]
-        Binance ``U``, ``u``, ``pu`` (``lastUpdateId`` for snapshots); -1 where the source has none.
-    side, level : int8[n_rows], int64[n_rows]
-        Row side (0 bid, 1 ask, -1 marker) and ladder index (-1 = off the ladder, ignored).
-    qty : float64[n_rows]
-        New absolute quantity of the level (0 deletes).
-    n_levels : int
-        Ladder size.
-    ladder_base : int
-        Price (in ticks) of ladder index 0: index ``i`` is the price ``(ladder_base + i) * tick``.
+    rows : DepthRows
+    book : BookState
+        Updated in place (pass the state the previous call left to continue a replay).
+    request : SampleRequest
     band_fraction : float64[n_bands]
         Depth bands as fractions of price (10 bps = 0.001): the bid band holds the levels priced at
         or above ``best_bid * (1 - band)``, the ask band those at or below ``best_ask * (1 + band)``.
-    sample_msg : int64[n_samples]
-        Non-decreasing message indices; the book is sampled after applying that message (-1: before
-        any message).
-
-    Returns
-    -------
-    status : int8[n_msg]
-        :data:`APPLIED`, :data:`SNAPSHOT`, :data:`STALE`, :data:`NO_BOOK` or :data:`GAP` per message.
-    best_bid, best_ask : int64[n_samples]
-        Ladder index of the best levels (-1 where the side is empty or the book invalid).
-    bid_top_qty, ask_top_qty : float64[n_samples]
-    depth_bid, depth_ask : float64[n_bands, n_samples]
-        Quantity within each band (NaN where the book is invalid).
-    valid : bool[n_samples]
+    ladder_base : int
+        Price (in ticks) of ladder index 0: index ``i`` is the price ``(ladder_base + i) * tick``.
+    out : SampleOutput
+        Written in place; its sample fields must hold -1 / NaN / False on entry.
     """
-    n_msg = msg_start.size - 1
+    sample_msg = request.sample_msg
     n_samples = sample_msg.size
-    n_bands = band_fraction.size
-    bid_qty = np.zeros(n_levels)
-    ask_qty = np.zeros(n_levels)
-    best = np.array([_NO_LEVEL, _NO_LEVEL], dtype=np.int64)
-    status = np.empty(n_msg, dtype=np.int8)
-    best_bid = np.full(n_samples, _NO_LEVEL, dtype=np.int64)
-    best_ask = np.full(n_samples, _NO_LEVEL, dtype=np.int64)
-    bid_top_qty = np.full(n_samples, np.nan)
-    ask_top_qty = np.full(n_samples, np.nan)
-    depth_bid = np.full((n_bands, n_samples), np.nan)
-    depth_ask = np.full((n_bands, n_samples), np.nan)
-    valid = np.zeros(n_samples, dtype=np.bool_)
-
-    has_book = False        # a snapshot was loaded and no gap since
-    awaiting_first = False  # snapshot loaded, first diff not yet applied
-    snapshot_id = -1
-    last_u = -1
-    previous_was_snapshot = False
     sample = 0
     while sample < n_samples and sample_msg[sample] < 0:
+        _sample(book, sample, request.depth_at[sample], band_fraction, ladder_base, out)
         sample += 1
-    for m in range(n_msg):
-        first, last, prev = msg_seq_first[m], msg_seq_last[m], msg_seq_prev[m]
-        if msg_is_snapshot[m]:
-            if not (previous_was_snapshot and last == snapshot_id):
-                bid_qty[:] = 0.0
-                ask_qty[:] = 0.0
-                best[0] = _NO_LEVEL
-                best[1] = _NO_LEVEL
-            _apply_rows(msg_start[m], msg_start[m + 1], side, level, qty, bid_qty, ask_qty, best)
-            has_book = True
-            awaiting_first = last >= 0
-            snapshot_id = last
-            status[m] = SNAPSHOT
-        elif not has_book:
-            status[m] = NO_BOOK
-        elif last < 0:
-            _apply_rows(msg_start[m], msg_start[m + 1], side, level, qty, bid_qty, ask_qty, best)
-            status[m] = APPLIED
-        elif awaiting_first:
-            if last < snapshot_id:
-                status[m] = STALE
-            elif (first <= snapshot_id and snapshot_id <= last) or prev == snapshot_id:
-                _apply_rows(msg_start[m], msg_start[m + 1], side, level, qty, bid_qty, ask_qty, best)
-                awaiting_first = False
-                last_u = last
-                status[m] = APPLIED
-            else:
-                has_book = False
-                status[m] = GAP
-        elif prev == last_u:
-            _apply_rows(msg_start[m], msg_start[m + 1], side, level, qty, bid_qty, ask_qty, best)
-            last_u = last
-            status[m] = APPLIED
-        else:
-            has_book = False
-            status[m] = GAP
-        previous_was_snapshot = msg_is_snapshot[m]
-
+    for m in range(rows.start.size - 1):
+        out.status[m] = _apply_message(rows, m, book)
         while sample < n_samples and sample_msg[sample] == m:
-            if has_book and not awaiting_first:
-                valid[sample] = True
-                best_bid[sample] = best[0]
-                best_ask[sample] = best[1]
-                if best[0] != _NO_LEVEL:
-                    bid_top_qty[sample] = bid_qty[best[0]]
-                    for band in range(n_bands):
-                        low = _band_edge(ladder_base + best[0], 1.0 - band_fraction[band], True)
-                        depth_bid[band, sample] = _band_sum(bid_qty, low - ladder_base, best[0])
-                if best[1] != _NO_LEVEL:
-                    ask_top_qty[sample] = ask_qty[best[1]]
-                    for band in range(n_bands):
-                        high = _band_edge(ladder_base + best[1], 1.0 + band_fraction[band], False)
-                        depth_ask[band, sample] = _band_sum(ask_qty, best[1], high - ladder_base)
+            _sample(book, sample, request.depth_at[sample], band_fraction, ladder_base, out)
             sample += 1
-    return status, best_bid, best_ask, bid_top_qty, ask_top_qty, depth_bid, depth_ask, valid

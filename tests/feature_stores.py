@@ -11,6 +11,7 @@ from gpu_lpi.store import TickStore
 SYMBOL = "TESTUSDT"
 T0 = 1_722_816_000 * 10**9  # 2024-08-05 00:00:00 UTC
 MS = 1_000_000
+DAY_NS = 86_400 * 10**9
 
 
 def _table(name: str, columns: dict) -> pa.Table:
@@ -28,14 +29,24 @@ def _table(name: str, columns: dict) -> pa.Table:
 
 
 def build_store(root, quotes: dict, trades: dict | None = None, open_interest: dict | None = None,
-                liquidations: dict | None = None, tick_size: float = 0.01) -> TickStore:
+                liquidations: dict | None = None, tick_size: float = 0.01,
+                covered: tuple[int, int] | dict | None = None) -> TickStore:
     """A store with ``book_ticker`` quotes and optional trades, OI and liquidations for :data:`SYMBOL`.
 
     ``trades`` needs ts, price, qty, is_buyer_maker and optionally kind (default market); notional is
-    price·qty.
+    price·qty. Every table written is recorded as covering ``covered`` (default: the UTC day of
+    :data:`T0` and the day before, wholly, as a complete record of those days would; a dict gives
+    the span per table, the default for the others).
     """
     store = TickStore(root)
+    default = (T0 - DAY_NS, T0 + DAY_NS)
+    spans = covered if isinstance(covered, dict) else {}
+    default = covered if isinstance(covered, tuple) else default
     with store.transaction() as tx:
+        for table, given in (("book_ticker", quotes), ("trades", trades), ("open_interest", open_interest),
+                             ("liquidations", liquidations)):
+            if given is not None:
+                tx.cover(table, SYMBOL, *spans.get(table, default), "tests.feature_stores")
         tx.write_symbols(pa.table({"symbol": [SYMBOL], "tick_size": [tick_size], "lot_size": [0.001],
                                    "contract_size": [1.0], "is_inverse": [False]}))
         tx.write("book_ticker", SYMBOL, _table("book_ticker", quotes))
@@ -77,4 +88,4 @@ def random_store(root, seed: int = 0, minutes: float = 3.0, trades_per_minute: i
     liq_ts = np.sort(rng.integers(begin, end, int(10 * (minutes + 1))))
     liquidations = {"ts": liq_ts, "side": rng.integers(0, 2, liq_ts.size).astype(np.int8),
                     "notional": rng.uniform(100, 5000, liq_ts.size)}
-    return build_store(root, quotes, trades, oi, liquidations)
+    return build_store(root, quotes, trades, oi, liquidations, covered=(begin, end))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from gpu_lpi.book import group_messages, replay, sample_at_times
+from gpu_lpi.book import Ladder, group_messages, replay, replay_stream, sample_at_times
 from kernels.book_replay import APPLIED, GAP, NO_BOOK, SNAPSHOT, STALE
 from tests.reference import DictBook
 
@@ -163,3 +164,44 @@ def test_sample_at_times_uses_only_past_messages():
     np.testing.assert_array_equal(full.bid[upto], truncated.bid[upto])
     np.testing.assert_array_equal(full.depth_bid[:, upto], truncated.depth_bid[:, upto])
     np.testing.assert_array_equal(full.valid[upto], truncated.valid[upto])
+
+
+def _batches(rows, sizes):
+    """The rows cut into pyarrow tables of the given sizes (cycled), as the store streams them."""
+    table = pa.table(rows)
+    at, k = 0, 0
+    while at < table.num_rows:
+        yield table.slice(at, sizes[k % len(sizes)])
+        at += sizes[k % len(sizes)]
+        k += 1
+
+
+@pytest.mark.parametrize("sizes", [[1], [3, 7, 2], [50], [10**6]])
+def test_streamed_replay_equals_one_replay(sizes):
+    """Fed in batches of any size (messages cut across batches), the replay samples the same book
+    at every time, depth bands only where asked, bit for bit."""
+    rng = np.random.default_rng(7)
+    rows, _ = _random_stream(rng, n_msgs=300)
+    rows["ts"] = rows["ts"] * 1_000     # several messages per time unit below
+    messages = group_messages(rows, 0.1)
+    times = np.sort(rng.integers(-5, int(rows["ts"].max()) + 5_000, 700)).astype(np.int64)
+    depth_at = rng.random(times.size) < 0.5
+    whole = sample_at_times(messages, times, bands_bps=(25.0,), max_age_ns=20_000)
+    streamed = replay_stream(_batches(rows, sizes), messages.ladder, times, (25.0,), depth_at,
+                             max_age_ns=20_000)
+    assert whole.valid.sum() > 100 and (~whole.valid).sum() > 10
+    for name in ("valid", "bid", "ask", "bid_qty", "ask_qty"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(whole, name), err_msg=name)
+    np.testing.assert_array_equal(streamed.depth_bid[:, depth_at], whole.depth_bid[:, depth_at])
+    np.testing.assert_array_equal(streamed.depth_ask[:, depth_at], whole.depth_ask[:, depth_at])
+    assert np.isnan(streamed.depth_bid[:, ~depth_at]).all()
+    np.testing.assert_array_equal(streamed.status, whole.status)
+
+
+def test_ladder_clips_far_placeholder_quotes():
+    ladder = Ladder.spanning(1.0, 1e9, 0.1, center_price=60_000.0)
+    assert ladder.n_levels <= 1 << 25
+    levels = ladder.index(np.array([1.0, 30_001.0, 60_000.0, 89_999.0, 1e9, np.nan]))
+    assert levels.tolist()[0] == -1 and levels.tolist()[4:] == [-1, -1]
+    assert (levels[1:4] >= 0).all()
+    np.testing.assert_array_equal(ladder.price(levels[1:4]), [30_001.0, 60_000.0, 89_999.0])

@@ -118,10 +118,15 @@ def test_params_validation_names_the_field():
 
 # -- prefix invariance and chunking ---------------------------------------------------------------------
 def _truncated_copy(store: TickStore, symbol: str, cut_ns: int, root) -> TickStore:
-    """A copy of ``store`` for ``symbol`` without the rows after ``cut_ns``."""
+    """A copy of ``store`` for ``symbol`` without the rows after ``cut_ns``: as if every input had
+    ended at ``cut_ns`` (their covered spans end there too)."""
     copy = TickStore(root)
     with copy.transaction() as tx:
         tx.write_symbols(store.symbols())
+        for span in store.coverage_table().to_pylist():
+            if span["symbol"] == symbol and span["start_ns"] <= cut_ns:
+                tx.cover(span["table"], symbol, span["start_ns"], min(span["end_ns"], cut_ns + 1),
+                         span["source"])
         for table in store.tables():
             if table == "symbols" or symbol not in store.symbols_in(table):
                 continue
@@ -136,11 +141,6 @@ def _check_prefix_invariance(store, symbol, start, end, cut_ns, params, tmp_path
     cut = compute_features(truncated, symbol, start, end, params, "cpu")
     keep = int(np.searchsorted(full.column("ts").to_numpy(), cut_ns, side="right"))
     assert 0 < keep < full.num_rows
-    if store.dates("liquidations", symbol) and not truncated.dates("liquidations", symbol):
-        # no liquidation before the cut: the copy has no feed at all (NaN), the full store has 0s
-        for name in ("liq_sell_notional", "liq_buy_notional"):
-            assert (full.column(name).to_numpy()[:keep] == 0).all()
-            cut = cut.set_column(cut.column_names.index(name), name, full.column(name))
     _assert_same(full.slice(0, keep), cut.slice(0, keep))
     return full, cut, keep
 
@@ -296,34 +296,48 @@ def _write(store: TickStore, table: str, columns: dict) -> None:
 
     with store.transaction() as tx:
         tx.write(table, SYMBOL, pa.table(columns, schema=TABLES[table].schema))
+        tx.cover(table, SYMBOL, T0 - 86_400_000 * MS, T0 + 86_400_000 * MS, "test")
+
+
+def _book_at(store, times, params):
+    """The loader's book at the given tick times."""
+    from gpu_lpi.chunk_inputs import load_chunk
+    from gpu_lpi.grid import make_grid
+
+    grid = make_grid(int(times[0]), int(times[-1]) + 1, params)
+    inputs = load_chunk(store, SYMBOL, grid, params)
+    return inputs.book_source, inputs.book.at(np.searchsorted(grid.times, times))
 
 
 def test_book_fallbacks_top_n_levels_and_depth_bands(tmp_path):
     """Without L2 diffs the depth comes from top-N snapshots, else from bookDepth bands (spec η band
     on the snapshot's levels; the narrowest percentage band), never from stale rows."""
-    from gpu_lpi.book_at_ticks import book_source, sample_book
-
     quotes = {"ts": [T0 - 10 * MS], "bid": [100.0], "ask": [100.02], "bid_qty": [1.0], "ask_qty": [2.0],
               "update_id": [1], "local_ts": [None]}
     store = build_store(tmp_path / "store", quotes)
-    params = FeatureParams(eta_bps=10.0, book_max_age_s=1.0)
+    params = FeatureParams(eta_bps=10.0, book_max_age_s=1.0, window_hours=0.001,
+                           adv_window_hours=0.001, depth_window_hours=0.001, min_periods_s=0.5)
     times = np.array([T0, T0 + 500 * MS, T0 + 3_000 * MS])
-    assert book_source(store, SYMBOL) == "book_ticker"
+    assert _book_at(store, times, params)[0] == "book_ticker"
     _write(store, "depth_bands", {"ts": [T0 - 5 * MS] * 4, "pct": [-1.0, -5.0, 1.0, 5.0],
                                   "depth": [7.0, 30.0, 9.0, 40.0], "notional": [0.0] * 4})
-    assert book_source(store, SYMBOL) == "depth_bands"
-    bands = sample_book(store, SYMBOL, "depth_bands", times, params)
+    source, bands = _book_at(store, times, params)
+    assert source == "depth_bands"
     np.testing.assert_array_equal(bands.depth_bid[:2], [7.0, 7.0])
     np.testing.assert_array_equal(bands.depth_ask[:2], [9.0, 9.0])
     assert bands.bid[0] == 100.0 and np.isnan(bands.depth_bid[2]) and np.isnan(bands.bid[2])
+    # a later snapshot with a narrower band: earlier ticks keep theirs (prefix invariance)
+    _write(store, "depth_bands", {"ts": [T0 + 2_000 * MS] * 2, "pct": [-0.2, 0.2], "depth": [1.0, 2.0],
+                                  "notional": [0.0] * 2})
+    np.testing.assert_array_equal(_book_at(store, times, params)[1].depth_bid[:2], [7.0, 7.0])
     # a top-5 snapshot: 100.00, 99.95, 99.90, 99.85, 99.80 (10 bps below 100 is 99.90: 3 levels in)
     levels = np.arange(5)
     _write(store, "book_levels", {
         "ts": [T0 - 1 * MS] * 5, "level": levels.astype(np.int16), "bid": 100.0 - 0.05 * levels,
         "bid_qty": [1.0, 2.0, 4.0, 8.0, 16.0], "ask": 100.02 + 0.05 * levels,
         "ask_qty": [3.0, 5.0, 7.0, 11.0, 13.0], "local_ts": [None] * 5})
-    assert book_source(store, SYMBOL) == "book_levels"
-    top = sample_book(store, SYMBOL, "book_levels", times, params)
+    source, top = _book_at(store, times, params)
+    assert source == "book_levels"
     assert top.bid[0] == 100.0 and top.ask[0] == 100.02 and top.bid_qty[0] == 1.0
     assert top.depth_bid[0] == 1.0 + 2.0 + 4.0          # 99.90 >= 100 * (1 - 0.001)
     assert top.depth_ask[0] == 3.0 + 5.0 + 7.0           # 100.12 <= 100.02 * 1.001 = 100.12002

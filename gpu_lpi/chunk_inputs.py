@@ -1,0 +1,310 @@
+"""One loader for everything a chunk of the feature engine reads (DESIGN.md §4, steps 1–3).
+
+:func:`load_chunk` reads a symbol's store rows for one tick grid, once, into a :class:`ChunkInputs`
+record: the book sampled at the ticks and at the RV sub-samples, the market trades, liquidations
+and open interest the ticks aggregate, the covered spans of each table, and the partitions read. The
+features, robust z-scores and LPI are then pure functions of that record
+(:func:`gpu_lpi.features.features_from_inputs`).
+
+What is read, for a grid whose loaded ticks run from ``t_0`` to ``t_n`` (``t_0`` already includes
+the history the windows need, see :mod:`gpu_lpi.grid`):
+
+==============  ============================================================================
+depth_diff      from the latest snapshot at or before ``t_0 − Δ`` to ``t_n``, streamed
+book_levels,    ``[t_0 − Δ − book_max_age, t_n]``, streamed (as-of samples)
+book_ticker
+depth_bands     the same range, read whole (one snapshot a minute)
+trades,         ``(t_0 − Δ, t_n]``: market trades only, as the ticks aggregate them
+liquidations
+open_interest   ``[t_0 − Δ_OI − max_age − EWMA support, t_n]``
+==============  ============================================================================
+
+Coverage (:mod:`gpu_lpi.store.coverage`): a tick's book is missing where its time is not covered
+by the book source's spans (for ``depth_bands``, by those of ``book_ticker`` too); its trade and
+liquidation sums are missing unless the whole interval ``(t − Δ, t]`` is covered; an open-interest
+value is missing where its time is not covered. Missing is NaN, never zero volume nor a book frozen
+past a capture's end.
+
+Fingerprint: the record's :attr:`ChunkInputs.fingerprint` hashes what the values depend on: every
+partition file in the read ranges (relative path, size, modification time), the covered spans in
+those ranges, the symbol's reference data, the book source, the parameters and
+:data:`FEATURES_VERSION`. :func:`fingerprint_of` recomputes it from the recorded ranges without
+reading rows, so a run can tell whether a finished chunk is still up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from gpu_lpi.book import REPLAY_COLUMNS, last_snapshot_ts, ladder_for_range, replay_stream
+from gpu_lpi.book_at_ticks import (BOOK_SOURCES, TOP_COLUMNS, BookAtTicks, band_depths, choose_source,
+                                   levels_book, table_batches, ticker_book)
+from gpu_lpi.device import read_arrays_on_device
+from gpu_lpi.errors import ConfigError
+from gpu_lpi.grid import TickGrid
+from gpu_lpi.params import FeatureParams
+from gpu_lpi.schema import TRADE_KIND_MARKET
+from gpu_lpi.store import Spans, TickStore
+
+#: Bump when a change to the engine changes feature values: finished chunks are then recomputed.
+FEATURES_VERSION = 2
+EWMA_SUPPORT_HALFLIVES = 4
+#: Tables whose coverage a chunk uses, besides its book source.
+FLOW_TABLES = ("trades", "liquidations", "open_interest")
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """A half-open range ``[start_ns, end_ns)`` of one table that a chunk reads."""
+
+    table: str
+    start_ns: int
+    end_ns: int
+
+
+@dataclass
+class ChunkInputs:
+    """What one chunk's features are computed from (see the module docstring).
+
+    Attributes
+    ----------
+    symbol : str
+    grid : TickGrid
+    params : FeatureParams
+    book_source : str
+        The table the book comes from (one of :data:`~gpu_lpi.book_at_ticks.BOOK_SOURCES`).
+    book : BookAtTicks
+        At every loaded tick; NaN where invalid, stale or not covered.
+    sub_mids : numpy.ndarray
+        Mid at the RV sub-sample times :meth:`TickGrid.subsample_times`.
+    trades : dict of arrays
+        Market trades in ``(t_0 − Δ, t_n]``: ``ts``, ``price``, ``notional``, ``is_buyer_maker``
+        (owned by the ``xp`` the chunk was loaded for).
+    trades_covered : numpy.ndarray of bool
+        Per tick, whether its interval ``(t − Δ, t]`` is covered by the trades' spans.
+    liquidations : dict of numpy.ndarray or None
+        ``ts``, ``side``, ``notional`` in ``(t_0 − Δ, t_n]``; None where the store has no
+        liquidation feed for the symbol.
+    liquidations_covered : numpy.ndarray of bool
+    open_interest : dict of numpy.ndarray or None
+        ``ts``, ``oi`` of the covered updates; None without an OI feed.
+    coverage : dict of Spans
+        Covered spans of each table read, within its read range.
+    reads : list of TableRead
+    fingerprint : str
+    """
+
+    symbol: str
+    grid: TickGrid
+    params: FeatureParams
+    book_source: str
+    book: BookAtTicks
+    sub_mids: np.ndarray
+    trades: dict
+    trades_covered: np.ndarray
+    liquidations: dict | None
+    liquidations_covered: np.ndarray
+    open_interest: dict | None
+    coverage: dict[str, Spans]
+    reads: list[TableRead]
+    fingerprint: str
+
+    def covered_ticks(self) -> np.ndarray:
+        """Per loaded tick, whether any table read covers its time (ticks without are not output)."""
+        times = self.grid.times
+        covered = np.zeros(times.size, dtype=bool)
+        for spans in self.coverage.values():
+            covered |= spans.contains(times)
+        return covered
+
+
+def book_source_of(store: TickStore, symbol: str) -> str:
+    """The best book source the store holds for ``symbol`` (see :mod:`gpu_lpi.book_at_ticks`)."""
+    source = choose_source(table for table in BOOK_SOURCES if store.dates(table, symbol))
+    if source is None:
+        raise ConfigError(f"data.symbols: {symbol} has no book data in {store.root} "
+                          f"(expected one of the tables {', '.join(BOOK_SOURCES)})")
+    return source
+
+
+def tables_read(book_source: str) -> tuple[str, ...]:
+    """The tables a chunk reads with this book source (book tickers, where there are any, give the
+    RV sub-sample mids whatever the source)."""
+    return tuple(dict.fromkeys((book_source, "book_ticker") + FLOW_TABLES))
+
+
+def _max_age_ns(params: FeatureParams) -> int:
+    return int(params.book_max_age_s * 1e9)
+
+
+def _oi_history_ns(params: FeatureParams) -> int:
+    return int((params.oi_lag_s + params.oi_max_age_s
+                + EWMA_SUPPORT_HALFLIVES * params.oi_ewma_halflife_s) * 1e9)
+
+
+def plan_reads(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams,
+               book_source: str) -> list[TableRead]:
+    """The ranges a chunk reads (the ``depth_diff`` one starts at the snapshot the replay needs)."""
+    first, end = grid.start_ns - grid.tick_ns, grid.end_ns + 1
+    book_start = first - _max_age_ns(params)
+    reads = []
+    for table in tables_read(book_source):
+        start = book_start
+        if table == "depth_diff":
+            snapshot = last_snapshot_ts(store, symbol, first)
+            start = snapshot if snapshot is not None else book_start
+        elif table in ("trades", "liquidations"):
+            start = first + 1
+        elif table == "open_interest":
+            start = grid.start_ns - _oi_history_ns(params)
+        reads.append(TableRead(table, int(start), int(end)))
+    return reads
+
+
+def fingerprint_of(store: TickStore, symbol: str, reads: list[TableRead], params: FeatureParams,
+                   book_source: str) -> str:
+    """Hash of everything a chunk's values depend on (see the module docstring); reads no rows."""
+    coverage = store.coverage_table()
+    material = {
+        "version": FEATURES_VERSION, "params": params.to_dict(), "book_source": book_source,
+        "symbol": store.symbol_info(symbol) if symbol in set(store.symbols().column("symbol").to_pylist())
+        else None,
+        "reads": [{"table": read.table, "range": [read.start_ns, read.end_ns],
+                   "files": store.file_stamps(store.partition_paths(read.table, symbol, read.start_ns,
+                                                                    read.end_ns)),
+                   "covered": _spans(coverage, symbol, read).to_list()} for read in reads],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _spans(coverage, symbol: str, read: TableRead) -> Spans:
+    from gpu_lpi.store.coverage import spans_of
+
+    return spans_of(coverage, symbol, read.table).clip(read.start_ns, read.end_ns)
+
+
+def load_chunk(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams,
+               book_source: str | None = None, xp=np) -> ChunkInputs:
+    """Read one chunk's inputs (see the module docstring), as one consistent version of the store.
+
+    ``xp`` (``numpy`` or ``cupy``) owns the trade arrays, the largest the features aggregate: on a
+    GPU with cudf their Parquet is decoded on the device (:func:`gpu_lpi.device.read_arrays_on_device`).
+    """
+    source = book_source or book_source_of(store, symbol)
+    return store.read_consistent(lambda: _load(store, symbol, grid, params, source, xp))
+
+
+def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, source: str,
+          xp) -> ChunkInputs:
+    reads = plan_reads(store, symbol, grid, params, source)
+    fingerprint = fingerprint_of(store, symbol, reads, params, source)
+    by_table = {read.table: read for read in reads}
+    coverage = store.coverage_table()
+    covered = {read.table: _spans(coverage, symbol, read) for read in reads}
+    times = grid.times
+    sub_times = grid.subsample_times(params.rv_subsamples)
+    book, sub_mids = _book(store, symbol, params, source, by_table, times, sub_times)
+    book_spans = covered[source]
+    if source == "depth_bands":
+        book_spans = Spans.union(*_intersect(book_spans, covered["book_ticker"]))
+    book = book.where(book_spans.contains(times))
+    mid_spans = covered["book_ticker"] if store.dates("book_ticker", symbol) else book_spans
+    sub_mids = np.where(mid_spans.contains(sub_times), sub_mids, np.nan)
+
+    interval_low = times - grid.tick_ns
+    trades = _market_trades(store, symbol, by_table["trades"], xp)
+    liquidations = None
+    if _has_feed(store, symbol, "liquidations", covered):
+        read = by_table["liquidations"]
+        liquidations = store.read_arrays("liquidations", symbol, read.start_ns, read.end_ns,
+                                         ("ts", "side", "notional"))
+    open_interest = None
+    if _has_feed(store, symbol, "open_interest", covered):
+        read = by_table["open_interest"]
+        rows = store.read_arrays("open_interest", symbol, read.start_ns, read.end_ns, ("ts", "oi"))
+        keep = covered["open_interest"].contains(rows["ts"])
+        open_interest = {"ts": rows["ts"][keep], "oi": rows["oi"][keep].astype(np.float64)}
+    return ChunkInputs(
+        symbol=symbol, grid=grid, params=params, book_source=source, book=book, sub_mids=sub_mids,
+        trades=trades, trades_covered=covered["trades"].contains_intervals(interval_low, times),
+        liquidations=liquidations,
+        liquidations_covered=covered["liquidations"].contains_intervals(interval_low, times),
+        open_interest=open_interest, coverage=covered, reads=reads, fingerprint=fingerprint)
+
+
+def _has_feed(store: TickStore, symbol: str, table: str, covered: dict[str, Spans]) -> bool:
+    """Whether the symbol has that feed here: covered in the read range, or with rows somewhere.
+
+    A covered span without rows is a feed that had no events (zeros); no feed at all is NaN.
+    """
+    return bool(len(covered[table])) or bool(store.dates(table, symbol))
+
+
+def _intersect(a: Spans, b: Spans):
+    """Start and end arrays of the intersection of two span sets."""
+    starts, ends = [], []
+    for low, high in a.to_list():
+        clipped = b.clip(low, high)
+        starts.extend(clipped.start.tolist())
+        ends.extend(clipped.end.tolist())
+    return starts, ends
+
+
+def _market_trades(store: TickStore, symbol: str, read: TableRead, xp) -> dict:
+    rows = read_arrays_on_device(store, "trades", symbol, read.start_ns, read.end_ns,
+                                 ("ts", "price", "notional", "is_buyer_maker", "kind"), xp)
+    market = rows.pop("kind") == TRADE_KIND_MARKET
+    return {name: xp.ascontiguousarray(values[market]) for name, values in rows.items()}
+
+
+def _book(store, symbol, params, source, by_table, times, sub_times) -> tuple[BookAtTicks, np.ndarray]:
+    """The book at the ticks and the mids at the sub-sample times (before coverage)."""
+    max_age = _max_age_ns(params)
+    has_ticker = bool(store.dates("book_ticker", symbol))
+
+    def batches(table, columns):
+        read = by_table[table]
+        return table_batches(store.iter_batches(table, symbol, read.start_ns, read.end_ns, columns),
+                             columns)
+
+    def ticker(at):
+        return ticker_book(batches("book_ticker", ("ts", *TOP_COLUMNS)), at, max_age)
+
+    sub_mids = ticker(sub_times).mid() if has_ticker else None
+    if source == "depth_diff":
+        read = by_table["depth_diff"]
+        ladder = ladder_for_range(store, symbol, read.start_ns, read.end_ns,
+                                  store.symbol_info(symbol)["tick_size"])
+        sample_times = times if has_ticker else sub_times
+        depth_at = None
+        if not has_ticker:   # the ticks are every n-th sub-sample time
+            depth_at = np.zeros(sub_times.size, dtype=bool)
+            depth_at[params.rv_subsamples::params.rv_subsamples] = True
+        samples = replay_stream(store.iter_batches("depth_diff", symbol, read.start_ns, read.end_ns,
+                                                   REPLAY_COLUMNS),
+                                ladder, sample_times, (params.eta_bps,), depth_at, max_age)
+        book = BookAtTicks(samples.bid, samples.ask, samples.bid_qty, samples.ask_qty,
+                           samples.depth_bid[0], samples.depth_ask[0]).where(samples.valid)
+        if not has_ticker:
+            sub_mids = book.mid()
+            book = book.at(depth_at)
+        return book, sub_mids
+    if source == "book_levels":
+        names = ("ts", "level", *TOP_COLUMNS)
+        book = levels_book(batches("book_levels", names), times, params.eta_bps, max_age)
+        if sub_mids is None:
+            sub_mids = levels_book(batches("book_levels", names), sub_times, params.eta_bps, max_age).mid()
+        return book, sub_mids
+    book = ticker(times)
+    if source == "depth_bands":
+        read = by_table["depth_bands"]
+        bands = store.read_arrays("depth_bands", symbol, read.start_ns, read.end_ns, ("ts", "pct", "depth"))
+        book.depth_bid, book.depth_ask = band_depths(bands, times, max_age)
+        book = book.where(~np.isnan(book.depth_bid) & ~np.isnan(book.depth_ask))
+    return book, sub_mids
+
+
