@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from isal import isal_zlib
-from tqdm import tqdm
 
 from gpu_lpi.errors import InputError
+from gpu_lpi.progress import progress_bar
 
 #: Size of the line-aligned text blocks :func:`iter_line_blocks` yields (memory per block is a few
 #: times this, whatever the file's size).
@@ -210,7 +210,7 @@ def _blocks(data: bytes, block_bytes: int, final: bool) -> Iterator[tuple[int, i
 def parse_files(files: list[Path], progress: bool, parse_file):
     """Yield the non-empty ``(table, symbol, rows)`` chunks of ``parse_file(path)`` for each file,
     under a progress bar over the files' bytes."""
-    with progress_bar(files, progress) as bar:
+    with files_progress_bar(files, progress) as bar:
         for path in files:
             for table, symbol, rows in parse_file(path):
                 if rows.num_rows:
@@ -218,8 +218,8 @@ def parse_files(files: list[Path], progress: bool, parse_file):
             bar.update(path.stat().st_size)
 
 
-def progress_bar(files: list[Path], enabled: bool, unit_name: str = "file") -> tqdm:
+def files_progress_bar(files: list[Path], enabled: bool):
     """A progress bar over the compressed bytes of ``files`` (shown only on a terminal)."""
     total = sum(f.stat().st_size for f in files)
-    return tqdm(total=total, unit="B", unit_scale=True, disable=None if enabled else True,
-                desc=f"ingest {len(files)} {unit_name}(s)", leave=False)
+    return progress_bar(total, f"ingest {len(files)} file(s)", unit="B", enabled=enabled,
+                        unit_scale=True)

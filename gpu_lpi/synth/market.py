@@ -181,7 +181,11 @@ def _emit(state, params, qty, rng, messages, level_price, level_qty, counts, kin
 @njit
 def _emit_book_ticker(state, params, qty, rng, messages, level_price, level_qty, counts, event_ms,
                       trade_ms):
+    """A book ticker of the current top; none while a side is empty (Binance's stream has no way to
+    say so, and the store rejects a zero best quantity)."""
     bid, bid_qty, ask, ask_qty = top_of_book(state, qty)
+    if bid_qty == 0 or ask_qty == 0:
+        return
     _emit(state, params, qty, rng, messages, level_price, level_qty, counts, BOOK_TICKER, event_ms,
           trade_ms, state.update_id, bid + state.base_tick, bid_qty, ask + state.base_tick, ask_qty, 0)
     state.last_ticker_u = state.update_id

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
+
+from gpu_lpi.progress import progress_bar
 
 from . import calibration as cal
 from .episodes import KIND_NAMES, plan_episodes
@@ -144,7 +145,7 @@ def synthesize(out_dir, fmt: str, symbols, start: date, days: int, seed: int, ra
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     first_day_ms = int(datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp() * 1000)
-    bar = tqdm(total=len(symbols) * days * DAY_MS // CHUNK_MS, unit="chunk", disable=not progress)
+    bar = progress_bar(len(symbols) * days * DAY_MS // CHUNK_MS, "synth", unit="chunk", enabled=progress)
     files, labels, messages = [], [], 0
     for symbol in symbols:
         symbol_fmt, tick, lot = reference[symbol]
