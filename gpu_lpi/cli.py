@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from gpu_lpi import interrupts
 from gpu_lpi.errors import GpuLpiError
 
 _FORMAT_CHOICE = click.Choice(["binance-ws", "binance-archive", "tardis"])
@@ -30,8 +31,11 @@ def _reports_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        interrupts.install()
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            interrupts.checkpoint()     # a Ctrl-C that a C callback swallowed still ends in 130
+            return result
         except GpuLpiError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)

@@ -55,6 +55,7 @@ from gpu_lpi.chunk_inputs import TableRead, book_source_of, fingerprint_of, tabl
 from gpu_lpi.device import resolve_device
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.features import STAGES, compute_feature_chunk
+from gpu_lpi.interrupts import checkpoint
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.progress import progress_bar
 from gpu_lpi.store import NS_PER_DAY, Spans, TickStore, date_to_ns, ns_to_date
@@ -326,12 +327,14 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
     seconds = dict.fromkeys(STAGES, 0.0)
     tmp_root = out / "features" / "_tmp"
     arguments = [(str(store.root), c, spec.params, target, sources[c.symbol], tmp_root) for c in todo]
-    with progress_bar(len(todo), "features", unit="chunk") as bar:
-        for stage_seconds in _execute(arguments, client):
-            for stage, value in stage_seconds.items():
-                seconds[stage] += value
-            bar.update()
-    shutil.rmtree(tmp_root, ignore_errors=True)
+    try:
+        with progress_bar(len(todo), "features", unit="chunk") as bar:
+            for stage_seconds in _execute(arguments, client):
+                for stage, value in stage_seconds.items():
+                    seconds[stage] += value
+                bar.update()
+    finally:   # an interrupted chunk leaves no partial file behind; finished ones are kept
+        shutil.rmtree(tmp_root, ignore_errors=True)
     seconds["total"] = time.perf_counter() - begin
     job_range = (date_to_ns(spec.start), date_to_ns(spec.end) + NS_PER_DAY)
     used = {symbol: {table: [[int(a), int(b)] for a, b in spans.clip(*job_range).to_list()]
@@ -346,7 +349,9 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
 def _execute(arguments: list[tuple], client):
     if client is None:
         for args in arguments:
-            yield _compute_and_write(*args)
+            result = _compute_and_write(*args)
+            checkpoint()
+            yield result
         return
     from distributed import as_completed
 

@@ -77,3 +77,44 @@ def test_progress_bars_stay_out_of_logs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stdout + done.stderr and "chunk/s" not in done.stderr
     assert done.stdout.count("\n") <= 3
+
+
+def test_ctrl_c_while_compiling_exits_130_and_leaves_no_partial_files(tmp_path):
+    """The issue's case: Ctrl-C while numba compiled was swallowed (exit 0). With a cold compile
+    cache, SIGINT at several moments of ``gpu-lpi run``: exit status 130, every chunk file written
+    is complete, no temporary file is left, and re-running finishes the job."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pyarrow.parquet as pq
+
+    from tests.conftest import REPO
+    from tests.feature_stores import random_store
+
+    store = random_store(tmp_path / "store", seed=2, minutes=10.0)
+    job = tmp_path / "job.toml"
+    job.write_text(f'[data]\nstore = "{store.root}"\nsymbols = ["TESTUSDT"]\nstart = 2024-08-05\n'
+                   'end = 2024-08-05\n[params]\nwindow_hours = 0.05\nadv_window_hours = 0.05\n'
+                   'depth_window_hours = 0.05\nmin_periods_s = 10\n[cluster]\nchunk_hours = 1\n')
+    for delay in (1.0, 2.5, 4.0):
+        out = tmp_path / f"run-{delay}"
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"cache-{delay}"))
+        process = subprocess.Popen([sys.executable, "-m", "gpu_lpi.cli", "run", str(job), "--out", str(out),
+                                    "--device", "cpu"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        assert process.poll() is None, "the cold run finished before the signal: raise the delays"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 130, err[-2000:]
+        assert err.strip().endswith("interrupted") and "Traceback" not in err
+        assert not (out / "features" / "_tmp").exists()
+        for part in (out / "features").rglob("*.parquet") if (out / "features").exists() else ():
+            pq.read_table(part)
+    again = _invoke("run", job, "--out", tmp_path / "run-4.0", "--device", "cpu")
+    assert again.exit_code == 0, again.output
+    features = ds.dataset(tmp_path / "run-4.0" / "features", format="parquet", partitioning="hive")
+    assert features.count_rows() == 10 * 60 * 4      # every covered tick of the day, once

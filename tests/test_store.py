@@ -314,3 +314,25 @@ def test_reingested_agg_trade_with_another_price_is_a_reported_conflict(tmp_path
     assert stored.num_rows == 50
     assert stored.column("price").to_pylist()[7] == 60007.5
     assert "conflicts" in report.summary()
+
+
+@pytest.mark.realdata
+def test_ctrl_c_during_an_ingest_exits_130_and_changes_nothing(real_captures, tmp_path):
+    import signal
+
+    store = TickStore(tmp_path / "store")
+    _write(store, trades([T0], [10**9], [100.0]))
+    before = store_files(store.root)
+    for delay in (1.5, 4.0):
+        process = subprocess.Popen([sys.executable, "-m", "gpu_lpi.cli", "ingest", "--format", "binance-ws",
+                                    *map(str, real_captures), "--store", str(store.root)], cwd=REPO,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        if process.poll() is not None:
+            pytest.skip("the ingest finished before the signal")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 130, err[-2000:]
+        assert store_files(store.root) == before
+        staging = store.root / "_staging"
+        assert not staging.exists() or not any(staging.iterdir())

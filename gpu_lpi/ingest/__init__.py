@@ -16,6 +16,7 @@ from pathlib import Path
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest.report import IngestContext, IngestReport
 from gpu_lpi.ingest.value_rules import TimeBounds
+from gpu_lpi.interrupts import checkpoint
 from gpu_lpi.reference_data import SymbolRegistry
 from gpu_lpi.store import TickStore
 from gpu_lpi.store.transaction import probe_writable
@@ -120,6 +121,7 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
         for table, symbol, rows in parse(files, ctx, progress=progress):
             report.rows[(table, symbol)] += rows.num_rows
             tx.write(table, symbol, rows)
+            checkpoint()
         if report.total_rows == 0:
             raise InputError(", ".join(map(str, sources)), None,
                              f"no rows ingested (is --format {fmt} right?)")

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gpu_lpi.interrupts import checkpoint
 from gpu_lpi.progress import progress_bar
 
 from . import calibration as cal
@@ -158,6 +159,7 @@ def synthesize(out_dir, fmt: str, symbols, start: date, days: int, seed: int, ra
             writer.write(chunk)
             messages += chunk.messages.size
             bar.update(1)
+            checkpoint()
         files += writer.close()
         labels.append(_labels(symbol, episodes))
     bar.close()
