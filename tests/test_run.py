@@ -198,3 +198,27 @@ def test_long_date_ranges_cost_what_the_data_holds(store, tmp_path):
                            cluster={"chunk_hours": 1}), out=tmp_path / "run", device="cpu")
     assert result.chunks["computed"] == 2
     assert time.perf_counter() - begin < 60
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("chunk_hours", [1, 6, 24])
+def test_shipped_real_captures_spec_runs(real_store, tmp_path, chunk_hours):
+    """The issue's case: jobs/specs/real_captures.toml (and chunk_hours 1, 6, 12) crashed."""
+    import tomllib
+
+    from tests.conftest import REPO
+
+    spec = tomllib.loads((REPO / "jobs" / "specs" / "real_captures.toml").read_text())
+    spec["data"]["store"] = str(real_store[0].root)
+    spec["data"]["start"] = "2024-07-17"          # a day before the data, too
+    spec["cluster"]["chunk_hours"] = chunk_hours
+    result = run_job(spec, out=tmp_path / "run", device="cpu")
+    table = result.features()
+    days = {(s, str(d)) for s, d in zip(table.column("symbol").to_pylist(), table.column("date").to_pylist())}
+    assert days == {("BTCUSDT", "2024-07-18"), ("BTCUSDT", "2024-07-19"), ("BTCUSDT", "2024-08-08"),
+                    ("BTCUSDT", "2024-08-09"), ("ETHUSDT", "2024-07-18"), ("ETHUSDT", "2024-07-19"),
+                    ("ETHUSDT", "2024-08-08"), ("ETHUSDT", "2024-08-09"), ("BTCUSD_PERP", "2024-08-08"),
+                    ("BTCUSD_PERP", "2024-08-09")}
+    assert np.isfinite(table.column("lpi_down").to_numpy()).sum() > 5_000
+    meta = orjson.loads((tmp_path / "run" / "run.json").read_bytes())
+    assert len(meta["covered_spans_ns"]["BTCUSDT"]["depth_diff"]) == 2
