@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from numba import njit
 
 from gpu_lpi.errors import InputError
+from kernels.jit import njit
 
 #: Message kinds, in bucket order. ``partialDepth`` is a top-N book (``@depth5/10/20``): the same
 #: payload as a diff, but a snapshot of the first N levels, never a diff.
@@ -67,7 +67,7 @@ class Bucket:
         self.local.append(stamp)
 
 
-@njit(cache=True)
+@njit
 def _matches(buf, at, pattern):
     if at + pattern.size > buf.size:
         return False
@@ -77,7 +77,7 @@ def _matches(buf, at, pattern):
     return True
 
 
-@njit(cache=True)
+@njit
 def _stream_kind(buf, start, stop, names, name_starts, name_kinds):
     """Kind index of the stream type ``buf[start:stop]``, or -3 if it is not a known type."""
     length = stop - start
@@ -95,7 +95,7 @@ def _stream_kind(buf, start, stop, names, name_starts, name_kinds):
     return -3
 
 
-@njit(cache=True)
+@njit
 def _scan_lines(buf, names, name_starts, name_kinds, head, data_tag):
     """One pass over a block: per non-empty line its number, local stamp, kind and bounds.
 
