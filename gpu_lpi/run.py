@@ -316,6 +316,11 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
     covered = {symbol: Spans.union(np.concatenate([s.start for s in by_table.values()]),
                                    np.concatenate([s.end for s in by_table.values()]))
                for symbol, by_table in spans.items()}
+    for symbol, by_table in spans.items():
+        if not len(covered[symbol]):
+            raise ConfigError(f"data.store: {store.root} records no covered time spans for {symbol}, "
+                              f"although it holds {sources[symbol]} rows (a store written before spans "
+                              "were recorded?); re-ingest its input files into a new store")
     config = spec.resolved()
     _claim_run_folder(out, config)
 

@@ -222,3 +222,12 @@ def test_shipped_real_captures_spec_runs(real_store, tmp_path, chunk_hours):
     assert np.isfinite(table.column("lpi_down").to_numpy()).sum() > 5_000
     meta = orjson.loads((tmp_path / "run" / "run.json").read_bytes())
     assert len(meta["covered_spans_ns"]["BTCUSDT"]["depth_diff"]) == 2
+
+
+def test_a_store_without_covered_spans_is_refused(tmp_path):
+    import shutil
+
+    store = random_store(tmp_path / "store", seed=5, minutes=1.0)
+    shutil.rmtree(store.root / "coverage")
+    with pytest.raises(ConfigError, match="records no covered time spans for TESTUSDT"):
+        run_job(_spec(store), out=tmp_path / "run", device="cpu")
