@@ -62,6 +62,9 @@ class TableSpec:
         Columns that must be equal for a row with a stored identity to be a repeat, not a conflict.
     id_column : str or None, default None
         The source's id among the identity columns: a row where it is :data:`NO_ID` has no identity.
+    last_repeat_wins : bool, default False
+        Of two new rows with one identity, keep the last (a source's later row overrides) rather
+        than the first.
     """
 
     name: str
@@ -71,6 +74,7 @@ class TableSpec:
     identity: tuple[str, ...] = ()
     compare: tuple[str, ...] = ()
     id_column: str | None = None
+    last_repeat_wins: bool = False
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
@@ -130,6 +134,7 @@ TABLES: dict[str, TableSpec] = {
             identity=("seq_last", "is_snapshot", "side", "price"),
             compare=("ts", "seq_first", "seq_prev", "qty"),
             id_column="seq_last",
+            last_repeat_wins=True,
         ),
         TableSpec(
             "book_levels",

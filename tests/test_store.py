@@ -78,6 +78,11 @@ def test_depth_levels_are_identified_within_their_message():
     assert merge_rows(rows([1.0, 2.0, float("nan")]), rows([1.0, 2.0, float("nan")]), spec).added == 0
     changed = merge_rows(rows([1.0, 2.0, float("nan")]), rows([1.0, 3.0, float("nan")]), spec)
     assert changed.added == 0 and changed.conflicts == 1
+    # one level twice in a new message: the later quantity is the one the replay would apply
+    twice = pa.concat_tables([rows([1.0, 2.0, float("nan")]).slice(0, 2), rows([5.0, 2.0, 0.0]).slice(0, 1)])
+    merged = merge_rows(spec.schema.empty_table(), twice, spec)
+    assert merged.added == 2 and merged.conflicts == 1
+    assert dict(zip(merged.rows.column("side").to_pylist(), merged.rows.column("qty").to_pylist())) == {0: 5.0, 1: 2.0}
 
 
 def test_a_stored_id_with_another_time_is_a_conflict_across_windows(tmp_path):

@@ -5,7 +5,9 @@ Row rules (the table's :class:`~gpu_lpi.schema.TableSpec`):
 * a row with an *identity* (a trade id, a book-ticker update id, a depth level of a numbered
   message, ...) already stored is a repeat when its ``compare`` columns equal the stored row's, and a
   *conflict* otherwise; either way it is not added (the stored row wins) and conflicts are reported.
-  Two new rows with one identity: the first is kept, the second is a repeat or a conflict;
+  Two new rows with one identity: the first is kept and the other is a repeat or a conflict -- the
+  last one, for tables where a later row of a source overrides an earlier one (a depth level given
+  twice in one message: the book replay applies the last);
 * rows without identity are merged as a multiset on the table's key: a new row is added unless the
   partition already holds as many rows with its key as the new data does. Re-ingesting an input
   therefore changes nothing, while rows repeated inside one source (identical trades without ids)
@@ -125,9 +127,12 @@ def _stacked(stored: pa.Table, stored_rows: np.ndarray, new: pa.Table, new_rows:
             for name in names]
 
 
-def _groups(columns: list[np.ndarray], is_new: np.ndarray):
-    """Order by ``columns`` then stored-before-new then position; per sorted row, its group's start."""
+def _groups(columns: list[np.ndarray], is_new: np.ndarray, newest_first: bool = False):
+    """Order by ``columns``, then stored before new, then position (new rows last first if
+    ``newest_first``); per sorted row, the position of its group's first row."""
     position = np.arange(is_new.size)
+    if newest_first:
+        position = np.where(is_new, -position, position)
     order = np.lexsort([position, is_new, *columns[::-1]])
     starts = np.ones(order.size, dtype=bool)
     for values in columns:
@@ -143,7 +148,7 @@ def _identity_merge(stored, stored_rows, new, new_rows, spec, moved_ids):
     """Indices (into ``new``) of the rows to add, and of the conflicting ones."""
     is_new = np.r_[np.zeros(stored_rows.size, dtype=bool), np.ones(new_rows.size, dtype=bool)]
     order, starts, group_start = _groups(_stacked(stored, stored_rows, new, new_rows, spec.identity),
-                                         is_new)
+                                         is_new, newest_first=spec.last_repeat_wins)
     source = np.r_[stored_rows, new_rows][order]
     new_sorted = is_new[order]
     same = np.ones(order.size, dtype=bool)
