@@ -341,3 +341,37 @@ def test_ctrl_c_during_an_ingest_exits_130_and_changes_nothing(real_captures, tm
         assert store_files(store.root) == before
         staging = store.root / "_staging"
         assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_a_reader_during_a_publish_sees_one_version(tmp_path):
+    """Reads that span two tables while a slow commit publishes its files one by one: every read is
+    wholly before or wholly after it, while a plain sequence of reads (in a thread beside) sees a mix."""
+    import threading
+
+    store = TickStore(tmp_path)
+    _write(store, trades([T0], [10**9], [100.0]))
+    writer = _writer(tmp_path, 0, slow=0.1)
+
+    def counts(read):
+        return (read("trades", "BTCUSDT", None, None, ["ts"]).num_rows,
+                read("trades", "ETHUSDT", None, None, ["ts"]).num_rows)
+
+    plain = set()
+
+    def plain_reads():
+        while writer.poll() is None:
+            try:
+                plain.add(counts(TickStore(tmp_path)._read))
+            except StoreError:
+                pass     # a file renamed away under the dataset scan
+
+    thread = threading.Thread(target=plain_reads)
+    thread.start()
+    seen = set()
+    while writer.poll() is None:
+        seen.add(store.read_consistent(lambda: counts(store._read)))
+    thread.join()
+    assert writer.returncode == 0, writer.stderr.read()
+    seen.add(store.read_consistent(lambda: counts(store._read)))
+    assert seen <= {(1, 0), (801, 800)} and (801, 800) in seen
+    assert plain - {(1, 0), (801, 800)}, "the slowed publish should have been caught midway"
