@@ -41,10 +41,11 @@ def _ingest(files, store: Path) -> subprocess.Popen:
 
 
 def _finish(process: subprocess.Popen) -> str:
+    """Wait for an ingest; return what it printed (standard output and error)."""
     out, err = process.communicate(timeout=600)
     if process.returncode != 0:
         raise SystemExit(f"ingest failed ({process.returncode}): {err[-2000:]}")
-    return out
+    return out + err
 
 
 def _rows(root: Path) -> dict:
@@ -126,8 +127,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        kill_trials(args.data, args.kills, Path(tmp))
-        concurrent_trials(args.data, args.concurrent, Path(tmp))
+        if args.kills:
+            kill_trials(args.data, args.kills, Path(tmp))
+        if args.concurrent:
+            concurrent_trials(args.data, args.concurrent, Path(tmp))
 
 
 if __name__ == "__main__":
