@@ -375,3 +375,42 @@ def test_a_reader_during_a_publish_sees_one_version(tmp_path):
     seen.add(store.read_consistent(lambda: counts(store._read)))
     assert seen <= {(1, 0), (801, 800)} and (801, 800) in seen
     assert plain - {(1, 0), (801, 800)}, "the slowed publish should have been caught midway"
+
+
+@pytest.mark.parametrize("damage", ["renamed_ts", "ts_as_timestamp", "no_local_ts", "reversed_rows"])
+def test_partitions_rewritten_by_other_tools_are_named_not_misread(tmp_path, damage):
+    """The red team's case: a partition rewritten with a renamed ``ts`` gave zero volume on every
+    tick (the reader filled the missing column with nulls); rows out of time order gave wrong sums."""
+    import pyarrow.compute as pc
+
+    store = TickStore(tmp_path)
+    _write(store, trades([T0 + i * MS for i in range(10)], list(range(10)), [100.0] * 10))
+    part = tmp_path / "trades" / "symbol=BTCUSDT" / "date=2024-08-05" / "part-0.parquet"
+    table = pq.read_table(part)
+    if damage == "renamed_ts":
+        table = table.rename_columns(["time" if n == "ts" else n for n in table.column_names])
+    elif damage == "ts_as_timestamp":
+        table = table.set_column(0, "ts", pc.cast(table.column("ts"), pa.timestamp("ns")))
+    elif damage == "no_local_ts":
+        table = table.drop_columns(["local_ts"])
+    else:
+        table = table.take(pa.array(np.arange(table.num_rows)[::-1]))
+    pq.write_table(table, part)
+    message = "not in time order" if damage == "reversed_rows" else "columns missing or of another type"
+    with pytest.raises(StoreError, match=f"part-0.parquet: corrupt store partition.*{message}"):
+        store.read("trades", "BTCUSDT")
+    with pytest.raises(StoreError, match=message):
+        list(store.iter_batches("trades", "BTCUSDT", 0, 2**62))
+    if damage == "reversed_rows":   # a merge reads by time windows and writes the rows back in order
+        _write(store, trades([T0 + 99 * MS], [99], [100.0]))
+        assert store.read("trades", "BTCUSDT").column("trade_id").to_pylist() == [*range(10), 99]
+        return
+    with pytest.raises(StoreError, match=message):
+        _write(store, trades([T0 + 99 * MS], [99], [100.0]))
+
+
+def test_spans_less_than_a_minute_apart_are_one_span():
+    """Files of one capture ingested one by one: their spans meet across a short gap."""
+    spans = Spans.union([0, 10**9 + 59 * 10**9, 300 * 10**9], [10**9, 200 * 10**9, 301 * 10**9],
+                        join_gap_ns=60 * 10**9)
+    assert spans.to_list() == [(0, 200 * 10**9), (300 * 10**9, 301 * 10**9)]

@@ -188,6 +188,8 @@ class TickStore:
         paths = self.partition_paths(table, symbol, start_ns, end_ns)
         if not paths:
             return spec.schema.empty_table().select(names)
+        for path in paths:
+            self.check_partition(path, table)
         condition = None
         if start_ns is not None:
             condition = ds.field("ts") >= start_ns
@@ -196,9 +198,12 @@ class TickStore:
             condition = upper if condition is None else condition & upper
         try:
             dataset = ds.dataset(paths, schema=spec.schema, format="parquet")
-            return dataset.to_table(columns=names, filter=condition)
+            rows = dataset.to_table(columns=list(dict.fromkeys(["ts", *names])), filter=condition)
         except (pa.ArrowInvalid, OSError) as err:
             raise self._find_corrupt(paths, err) from None
+        if not _ascending(rows.column("ts").to_numpy()):
+            raise self._find_unsorted(paths)
+        return rows.select(names)
 
     def read_arrays(self, table: str, symbol: str, start_ns: int | None = None,
                     end_ns: int | None = None, columns: Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -215,7 +220,11 @@ class TickStore:
         """
         spec = TABLES[table]
         names = list(columns) if columns is not None else spec.schema.names
+        read_names = list(dict.fromkeys(["ts", *names]))
+        schema = pa.schema([spec.schema.field(n) for n in names])
+        last_ts = None
         for path in self.partition_paths(table, symbol, start_ns, end_ns):
+            self.check_partition(path, table)
             try:
                 parquet = pq.ParquetFile(path)
                 meta = parquet.metadata
@@ -225,15 +234,49 @@ class TickStore:
                     if stats is not None and stats.has_min_max and (
                             stats.max < start_ns or stats.min >= end_ns):
                         continue
-                    rows = parquet.read_row_group(index, columns=names)
-                    ts = rows.column("ts") if "ts" in names else parquet.read_row_group(
-                        index, columns=["ts"]).column("ts")
-                    mask = pc.and_(pc.greater_equal(ts, start_ns), pc.less(ts, end_ns))
-                    rows = rows.filter(mask)
+                    rows = parquet.read_row_group(index, columns=read_names)
+                    ts = rows.column("ts").to_numpy()
+                    if not _ascending(ts) or (last_ts is not None and ts.size and ts[0] < last_ts):
+                        raise self._unsorted(Path(path))
+                    last_ts = int(ts[-1]) if ts.size else last_ts
+                    keep = (ts >= start_ns) & (ts < end_ns)
+                    rows = rows.filter(pa.array(keep)) if not keep.all() else rows
                     if rows.num_rows:
-                        yield rows.cast(pa.schema([spec.schema.field(n) for n in names]))
+                        yield rows.select(names).cast(schema)
             except (pa.ArrowInvalid, OSError) as err:
                 raise self.corrupt(Path(path), err) from None
+
+    def check_partition(self, path, table: str) -> None:
+        """Raise :class:`StoreError` unless ``path`` is a Parquet file with ``table``'s columns
+        and types (checked once per file version and process)."""
+        path = Path(path)
+        try:
+            stat = path.stat()
+        except OSError as err:
+            raise self.corrupt(path, err) from None
+        key = (str(path), stat.st_size, stat.st_mtime_ns, table)
+        if key in _CHECKED_PARTITIONS:
+            return
+        try:
+            found = pq.read_schema(path)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise self.corrupt(path, err) from None
+        expected = TABLES[table].schema
+        wrong = [f"{field.name} ({field.type})" for field in expected
+                 if field.name not in found.names or not found.field(field.name).type.equals(field.type)]
+        if wrong:
+            raise self.corrupt(path, ValueError(f"columns missing or of another type: {', '.join(wrong)}; "
+                                                f"expected {expected.names}"))
+        _CHECKED_PARTITIONS.add(key)
+
+    def _unsorted(self, path: Path) -> StoreError:
+        return self.corrupt(path, ValueError("rows are not in time order (was it rewritten by another tool?)"))
+
+    def _find_unsorted(self, paths: list[str]) -> StoreError:
+        for path in paths:
+            if not _ascending(pq.read_table(path, columns=["ts"]).column("ts").to_numpy()):
+                return self._unsorted(Path(path))
+        return self._unsorted(Path(paths[0]))   # each is sorted: their dates overlap
 
     # -- reference data and coverage ---------------------------------------------------------------
     def symbols(self) -> pa.Table:
@@ -302,6 +345,14 @@ class TickStore:
         ``on_wait(text)`` is told if the commit has to wait for another writer.
         """
         return StoreTransaction(self, on_wait=on_wait)
+
+
+#: Partition files whose schema was checked, by (path, size, mtime_ns, table).
+_CHECKED_PARTITIONS: set[tuple] = set()
+
+
+def _ascending(values: np.ndarray) -> bool:
+    return values.size < 2 or bool(np.all(values[1:] >= values[:-1]))
 
 
 def table_arrays(table: pa.Table) -> dict[str, np.ndarray]:

@@ -6,6 +6,10 @@ websocket capture from its first to its last message, an archive or Tardis file 
 :mod:`gpu_lpi.ingest`), in ``STORE/coverage/coverage.parquet`` (one row per span and input, with
 the input's name). A time is covered when some span holds it; outside, values are *missing*, never
 zero volume or a book frozen at the capture's end.
+
+Spans less than :data:`JOIN_GAP_NS` apart are one span, whichever ingests recorded them: that is the
+silence that splits a websocket capture (:mod:`gpu_lpi.ingest.binance_ws.spans`), so a capture
+split into files is one span whether its files were ingested together or one by one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import pyarrow.compute as pc
 
 from gpu_lpi.schema import COVERAGE_SCHEMA
 
+#: Spans closer than this are joined (60 s: a capture's longest silence within one span).
+JOIN_GAP_NS = 60 * 10**9
+
 
 @dataclass(frozen=True)
 class Spans:
@@ -27,8 +34,9 @@ class Spans:
     end: np.ndarray
 
     @classmethod
-    def union(cls, start, end) -> "Spans":
-        """The union of any spans (overlapping and touching spans are joined)."""
+    def union(cls, start, end, join_gap_ns: int = 0) -> "Spans":
+        """The union of any spans (overlapping and touching spans are joined, and spans less than
+        ``join_gap_ns`` apart)."""
         start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
         keep = end > start
         start, end = start[keep], end[keep]
@@ -36,7 +44,7 @@ class Spans:
             return cls(np.empty(0, np.int64), np.empty(0, np.int64))
         order = np.argsort(start, kind="stable")
         start, end = start[order], np.maximum.accumulate(end[order])
-        opens = np.r_[True, start[1:] > end[:-1]]
+        opens = np.r_[True, start[1:] >= end[:-1] + max(join_gap_ns, 1)]
         closes = np.r_[opens[1:], True]
         return cls(start[opens], end[closes])
 
@@ -85,7 +93,8 @@ def merge_coverage(stored: pa.Table, new: pa.Table) -> pa.Table:
 
 
 def spans_of(rows: pa.Table, symbol: str, table: str) -> Spans:
-    """The union of the spans of one symbol and table."""
+    """The union of the spans of one symbol and table (spans within :data:`JOIN_GAP_NS` joined)."""
     mask = pc.and_(pc.equal(rows.column("symbol"), symbol), pc.equal(rows.column("table"), table))
     picked = rows.filter(mask)
-    return Spans.union(picked.column("start_ns").to_numpy(), picked.column("end_ns").to_numpy())
+    return Spans.union(picked.column("start_ns").to_numpy(), picked.column("end_ns").to_numpy(),
+                       JOIN_GAP_NS)

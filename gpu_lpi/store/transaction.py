@@ -206,6 +206,8 @@ class StoreTransaction:
         for relpath, (table, symbol, chunks) in sorted(self._chunks.items()):
             live = root / relpath
             stored = live if live.exists() else None
+            if stored is not None:
+                self.store.check_partition(stored, table)
             report = None
             if self.on_conflict is not None:
                 def report(count, examples, table=table, symbol=symbol):
