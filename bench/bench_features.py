@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gpu_lpi.features import FEATURE_COLUMNS, PIECE_NS, compute_feature_chunk  # noqa: E402
+from gpu_lpi.features import FEATURE_COLUMNS, compute_feature_chunk  # noqa: E402
 from gpu_lpi.params import FeatureParams  # noqa: E402
 from tests.feature_stores import MS, SYMBOL, T0, random_store  # noqa: E402
 
@@ -45,16 +44,14 @@ def _gpu_peak_mb() -> float | None:
 
 
 def _run(store, symbol, start, end, params, device, label):
-    """Time the features of ``[start, end)`` a day at a time, as ``compute_features`` does."""
+    """Time the features of ``[start, end)``, computed a piece (a day) at a time as always."""
     compute_feature_chunk(store, symbol, start, start + 60_000 * MS, params, device)  # compile
     begin = time.perf_counter()
-    cuts = [start, *range((start // PIECE_NS + 1) * PIECE_NS, end, PIECE_NS), end]
-    chunks = [compute_feature_chunk(store, symbol, low, high, params, device)
-              for low, high in zip(cuts[:-1], cuts[1:])]
-    table = pa.concat_tables([chunk.table for chunk in chunks])
+    chunk = compute_feature_chunk(store, symbol, start, end, params, device)
+    table = chunk.table
     wall = time.perf_counter() - begin
     ticks = table.num_rows
-    seconds = {stage: sum(chunk.seconds[stage] for chunk in chunks) for stage in chunks[0].seconds}
+    seconds = chunk.seconds
     split = ", ".join(f"{k} {v:.2f}" for k, v in seconds.items())
     print(f"| {label} | {device} | {ticks:,} | {wall:.2f} | {ticks / wall:,.0f} | {split} | "
           f"{_peak_rss_mb():,.0f} | {_gpu_peak_mb() or '-'} |")

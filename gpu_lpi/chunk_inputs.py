@@ -137,6 +137,12 @@ def tables_read(book_source: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((book_source, "book_ticker") + FLOW_TABLES))
 
 
+def covered_spans(store: TickStore, symbol: str, book_source: str) -> Spans:
+    """The times some table a chunk reads is covered for ``symbol``: the ticks that get rows."""
+    spans = [store.coverage(symbol, table) for table in tables_read(book_source)]
+    return Spans.union(np.concatenate([s.start for s in spans]), np.concatenate([s.end for s in spans]))
+
+
 def _max_age_ns(params: FeatureParams) -> int:
     return int(params.book_max_age_s * 1e9)
 

@@ -36,9 +36,10 @@ tick that some cover, what comes from an input that does not cover it is missing
 (``book_valid`` false) outside the book source's spans, the trade sums (V$, impact notionals), the
 liquidation sums and the OI drop outside theirs -- missing, never zero.
 
-Structure: :func:`compute_feature_chunk` reads a chunk's inputs once
-(:func:`gpu_lpi.chunk_inputs.load_chunk`) and :func:`features_from_inputs`, a pure function of
-that record, computes everything else on the chosen device.
+Structure: :func:`compute_feature_chunk` cuts its range into bounded pieces (:func:`piece_bounds`),
+reads each piece's inputs once (:func:`gpu_lpi.chunk_inputs.load_chunk`), and
+:func:`features_from_inputs`, a pure function of that record, computes everything else on the
+chosen device.
 
 Chunking: the values at a tick depend only on rows with ``ts <= t`` and on the loaded history,
 which always covers every lookback, so any split of ``[start, end)`` gives the same values.
@@ -54,7 +55,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from gpu_lpi.chunk_inputs import EWMA_SUPPORT_HALFLIVES, ChunkInputs, TableRead, load_chunk
+from gpu_lpi.chunk_inputs import (EWMA_SUPPORT_HALFLIVES, ChunkInputs, TableRead, book_source_of,
+                                  covered_spans, load_chunk)
 from gpu_lpi.device import array_module, resolve_device, to_device, to_host
 from gpu_lpi.grid import TickGrid, as_of, make_grid
 from gpu_lpi.lpi import combine_lpi, robust_z_and_scale
@@ -76,14 +78,29 @@ FEATURE_COLUMNS = (
 STAGES = ("load", "grid", "features", "robust_z", "io")
 
 
+@dataclass(frozen=True)
+class PieceInputs:
+    """What one piece of a chunk read: its fingerprint and the table ranges behind it."""
+
+    fingerprint: str
+    reads: tuple[TableRead, ...]
+
+    def to_dict(self) -> dict:
+        return {"fingerprint": self.fingerprint,
+                "reads": [{"table": r.table, "start_ns": r.start_ns, "end_ns": r.end_ns} for r in self.reads]}
+
+    @classmethod
+    def from_dict(cls, value: dict) -> "PieceInputs":
+        return cls(value["fingerprint"], tuple(TableRead(**read) for read in value["reads"]))
+
+
 @dataclass
 class FeatureChunk:
     """Features of one symbol over one time range, with how they were made."""
 
     table: pa.Table
     book_source: str
-    fingerprint: str = ""
-    reads: list[TableRead] = field(default_factory=list)
+    inputs: list[PieceInputs] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -98,17 +115,32 @@ def to_ns(value) -> int:
     return int(stamp.value)
 
 
-#: Length of the pieces :func:`compute_features` computes one at a time (memory per piece is
-#: bounded; the results are the same for any split, see the module docstring).
-PIECE_NS = NS_PER_DAY
+#: Most ticks computed at once: a range is cut into pieces of at most a UTC day and at most this
+#: many ticks (plus their history, at most :data:`gpu_lpi.params.MAX_HISTORY_TICKS`), so memory is
+#: bounded whatever the range and the tick; the results are the same for any cut (module docstring).
+MAX_PIECE_TICKS = 1 << 20
+
+
+def piece_bounds(start_ns: int, end_ns: int, params: FeatureParams) -> list[tuple[int, int]]:
+    """The pieces of ``[start_ns, end_ns)``: cut at UTC midnights and every :data:`MAX_PIECE_TICKS`
+    ticks of the day."""
+    step = min(NS_PER_DAY, MAX_PIECE_TICKS * params.tick_ns)
+    cuts = {start_ns, end_ns}
+    day = start_ns // NS_PER_DAY * NS_PER_DAY
+    while day < end_ns:
+        cuts.update(cut for cut in range(day, day + NS_PER_DAY, step) if start_ns < cut < end_ns)
+        day += NS_PER_DAY
+    cuts = sorted(cuts)
+    return [(low, high) for low, high in zip(cuts[:-1], cuts[1:])
+            if -(-high // params.tick_ns) > -(-low // params.tick_ns)]
 
 
 def compute_features(store: TickStore | str, symbol: str, start, end,
                      params: FeatureParams | None = None, device: str = "auto") -> pa.Table:
-    """Features, robust z-scores and LPI of ``symbol`` at every tick ``start <= t < end``.
+    """Features, robust z-scores and LPI of ``symbol`` at every covered tick ``start <= t < end``.
 
-    Long ranges are computed a UTC day at a time, so the working memory is that of one day plus
-    the output table (about 250 bytes per tick).
+    Long ranges are computed a piece at a time (:func:`piece_bounds`: at most a day), so the working
+    memory is that of one piece plus the output table (about 250 bytes per tick).
 
     Parameters
     ----------
@@ -124,32 +156,37 @@ def compute_features(store: TickStore | str, symbol: str, start, end,
     Returns
     -------
     pyarrow.Table
-        Columns ``ts``, ``symbol`` and :data:`FEATURE_COLUMNS` (see the module docstring).
+        Columns ``ts``, ``symbol`` and :data:`FEATURE_COLUMNS` (see the module docstring); ticks
+        that no input covers have no row.
     """
-    start_ns, end_ns = to_ns(start), to_ns(end)
-    cuts = [start_ns, *range((start_ns // PIECE_NS + 1) * PIECE_NS, end_ns, PIECE_NS), end_ns]
-    pieces = [compute_feature_chunk(store, symbol, low, high, params, device).table
-              for low, high in zip(cuts[:-1], cuts[1:]) if high > low]
-    return pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+    return compute_feature_chunk(store, symbol, start, end, params, device).table
 
 
 def compute_feature_chunk(store: TickStore | str, symbol: str, start, end,
                           params: FeatureParams | None = None, device: str = "auto",
                           book_source: str | None = None) -> FeatureChunk:
-    """:func:`compute_features` of one range, with its book source, fingerprint and stage seconds.
-
-    ``book_source`` (default: the best the store holds for the symbol) fixes the book table.
-    """
+    """:func:`compute_features`, also returning the book source, what each piece read and the seconds
+    per stage. ``book_source`` (default: the best the store holds for the symbol) fixes the book."""
     store = store if isinstance(store, TickStore) else TickStore(store)
     params = params or FeatureParams()
     target = resolve_device(device)
-    grid = make_grid(to_ns(start), to_ns(end), params)
     clock = _StageClock()
-    with clock("load"):
-        inputs = load_chunk(store, symbol, grid, params, book_source, array_module(target))
-    table = features_from_inputs(inputs, target, clock)
-    return FeatureChunk(table=table, book_source=inputs.book_source, fingerprint=inputs.fingerprint,
-                        reads=inputs.reads, seconds=clock.seconds)
+    source = book_source or book_source_of(store, symbol)
+    covered = covered_spans(store, symbol, source)
+    tables, inputs = [], []
+    for low, high in piece_bounds(to_ns(start), to_ns(end), params):
+        if not covered.clip(low, high):
+            continue     # no input covers the piece: it has no rows, nothing to compute
+        grid = make_grid(low, high, params)
+        with clock("load"):
+            piece = load_chunk(store, symbol, grid, params, source, array_module(target))
+        tables.append(features_from_inputs(piece, target, clock))
+        inputs.append(PieceInputs(piece.fingerprint, tuple(piece.reads)))
+    if not tables:
+        make_grid(to_ns(start), to_ns(end), params)   # a range without ticks is an error
+        tables = [_empty_features()]
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return FeatureChunk(table=table, book_source=source, inputs=inputs, seconds=clock.seconds)
 
 
 def features_from_inputs(inputs: ChunkInputs, target: str = "cpu", clock=None) -> pa.Table:
@@ -309,6 +346,13 @@ def _oi_drop(inputs: ChunkInputs) -> np.ndarray:
         return np.where(fresh, oi[safe], np.nan)
 
     return carried_forward(grid.times - lag_ns) - carried_forward(grid.times)
+
+
+def _empty_features() -> pa.Table:
+    arrays = {"ts": pa.array([], pa.int64()), "symbol": pa.array([], pa.string())}
+    arrays.update((name, pa.array([], pa.bool_() if name == "book_valid" else pa.float64()))
+                  for name in FEATURE_COLUMNS)
+    return pa.table(arrays)
 
 
 def _output_table(columns: dict, grid: TickGrid, symbol: str, covered: np.ndarray) -> pa.Table:

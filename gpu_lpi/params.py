@@ -17,6 +17,9 @@ from gpu_lpi.errors import ConfigError
 
 NS_PER_MS = 1_000_000
 MS_PER_HOUR = 3_600_000
+#: Most ticks of history a chunk may load before its first tick (its windows' reach): with the
+#: pieces of at most ``gpu_lpi.features.MAX_PIECE_TICKS`` ticks this bounds a chunk's memory.
+MAX_HISTORY_TICKS = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,12 @@ class FeatureParams:
             raise ConfigError(f"params.tick_ms: expected a divisor of one day in ms, got {self.tick_ms}")
         if self.lpi_exit >= self.lpi_hi:
             raise ConfigError(f"params.lpi_exit: expected less than lpi_hi={self.lpi_hi}, got {self.lpi_exit}")
+        if self.history_ticks > MAX_HISTORY_TICKS:
+            raise ConfigError(
+                f"params.window_hours: the windows (window_hours={self.window_hours}, adv_window_hours="
+                f"{self.adv_window_hours}, depth_window_hours={self.depth_window_hours}) at tick_ms="
+                f"{self.tick_ms} need {self.history_ticks:,} ticks of history; at most "
+                f"{MAX_HISTORY_TICKS:,} (e.g. 24 h windows at 100 ms) keep a chunk's memory bounded")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], where: str = "params") -> "FeatureParams":

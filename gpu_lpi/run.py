@@ -49,12 +49,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-import numpy as np
 
-from gpu_lpi.chunk_inputs import TableRead, book_source_of, fingerprint_of, tables_read
+from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, tables_read
 from gpu_lpi.device import resolve_device
 from gpu_lpi.errors import ConfigError
-from gpu_lpi.features import STAGES, compute_feature_chunk
+from gpu_lpi.features import STAGES, PieceInputs, compute_feature_chunk
 from gpu_lpi.interrupts import checkpoint
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.progress import progress_bar
@@ -250,8 +249,9 @@ def _is_current(store: TickStore, chunk: Chunk, params: FeatureParams, source: s
     recorded = _recorded_inputs(chunk.path)
     if recorded is None:
         return False
-    reads = [TableRead(**read) for read in recorded["reads"]]
-    return recorded["fingerprint"] == fingerprint_of(store, chunk.symbol, reads, params, source)
+    pieces = [PieceInputs.from_dict(piece) for piece in recorded]
+    return all(piece.fingerprint == fingerprint_of(store, chunk.symbol, list(piece.reads), params, source)
+               for piece in pieces)
 
 
 def _compute_and_write(store_root: str, chunk: Chunk, params: FeatureParams, device: str,
@@ -260,8 +260,7 @@ def _compute_and_write(store_root: str, chunk: Chunk, params: FeatureParams, dev
     result = compute_feature_chunk(TickStore(store_root), chunk.symbol, chunk.start_ns, chunk.end_ns,
                                    params, device, book_source=source)
     begin = time.perf_counter()
-    inputs = {"fingerprint": result.fingerprint,
-              "reads": [{"table": r.table, "start_ns": r.start_ns, "end_ns": r.end_ns} for r in result.reads]}
+    inputs = [piece.to_dict() for piece in result.inputs]
     table = result.table.replace_schema_metadata({INPUTS_KEY: orjson.dumps(inputs)})
     tmp = tmp_root / uuid.uuid4().hex / chunk.path.name
     tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -313,10 +312,8 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
             raise ConfigError(f"data.symbols: {symbol} has no reference data in {store.root}")
     sources = {symbol: book_source_of(store, symbol) for symbol in spec.symbols}
     spans = {symbol: _covered_spans(store, symbol, sources[symbol]) for symbol in spec.symbols}
-    covered = {symbol: Spans.union(np.concatenate([s.start for s in by_table.values()]),
-                                   np.concatenate([s.end for s in by_table.values()]))
-               for symbol, by_table in spans.items()}
-    for symbol, by_table in spans.items():
+    covered = {symbol: covered_spans(store, symbol, sources[symbol]) for symbol in spec.symbols}
+    for symbol in spec.symbols:
         if not len(covered[symbol]):
             raise ConfigError(f"data.store: {store.root} records no covered time spans for {symbol}, "
                               f"although it holds {sources[symbol]} rows (a store written before spans "

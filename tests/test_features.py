@@ -342,3 +342,28 @@ def test_book_fallbacks_top_n_levels_and_depth_bands(tmp_path):
     assert top.depth_bid[0] == 1.0 + 2.0 + 4.0          # 99.90 >= 100 * (1 - 0.001)
     assert top.depth_ask[0] == 3.0 + 5.0 + 7.0           # 100.12 <= 100.02 * 1.001 = 100.12002
     assert np.isnan(top.depth_bid[2])                    # 3 s after the snapshot: stale
+
+
+def test_pieces_bound_memory_whatever_the_tick():
+    """The red team's case: tick_ms = 1 with a day's chunk was OOM-killed at 23 GB. A range is cut
+    at UTC midnights and every MAX_PIECE_TICKS ticks; windows that need more history are refused."""
+    from gpu_lpi.features import MAX_PIECE_TICKS, piece_bounds
+
+    day = 86_400_000 * MS
+    pieces = piece_bounds(T0 - day // 2, T0 + day, FeatureParams(tick_ms=1, window_hours=0.1,
+                                                                 adv_window_hours=0.1, depth_window_hours=0.1))
+    assert pieces[0][0] == T0 - day // 2 and pieces[-1][1] == T0 + day
+    assert all(high - low <= MAX_PIECE_TICKS * MS for low, high in pieces)
+    assert T0 in {low for low, _ in pieces}                          # cut at midnight
+    assert piece_bounds(T0, T0 + day, FeatureParams()) == [(T0, T0 + day)]
+    with pytest.raises(ConfigError, match="params.window_hours: .* ticks of history; at most"):
+        FeatureParams(tick_ms=1, window_hours=24.0)
+
+
+def test_pieces_give_the_same_features_as_one_piece(tmp_path, monkeypatch):
+    import gpu_lpi.features as features
+
+    store = random_store(tmp_path / "store", seed=6, minutes=3.0)
+    whole = compute_features(store, SYMBOL, T0, T0 + 180_000 * MS, SMALL, "cpu")
+    monkeypatch.setattr(features, "MAX_PIECE_TICKS", 97)
+    _assert_same(whole, compute_features(store, SYMBOL, T0, T0 + 180_000 * MS, SMALL, "cpu"))
