@@ -342,30 +342,35 @@ def _row_group_stats(path: str, column: str):
                values.max if values is not None and values.has_min_max else None)
 
 
-def last_snapshot_ts(store, symbol: str, at_or_before: int, search_days: int = SNAPSHOT_SEARCH_DAYS) -> int | None:
-    """Time of the latest ``depth_diff`` snapshot at or before ``at_or_before`` (None: none found).
+def last_snapshot_ts(store, symbol: str, at_or_before: int, search_days: int = SNAPSHOT_SEARCH_DAYS,
+                     not_before: int | None = None) -> int | None:
+    """Time of the latest ``depth_diff`` snapshot in ``[not_before, at_or_before]`` (None: none found
+    within ``search_days`` days).
 
     Reads only the row groups whose statistics say they hold a snapshot.
     """
     from gpu_lpi.store import date_to_ns, ns_to_date
 
     day = ns_to_date(at_or_before)
+    low = -2**63 if not_before is None else not_before
     for back in range(search_days + 1):
         current = day - timedelta(days=back)
-        paths = store.partition_paths("depth_diff", symbol, date_to_ns(current), at_or_before + 1)
+        if date_to_ns(current) + 86_400 * 10**9 <= low:
+            break
         best = None
-        for path in paths:
+        for path in store.partition_paths("depth_diff", symbol, date_to_ns(current), at_or_before + 1):
             parquet = pq.ParquetFile(path)
-            for index, ts_min, _, _, has_snapshot in _row_group_stats(path, "is_snapshot"):
-                if has_snapshot is False or (ts_min is not None and ts_min > at_or_before):
+            for index, ts_min, ts_max, _, has_snapshot in _row_group_stats(path, "is_snapshot"):
+                if has_snapshot is False or (ts_min is not None and (ts_min > at_or_before or ts_max < low)):
                     continue
                 rows = parquet.read_row_group(index, columns=["ts", "is_snapshot"])
                 ts = rows.column("ts").to_numpy()
-                hit = ts[rows.column("is_snapshot").to_numpy(zero_copy_only=False) & (ts <= at_or_before)]
+                hit = ts[rows.column("is_snapshot").to_numpy(zero_copy_only=False)
+                         & (ts <= at_or_before) & (ts >= low)]
                 if hit.size:
-                    best = max(best or hit.max(), hit.max())
+                    best = int(hit.max()) if best is None else max(best, int(hit.max()))
         if best is not None:
-            return int(best)
+            return best
     return None
 
 

@@ -10,7 +10,8 @@ What is read, for a grid whose loaded ticks run from ``t_0`` to ``t_n`` (``t_0``
 the history the windows need, see :mod:`gpu_lpi.grid`):
 
 ==============  ============================================================================
-depth_diff      from the latest snapshot at or before ``t_0 − Δ`` to ``t_n``, streamed
+depth_diff      from the latest snapshot at or before ``t_0 − Δ`` in its covered span (or the
+                span's start) to ``t_n``, streamed
 book_levels,    ``[t_0 − Δ − book_max_age, t_n]``, streamed (as-of samples)
 book_ticker
 depth_bands     the same range, read whole (one snapshot a minute)
@@ -161,14 +162,29 @@ def plan_reads(store: TickStore, symbol: str, grid: TickGrid, params: FeaturePar
     for table in tables_read(book_source):
         start = book_start
         if table == "depth_diff":
-            snapshot = last_snapshot_ts(store, symbol, first)
-            start = snapshot if snapshot is not None else book_start
+            start = _replay_start(store, symbol, first, book_start)
         elif table in ("trades", "liquidations"):
             start = first + 1
         elif table == "open_interest":
             start = grid.start_ns - _oi_history_ns(params)
         reads.append(TableRead(table, int(start), int(end)))
     return reads
+
+
+def _replay_start(store: TickStore, symbol: str, first: int, default: int) -> int:
+    """Where the L2 replay for times from ``first`` on starts: the latest snapshot at or before
+    ``first`` within the covered span that holds ``first`` (or, if ``first`` is not covered, the
+    start of the next span). A new span is a new capture, whose diffs never continue an earlier
+    book, so the replay never reads further back than its span."""
+    spans = store.coverage(symbol, "depth_diff")
+    at = int(np.searchsorted(spans.end, first, side="right"))    # first span ending after `first`
+    if at == len(spans):
+        return default
+    span_start = int(spans.start[at])
+    if span_start > first:
+        return span_start
+    snapshot = last_snapshot_ts(store, symbol, first, not_before=span_start)
+    return snapshot if snapshot is not None else span_start
 
 
 def fingerprint_of(store: TickStore, symbol: str, reads: list[TableRead], params: FeatureParams,

@@ -222,6 +222,15 @@ def test_shipped_real_captures_spec_runs(real_store, tmp_path, chunk_hours):
     assert np.isfinite(table.column("lpi_down").to_numpy()).sum() > 5_000
     meta = orjson.loads((tmp_path / "run" / "run.json").read_bytes())
     assert len(meta["covered_spans_ns"]["BTCUSDT"]["depth_diff"]) == 2
+    # the August capture's chunks replay from its own snapshot, not from July's (a new capture)
+    import pyarrow.parquet as pq
+
+    from gpu_lpi.run import INPUTS_KEY
+    august = sorted((tmp_path / "run" / "features" / "symbol=BTCUSDT" / "date=2024-08-08").glob("*.parquet"))
+    for part in august:
+        for piece in orjson.loads(pq.read_metadata(part).metadata[INPUTS_KEY]):
+            start = next(r["start_ns"] for r in piece["reads"] if r["table"] == "depth_diff")
+            assert start >= int(np.datetime64("2024-08-08T23:54", "ns").astype(np.int64))
 
 
 def test_a_store_without_covered_spans_is_refused(tmp_path):
