@@ -414,3 +414,27 @@ def test_spans_less_than_a_minute_apart_are_one_span():
     spans = Spans.union([0, 10**9 + 59 * 10**9, 300 * 10**9], [10**9, 200 * 10**9, 301 * 10**9],
                         join_gap_ns=60 * 10**9)
     assert spans.to_list() == [(0, 200 * 10**9), (300 * 10**9, 301 * 10**9)]
+
+
+def test_changed_reference_data_of_a_stored_symbol_is_refused(tmp_path):
+    """The red team's case: a later --symbols-file switching BTCUSDT to contract_size 100 and
+    inverse replaced the stored row silently, leaving notionals made two ways in one partition."""
+    def symbols(contract_size, inverse):
+        return pa.table({"symbol": ["BTCUSDT"], "tick_size": [0.1], "lot_size": [0.001],
+                         "contract_size": [contract_size], "is_inverse": [inverse]})
+
+    store = TickStore(tmp_path)
+    with store.transaction() as tx:
+        tx.write("trades", "BTCUSDT", trades([T0], [1], [100.0]))
+        tx.write_symbols(symbols(1.0, False))
+    before = store_files(tmp_path)
+    with pytest.raises(StoreError, match=r"BTCUSDT is stored with other reference data \(contract_size 1.0 "
+                                         r"-> 100.0, is_inverse False -> True\)"):
+        with store.transaction() as tx:
+            tx.write("trades", "BTCUSDT", trades([T0 + MS], [2], [100.0]))
+            tx.write_symbols(symbols(100.0, True))
+    assert store_files(tmp_path) == before
+    with store.transaction() as tx:      # the same values again are fine
+        tx.write("trades", "BTCUSDT", trades([T0 + MS], [2], [100.0]))
+        tx.write_symbols(symbols(1.0, False))
+    assert store.read("trades", "BTCUSDT").num_rows == 2

@@ -162,7 +162,8 @@ class StoreTransaction:
                                "end_ns": int(end_ns), "source": str(source)})
 
     def write_symbols(self, rows: pa.Table) -> None:
-        """Stage reference data; at commit, its rows replace the stored rows of the same symbols."""
+        """Stage reference data of new symbols; at commit, a symbol stored with other values is refused
+        (:class:`~gpu_lpi.errors.StoreError`), since its stored rows were made with those."""
         rows = rows.select(SYMBOLS_SCHEMA.names).cast(SYMBOLS_SCHEMA)
         self._symbols = rows if self._symbols is None else _replace_symbols(self._symbols, rows)
 
@@ -227,6 +228,7 @@ class StoreTransaction:
         files = []
         if self._symbols is not None:
             stored = self.store.symbols()
+            _refuse_changed_reference_data(stored, self._symbols, self.store.symbols_path)
             merged = _replace_symbols(stored, self._symbols)
             if not merged.equals(stored):
                 pq.write_table(merged, _mkdir_for(publish / SYMBOLS_FILE))
@@ -268,6 +270,23 @@ def _readable(path: Path) -> bool:
     except (pa.ArrowInvalid, OSError):
         return False
     return True
+
+
+def _refuse_changed_reference_data(stored: pa.Table, rows: pa.Table, where: Path) -> None:
+    """Raise :class:`StoreError` if ``rows`` give a stored symbol other reference data.
+
+    The stored rows' notionals (COIN-M: contracts x contract size) and ladder prices (tick size)
+    were made with the stored values; mixing two sets in one store would be silently wrong.
+    """
+    known = {row["symbol"]: row for row in stored.to_pylist()}
+    for row in rows.to_pylist():
+        before = known.get(row["symbol"])
+        if before is None or before == row:
+            continue
+        changes = ", ".join(f"{name} {before[name]} -> {row[name]}" for name in row if before[name] != row[name])
+        raise StoreError(f"{where}: {row['symbol']} is stored with other reference data ({changes}); its "
+                         "stored rows were made with the stored values, so this ingest was refused: pass "
+                         "a --symbols-file with the stored values, or ingest into a new store")
 
 
 def _replace_symbols(stored: pa.Table, rows: pa.Table) -> pa.Table:
