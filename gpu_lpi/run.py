@@ -52,12 +52,13 @@ import pyarrow.parquet as pq
 
 from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, tables_read
 from gpu_lpi.device import resolve_device
-from gpu_lpi.errors import ConfigError
+from gpu_lpi.errors import ConfigError, StoreError
 from gpu_lpi.features import STAGES, PieceInputs, compute_feature_chunk
 from gpu_lpi.interrupts import checkpoint
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.progress import progress_bar
 from gpu_lpi.store import NS_PER_DAY, Spans, TickStore, date_to_ns, ns_to_date
+from gpu_lpi.store.transaction import probe_writable
 
 _SECTIONS = {"data", "grid", "params", "cluster", "sweep", "study", "sim", "cv"}
 _DATA_KEYS = {"store", "symbols", "start", "end"}
@@ -363,15 +364,26 @@ def _execute(arguments: list[tuple], client):
 
 
 def _claim_run_folder(out: Path, config: dict) -> None:
-    """Refuse a run folder that holds a run with a different config; record ours otherwise."""
+    """Refuse a run folder that holds a run with a different config, or that cannot be written;
+    record ours otherwise."""
     run_json = out / "run.json"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
     if run_json.exists():
-        previous = orjson.loads(run_json.read_bytes()).get("config")
-        if previous != orjson.loads(orjson.dumps(config)):
+        try:
+            previous = orjson.loads(run_json.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as err:
+            raise ConfigError(f"--out {out}: its run.json is not readable ({err}); choose a new folder") from None
+        if not isinstance(previous, dict) or previous.get("config") != orjson.loads(orjson.dumps(config)):
             raise ConfigError(f"--out {out}: holds a run with a different config; choose a new folder")
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: folder exists and holds no run.json; choose a new folder")
-    _write_json(run_json, {"config": config, "status": "running"})
+    try:
+        probe_writable(out, "the run folder")
+        _write_json(run_json, {"config": config, "status": "running"})
+    except (StoreError, OSError) as err:
+        reason = err if isinstance(err, StoreError) else (err.strerror or err)
+        raise ConfigError(f"--out {out}: cannot write the run folder ({reason})") from None
 
 
 def _write_run_json(out: Path, config: dict, result: RunResult) -> None:

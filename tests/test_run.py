@@ -240,3 +240,15 @@ def test_a_store_without_covered_spans_is_refused(tmp_path):
     shutil.rmtree(store.root / "coverage")
     with pytest.raises(ConfigError, match="records no covered time spans for TESTUSDT"):
         run_job(_spec(store), out=tmp_path / "run", device="cpu")
+
+
+@pytest.mark.parametrize("prepare, message", [
+    (lambda out: out.write_text("x"), "is a file, not a folder"),
+    (lambda out: out.mkdir() or (out / "run.json").write_text("{broken"), "its run.json is not readable"),
+    (lambda out: out.mkdir() or (out / "run.json").write_text("[1, 2]"), "holds a run with a different config"),
+])
+def test_unusable_run_folders_are_one_line_errors(store, tmp_path, prepare, message):
+    out = tmp_path / "out"
+    prepare(out)
+    with pytest.raises(ConfigError, match=message):
+        run_job(_spec(store), out=out, device="cpu")

@@ -438,3 +438,21 @@ def test_changed_reference_data_of_a_stored_symbol_is_refused(tmp_path):
         tx.write("trades", "BTCUSDT", trades([T0 + MS], [2], [100.0]))
         tx.write_symbols(symbols(1.0, False))
     assert store.read("trades", "BTCUSDT").num_rows == 2
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda root: (root / "_version").write_text("banana\n"), "commit counter is damaged"),
+    (lambda root: (root / "_journal.json").write_text("{nope"), "commit journal is damaged"),
+    (lambda root: (root / "_staging").write_text("x"), "staging folder is not writable"),
+    (lambda root: (root / "trades" / "symbol=BTCUSDT" / "date=notadate").mkdir()
+     or (root / "trades" / "symbol=BTCUSDT" / "date=notadate" / "part-0.parquet").write_bytes(b""),
+     "not a partition of the store"),
+])
+def test_damaged_bookkeeping_is_a_one_line_error(tmp_path, damage, message):
+    """The red team's cases: each of these ended in a traceback."""
+    store = TickStore(tmp_path)
+    _write(store, trades([T0], [1], [100.0]))
+    damage(tmp_path)
+    with pytest.raises(StoreError, match=message):
+        TickStore(tmp_path).read("trades", "BTCUSDT")
+        _write(TickStore(tmp_path), trades([T0 + MS], [2], [100.0]))

@@ -111,8 +111,16 @@ class TickStore:
     def dates(self, table: str, symbol: str) -> list[date]:
         """Dates for which ``table`` holds a partition for ``symbol``."""
         folder = self.root / table / f"symbol={symbol}"
-        return sorted(date.fromisoformat(p.name.split("=", 1)[1])
-                      for p in folder.glob("date=*") if (p / PARTITION_FILE).exists())
+        found = []
+        for path in folder.glob("date=*"):
+            if not (path / PARTITION_FILE).exists():
+                continue
+            try:
+                found.append(date.fromisoformat(path.name.split("=", 1)[1]))
+            except ValueError:
+                raise StoreError(f"{path}: not a partition of the store (its name is not "
+                                 "date=YYYY-MM-DD); move it out of the store") from None
+        return sorted(found)
 
     def partition_paths(self, table: str, symbol: str, start_ns: int | None = None,
                         end_ns: int | None = None) -> list[str]:

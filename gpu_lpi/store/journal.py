@@ -21,6 +21,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from gpu_lpi.errors import StoreError
 from gpu_lpi.store.layout import JOURNAL_FILE, STAGING_DIR, VERSION_FILE
 
 #: Folder of a staging folder that holds the files a commit publishes.
@@ -51,10 +52,14 @@ def _fsync_folder(folder: Path) -> None:
 
 def read_version(root: Path) -> int:
     """The store's commit counter (0 for a store never committed to)."""
+    path = root / VERSION_FILE
     try:
-        return int((root / VERSION_FILE).read_text())
+        return int(path.read_text())
     except FileNotFoundError:
         return 0
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise StoreError(f"{path}: the store's commit counter is damaged ({err}); it holds no data: "
+                         "remove it when no ingest is running") from None
 
 
 def journal_path(root: Path) -> Path:
@@ -75,16 +80,26 @@ def roll_forward(root: Path) -> bool:
     path = journal_path(root)
     try:
         content = json.loads(path.read_text())
+        staging, files, version = content["staging"], list(content["files"]), int(content["version"])
     except FileNotFoundError:
         return False
-    publish = root / STAGING_DIR / content["staging"] / PUBLISH_DIR
-    for relpath in content["files"]:
-        staged = publish / relpath
-        if staged.exists():
-            target = root / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)
-    write_atomic(root / VERSION_FILE, f"{content['version']}\n".encode(), durable=True)
-    path.unlink()
-    shutil.rmtree(root / STAGING_DIR / content["staging"], ignore_errors=True)
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise StoreError(f"{path}: the commit journal is damaged ({err!r}); a commit was being published "
+                         "when it was written, so some partitions may be new and others old: restore the "
+                         "store from a copy, or rebuild it from its inputs") from None
+    publish = root / STAGING_DIR / staging / PUBLISH_DIR
+    try:
+        for relpath in files:
+            staged = publish / relpath
+            if staged.exists():
+                target = root / relpath
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, target)
+        write_atomic(root / VERSION_FILE, f"{version}\n".encode(), durable=True)
+        path.unlink()
+    except OSError as err:
+        raise StoreError(f"{root}: a commit could not be finished ({err.strerror or err}: "
+                         f"{err.filename or ''}); nothing is lost: make the store writable and run any "
+                         "gpu-lpi command on it to finish the commit") from None
+    shutil.rmtree(root / STAGING_DIR / staging, ignore_errors=True)
     return True

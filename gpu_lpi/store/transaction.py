@@ -120,6 +120,7 @@ class StoreTransaction:
         root = store.root
         probe_writable(root, "the store folder")
         probe_writable(root / LOCKS_DIR, "the store's lock folder")
+        probe_writable(root / STAGING_DIR, "the store's staging folder")
         self.id = uuid.uuid4().hex
         self.folder = root / STAGING_DIR / self.id
         self._owner = FileLock(self.folder / OWNER_LOCK)
