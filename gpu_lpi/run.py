@@ -40,6 +40,7 @@ import shutil
 import time
 import tomllib
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -155,6 +156,9 @@ def load_job_spec(spec_or_path) -> JobSpec:
     if (not isinstance(symbols, list) or not symbols
             or not all(isinstance(s, str) and s for s in symbols)):
         raise ConfigError(f"data.symbols: expected {_EXPECTED['symbols']}, got {symbols!r}")
+    repeated = sorted({s for s in symbols if symbols.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"data.symbols: {', '.join(repeated)} listed more than once")
     start, end = _date("data.start", data["start"]), _date("data.end", data["end"])
     if end < start:
         raise ConfigError(f"data.end: expected a date on or after data.start={start}, got {end}")
@@ -303,6 +307,9 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
     begin = time.perf_counter()
     spec = load_job_spec(spec_or_path)
     target = resolve_device(device)
+    if client is None and spec.scheduler != "local":
+        with _connected(spec.scheduler) as connected:
+            return run_job(spec_or_path, out=out, device=device, client=connected)
     out = Path(out) if out is not None else Path.cwd() / "runs" / spec.name
     store = TickStore(spec.store)
     if not store.root.is_dir():
@@ -347,6 +354,25 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
                        covered=used)
     _write_run_json(out, config, result)
     return result
+
+
+#: How long :func:`run_job` tries to reach the scheduler named in ``[cluster] scheduler``.
+SCHEDULER_TIMEOUT = "10s"
+
+
+@contextmanager
+def _connected(address: str):
+    """A Dask client of the running scheduler at ``address`` (``[cluster] scheduler``), closed after."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ConfigError(f"cluster.scheduler: cannot reach a Dask scheduler at {address!r} ({err})") from None
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _execute(arguments: list[tuple], client):

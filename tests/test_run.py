@@ -252,3 +252,24 @@ def test_unusable_run_folders_are_one_line_errors(store, tmp_path, prepare, mess
     prepare(out)
     with pytest.raises(ConfigError, match=message):
         run_job(_spec(store), out=out, device="cpu")
+
+
+def test_repeated_symbols_are_refused(store):
+    with pytest.raises(ConfigError, match="data.symbols: TESTUSDT listed more than once"):
+        load_job_spec(_spec(store, data={"symbols": [SYMBOL, SYMBOL]}))
+
+
+def test_the_scheduler_of_the_job_spec_is_used_or_refused(store, tmp_path, monkeypatch):
+    """The red team's case: ``[cluster] scheduler`` was accepted and ignored."""
+    from distributed import LocalCluster
+
+    import gpu_lpi.run as run_module
+
+    monkeypatch.setattr(run_module, "SCHEDULER_TIMEOUT", "1s")
+    with pytest.raises(ConfigError, match="cluster.scheduler: cannot reach a Dask scheduler"):
+        run_job(_spec(store, cluster={"scheduler": "tcp://127.0.0.1:1"}), out=tmp_path / "r1", device="cpu")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        result = run_job(_spec(store, cluster={"scheduler": cluster.scheduler_address}), out=tmp_path / "r2",
+                         device="cpu")
+        assert result.chunks["computed"] == 1
+        assert "_compute_and_write" in cluster.scheduler.task_prefixes    # the chunk ran there

@@ -26,8 +26,8 @@ says how to repair it.
 
 from __future__ import annotations
 
+import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -52,6 +52,7 @@ __all__ = ["TickStore", "StoreTransaction", "Spans", "NS_PER_DAY", "PARTITION_FI
            "day_of", "day_to_date", "ns_to_date"]
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 #: How long a reader waits for a commit that another process is publishing.
 PUBLISH_WAIT_S = 600.0
 #: How often a read is repeated when commits keep overlapping it.
@@ -178,6 +179,8 @@ class TickStore:
             if waited > PUBLISH_WAIT_S:
                 raise StoreError(f"{self.root}: a commit by {lock.holder()} has been publishing for "
                                  f"{waited:.0f} s; try again later")
+            if waited <= 2.0 < waited + 0.05:
+                _log.warning("%s: waiting for %s to finish publishing a commit", self.root, lock.holder())
             time.sleep(0.05)
             waited += 0.05
         self._debris_checked = True
