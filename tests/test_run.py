@@ -272,4 +272,4 @@ def test_the_scheduler_of_the_job_spec_is_used_or_refused(store, tmp_path, monke
         result = run_job(_spec(store, cluster={"scheduler": cluster.scheduler_address}), out=tmp_path / "r2",
                          device="cpu")
         assert result.chunks["computed"] == 1
-        assert "_compute_and_write" in cluster.scheduler.task_prefixes    # the chunk ran there
+        assert "compute_and_write" in cluster.scheduler.task_prefixes     # the chunk ran there
