@@ -40,6 +40,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow.compute as pc
 
 from gpu_lpi.book import REPLAY_COLUMNS, last_snapshot_ts, ladder_for_range, replay_stream
 from gpu_lpi.book_at_ticks import (BOOK_SOURCES, TOP_COLUMNS, BookAtTicks, band_depths, choose_source,
@@ -50,6 +51,7 @@ from gpu_lpi.grid import TickGrid
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.schema import TRADE_KIND_MARKET
 from gpu_lpi.store import Spans, TickStore
+from gpu_lpi.store.coverage import spans_of
 
 #: Bump when a change to the engine changes feature values: finished chunks are then recomputed.
 FEATURES_VERSION = 2
@@ -191,10 +193,10 @@ def fingerprint_of(store: TickStore, symbol: str, reads: list[TableRead], params
                    book_source: str) -> str:
     """Hash of everything a chunk's values depend on (see the module docstring); reads no rows."""
     coverage = store.coverage_table()
+    reference = store.symbols().filter(pc.equal(store.symbols().column("symbol"), symbol)).to_pylist()
     material = {
         "version": FEATURES_VERSION, "params": params.to_dict(), "book_source": book_source,
-        "symbol": store.symbol_info(symbol) if symbol in set(store.symbols().column("symbol").to_pylist())
-        else None,
+        "symbol": reference,
         "reads": [{"table": read.table, "range": [read.start_ns, read.end_ns],
                    "files": store.file_stamps(store.partition_paths(read.table, symbol, read.start_ns,
                                                                     read.end_ns)),
@@ -204,8 +206,6 @@ def fingerprint_of(store: TickStore, symbol: str, reads: list[TableRead], params
 
 
 def _spans(coverage, symbol: str, read: TableRead) -> Spans:
-    from gpu_lpi.store.coverage import spans_of
-
     return spans_of(coverage, symbol, read.table).clip(read.start_ns, read.end_ns)
 
 
@@ -232,7 +232,7 @@ def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, 
     book, sub_mids = _book(store, symbol, params, source, by_table, times, sub_times)
     book_spans = covered[source]
     if source == "depth_bands":
-        book_spans = Spans.union(*_intersect(book_spans, covered["book_ticker"]))
+        book_spans = book_spans.intersect(covered["book_ticker"])
     book = book.where(book_spans.contains(times))
     mid_spans = covered["book_ticker"] if store.dates("book_ticker", symbol) else book_spans
     sub_mids = np.where(mid_spans.contains(sub_times), sub_mids, np.nan)
@@ -264,16 +264,6 @@ def _has_feed(store: TickStore, symbol: str, table: str, covered: dict[str, Span
     A covered span without rows is a feed that had no events (zeros); no feed at all is NaN.
     """
     return bool(len(covered[table])) or bool(store.dates(table, symbol))
-
-
-def _intersect(a: Spans, b: Spans):
-    """Start and end arrays of the intersection of two span sets."""
-    starts, ends = [], []
-    for low, high in a.to_list():
-        clipped = b.clip(low, high)
-        starts.extend(clipped.start.tolist())
-        ends.extend(clipped.end.tolist())
-    return starts, ends
 
 
 def _market_trades(store: TickStore, symbol: str, read: TableRead, xp) -> dict:

@@ -129,6 +129,7 @@ def test_spans_union_and_queries():
                                                                          False, True, False]
     # (low, high] inside one span
     assert spans.contains_intervals([9, 8, 20], [24, 24, 26]).tolist() == [True, False, False]
+    assert spans.intersect(Spans.union([3, 22], [12, 35])).to_list() == [(3, 5), (10, 12), (22, 25), (30, 35)]
 
 
 # -- transactions ----------------------------------------------------------------------------------

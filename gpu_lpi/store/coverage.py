@@ -71,6 +71,12 @@ class Spans:
         safe = np.maximum(at, 0)
         return (at >= 0) & (high < self.end[safe])
 
+    def intersect(self, other: "Spans") -> "Spans":
+        """The times in both span sets."""
+        parts = [other.clip(low, high) for low, high in self.to_list()]
+        return Spans.union(np.concatenate([p.start for p in parts] or [np.empty(0, np.int64)]),
+                           np.concatenate([p.end for p in parts] or [np.empty(0, np.int64)]))
+
     def clip(self, low: int, high: int) -> "Spans":
         """These spans cut to ``[low, high)``."""
         return Spans.union(np.maximum(self.start, low), np.minimum(self.end, high))
