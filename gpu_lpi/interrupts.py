@@ -6,10 +6,13 @@ ctypes callbacks while it compiles -- the exception is printed and dropped ("Exc
 in ...") and the program carries on as if nothing happened: a Ctrl-C during a compile used to end
 ``gpu-lpi run`` normally, with exit status 0.
 
-The command line therefore installs :func:`install`: Ctrl-C still raises at once, and is also
-remembered, and the long loops of the library call :func:`checkpoint` between pieces of work, which
-raises again if an interrupt was dropped. Library users who never call :func:`install` keep
-Python's default behaviour (``checkpoint`` then does nothing).
+Worse, an exception raised inside LLVM's callbacks can leave the compiler in a state that crashes
+the process (a segfault was seen on a Ctrl-C during a cold compile).
+
+The command line therefore installs :func:`install`: Ctrl-C is remembered, and raises at once
+unless numba is compiling (it holds its global compiler lock): then it only waits for the next
+:func:`checkpoint`, which the long loops of the library call between pieces of work. Library users
+who never call :func:`install` keep Python's default behaviour (``checkpoint`` then does nothing).
 """
 
 from __future__ import annotations
@@ -21,9 +24,16 @@ import threading
 _received = threading.Event()
 
 
+def _numba_compiling() -> bool:
+    """Whether this thread holds numba's compiler lock (never imports numba)."""
+    lock_module = sys.modules.get("numba.core.compiler_lock")
+    return lock_module is not None and lock_module.global_compiler_lock.is_locked()
+
+
 def _on_sigint(signum, frame):
     _received.set()
-    raise KeyboardInterrupt
+    if not _numba_compiling():
+        raise KeyboardInterrupt
 
 
 def _quiet_unraisable(unraisable) -> None:

@@ -324,15 +324,18 @@ def test_reingested_agg_trade_with_another_price_is_a_reported_conflict(tmp_path
 
 @pytest.mark.realdata
 def test_ctrl_c_during_an_ingest_exits_130_and_changes_nothing(real_captures, tmp_path):
+    """Also while numba compiles: an interrupt raised inside LLVM's callbacks once crashed the
+    process (SIGSEGV); now it waits for the end of the compile."""
     import signal
 
     store = TickStore(tmp_path / "store")
     _write(store, trades([T0], [10**9], [100.0]))
     before = store_files(store.root)
-    for delay in (1.5, 4.0):
+    for delay in (0.8, 1.5, 4.0):    # a cold compile cache: the first ones land while numba compiles
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"cache-{delay}"))
         process = subprocess.Popen([sys.executable, "-m", "gpu_lpi.cli", "ingest", "--format", "binance-ws",
                                     *map(str, real_captures), "--store", str(store.root)], cwd=REPO,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
         if process.poll() is not None:
             pytest.skip("the ingest finished before the signal")
