@@ -15,7 +15,7 @@ import pytest
 from gpu_lpi.errors import InputError
 from gpu_lpi.ingest import ingest
 from gpu_lpi.ingest.binance_archive import count_out_of_order
-from gpu_lpi.ingest.csv_tables import epoch_to_ns
+from gpu_lpi.ingest.timestamps import epoch_to_ns
 from gpu_lpi.schema import LIQ_BUY, LIQ_SELL, TABLES, TRADE_KIND_MARKET
 from gpu_lpi.store import TickStore
 from tests.conftest import store_files
@@ -347,3 +347,102 @@ def test_an_impossible_date_in_the_file_name_is_a_one_line_error(tmp_path):
     path = write_csv(tmp_path, "BTCUSDT-trades-2024-13-45", TRADES_ROWS)
     with pytest.raises(InputError, match=r"BTCUSDT-trades-2024-13-45.csv: '2024-13-45' in the file name is not a date"):
         ingest_archive(tmp_path, [path])
+
+
+# -- red-team findings: ids, empty days, non-UTF-8 lines, mixed units ----------------------------------
+
+def test_negative_ids_are_rejected(tmp_path):
+    # was: stored, and -1 is the store's "no id", so a re-ingest with another price added a second row
+    agg = write_csv(tmp_path, "ETHUSDT-aggTrades-2023-05-01", [
+        AGG_TRADES_HEADER, "-1,1868.42,0.5,2943174956,2943174958,1682899200037,false",
+        "1290241732,1868.43,2.5,-7,2943174959,1682899200045,true",
+        "1290241733,1868.43,2.5,2943174960,-2,1682899200046,true", AGG_TRADES_ROWS[1].replace("1290241732", "1290241734")])
+    trades = write_csv(tmp_path, "BTCUSDT-trades-2024-05-31",
+                       [TRADES_HEADER, "-5,68402.6,0.024,1641.6624,1717113600031,false", TRADES_ROWS[1]])
+    ticker = write_csv(tmp_path, "ETHUSDT-bookTicker-2024-01-15", [BOOK_TICKER_HEADER, "-3" + BOOK_TICKER_ROWS[0][13:],
+                                                                  BOOK_TICKER_ROWS[1]])
+    report, store = ingest_archive(tmp_path, [agg, trades, ticker])
+    assert report.rejections == {"negative id in column 'agg_trade_id'": 1, "negative id in column 'first_trade_id'": 1,
+                                 "negative id in column 'last_trade_id'": 1, "negative id in column 'id'": 1,
+                                 "negative id in column 'update_id'": 1}
+    assert report.examples["negative id in column 'first_trade_id'"] == [
+        f"{agg}:3: negative id in column 'first_trade_id': first_trade_id=-7"]
+    assert store.read("agg_trades", "ETHUSDT").column("trade_id").to_pylist() == [1290241734]
+    assert store.read("trades", "BTCUSDT").column("trade_id").to_pylist() == [5053880938]
+    assert store.read("book_ticker", "ETHUSDT").column("update_id").to_pylist() == [3835812359996]
+
+
+def test_a_header_only_file_covers_its_day_with_no_events(tmp_path):
+    # was: no coverage (the day read as unknown), and an ingest of such files alone failed
+    header_only = write_csv(tmp_path, "BTCUSDT-liquidationSnapshot-2024-08-06", [LIQUIDATION_HEADER, ""])
+    report, store = ingest_archive(tmp_path, [header_only])
+    assert [(c["table"], c["symbol"], c["start_ns"], c["end_ns"]) for c in report.coverage] == [
+        ("liquidations", "BTCUSDT", _day_ns("2024-08-06"), _day_ns("2024-08-07"))]
+    assert "BTCUSDT        1 span(s): 2024-08-06T00:00:00 .. 2024-08-07T00:00:00" in report.summary()
+    assert f"{header_only}: a header only: no liquidations in 2024-08-06 (covered)" in report.notes
+    assert store.coverage("BTCUSDT", "liquidations").to_list() == [(_day_ns("2024-08-06"), _day_ns("2024-08-07"))]
+    assert "liquidations" not in store.tables()
+    rejected = write_csv(tmp_path, "BTCUSDT-liquidationSnapshot-2024-08-07",         # every row rejected: unknown
+                         [LIQUIDATION_HEADER, "1722988800005,SELL,LIMIT,IOC,0.5,-61000,61010,FILLED,0.5,0.5"])
+    with pytest.raises(InputError, match="no rows ingested: 1 rejected line, most for 'liquidations price is not"):
+        ingest([rejected], "binance-archive", tmp_path / "other")
+
+
+def test_a_non_utf8_line_is_rejected_with_its_line_and_the_rest_read(tmp_path, capfd):
+    # was: "Exception ignored in _ArrowCsvReader._collect_invalid" with a traceback, and the whole
+    # file failed at line 1
+    rows = [f"{1290241731 + i},1868.4,0.5,{i},{i},{1682899200037 + i},false" for i in range(6)]
+    text = ("\n".join([AGG_TRADES_HEADER] + rows) + "\n").encode()
+    text = text.replace(b"\n1290241733,", b"\n\xff\xfe5,").replace(b"\n1290241735,1868.4", b"\n1290241735,\xe9")
+    report, store = None, None
+    for packing in ("csv", "zip"):
+        name = "ETHUSDT-aggTrades-2023-05-01"
+        path = tmp_path / packing / (f"{name}.csv" if packing == "csv" else f"{name}.zip")
+        path.parent.mkdir()
+        if packing == "csv":
+            path.write_bytes(text)
+        else:
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr(f"{name}.csv", text)
+        report = ingest([path], "binance-archive", tmp_path / packing / "store")
+        store = TickStore(tmp_path / packing / "store")
+        assert report.rejections == {"not UTF-8 text": 2}
+        assert report.examples["not UTF-8 text"] == [f"{path}:4: bytes b'\\xff\\xfe5,1868.4,0.5,2,2,1682899200039,false'",
+                                                      f"{path}:6: bytes b'1290241735,\\xe9,0.5,4,4,1682899200041,false'"]
+        assert store.read("agg_trades", "ETHUSDT").column("trade_id").to_pylist() == [
+            1290241731, 1290241732, 1290241734, 1290241736]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_non_utf8_lines_found_in_a_large_block(tmp_path):
+    from gpu_lpi.ingest.csv_tables import non_utf8_lines
+
+    lines = [b"%d,ok" % i for i in range(20_000)]
+    for bad in (3, 7_777, 19_999):
+        lines[bad] = b"\x80" + lines[bad]
+    data = b"\n".join(lines)
+    bad, starts, ends = non_utf8_lines(data)
+    assert bad == [3, 7_777, 19_999]
+    assert data[starts[7_777]:ends[7_777]] == b"\x807777,ok"
+    assert non_utf8_lines(data, skip=4)[0] == [7_777, 19_999]
+    assert non_utf8_lines(b"caf\xc3\xa9\n")[0] == []
+
+
+@pytest.mark.parametrize("odd, unit", [(1682899200, "s"), (1682899200037123, "µs")])
+def test_timestamps_in_another_unit_than_the_files_first_are_rejected(tmp_path, odd, unit):
+    # was: each value's unit guessed by its digit count, so a row in seconds among ms was stored
+    path = write_csv(tmp_path, "ETHUSDT-aggTrades-2023-05-01", [
+        AGG_TRADES_HEADER, AGG_TRADES_ROWS[0], f"1290241740,1868.5,1.0,1,1,{odd},false", AGG_TRADES_ROWS[1]])
+    report, store = ingest_archive(tmp_path, [path])
+    reason = "timestamp in column 'transact_time' in another unit than the rest of the file"
+    assert report.rejections == {reason: 1}
+    assert report.examples[reason] == [f"{path}:3: {reason}: transact_time={odd} (the file's unit is ms)"]
+    assert store.read("agg_trades", "ETHUSDT").column("trade_id").to_pylist() == [1290241731, 1290241732]
+
+
+def test_only_when_nothing_was_recognised_is_format_suggested(tmp_path):
+    checksum = tmp_path / "BTCUSDT-trades-2024-05-31.zip.CHECKSUM"
+    checksum.write_text("0" * 64 + "  BTCUSDT-trades-2024-05-31.zip\n")
+    with pytest.raises(InputError, match=r"CHECKSUM: no rows ingested: nothing in the input was recognised "
+                                         r"\(is --format binance-archive right\?\)$"):
+        ingest_archive(tmp_path, [checksum])

@@ -220,7 +220,7 @@ def test_empty_file_is_noted_and_all_empty_fails(tmp_path):
 
 def test_unknown_symbol_is_fatal(tmp_path):
     trade = _trade(1, 1723161256650)
-    trade["data"]["s"] = "FOOUSDT"
+    trade["stream"], trade["data"]["s"] = "foousdt@trade", "FOOUSDT"
     path = _capture(tmp_path / "foousdt_20240808.gz", [trade])
     with pytest.raises(InputError, match=r"foousdt_20240808.gz:1: symbol 'FOOUSDT' has no reference data.*--symbols-file"):
         ingest([path], "binance-ws", tmp_path / "store")
@@ -293,17 +293,41 @@ def test_streams_the_reader_does_not_read_are_rejected_by_name(tmp_path, stream)
     assert report.rows == {("trades", "BTCUSDT"): 1}
 
 
-def test_local_stamp_unit_is_chosen_per_value(tmp_path):
-    stamps = ["1723161255088", "1723161255088176367", "1723161255088176", "1723161255", "172316125508817"]
+def test_local_stamp_unit_is_that_of_the_files_first_stamp(tmp_path):
+    # was: each stamp's unit guessed by its digit count, so a file mixing units was stored silently
+    stamps = ["172316125508817", "1723161255088", "1723161255088176367", "1723161255088176", "1723161255",
+              "1723161255089"]
     lines = [f"{stamp} {json.dumps(_trade(i + 1, 1723161256650), separators=(',', ':'))}"
              for i, stamp in enumerate(stamps)]
     path = tmp_path / "btcusdt_20240808.gz"
     path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     report = ingest([path], "binance-ws", tmp_path / "store")
     local = TickStore(tmp_path / "store").read_arrays("trades", "BTCUSDT")["local_ts"].tolist()
-    assert local == [1723161255088000000, 1723161255088176367, 1723161255088176000, 1723161255000000000]
+    assert local == [1723161255088000000, 1723161255089000000]   # ms: the first stamp of a known unit
     assert report.examples["local timestamp is not 10, 13, 16 or 19 digits (s, ms, µs, ns)"] == [
-        f"{path}:5: local timestamp 172316125508817"]
+        f"{path}:1: local timestamp 172316125508817"]
+    assert report.examples["local timestamp in another unit than the rest of the file"] == [
+        f"{path}:3: local timestamp 1723161255088176367 (the file's unit is ms)",
+        f"{path}:4: local timestamp 1723161255088176 (the file's unit is ms)",
+        f"{path}:5: local timestamp 1723161255 (the file's unit is ms)"]
+    other = tmp_path / "btcusdt_20240809.gz"      # each file has its own unit
+    other.write_bytes(gzip.compress(f"{lines[2].replace('1723161256650', '1723161256651')}\n".encode()))
+    assert ingest([other], "binance-ws", tmp_path / "store2").rejections == {}
+
+
+@pytest.mark.parametrize("unit", ["s", "us"])
+def test_exchange_times_in_another_unit_than_the_files_first_are_rejected(tmp_path, unit):
+    t = 1723161256650
+    odd = t // 1000 if unit == "s" else t * 1000
+    messages = [_trade(1, t), _trade(2, odd), _trade(3, t + 1),
+                {"stream": "btcusdt@bookTicker", "data": {"e": "bookTicker", "u": 7, "E": odd, "T": odd, "s": "BTCUSDT",
+                                                          "b": "61800.2", "B": "1", "a": "61800.3", "A": "2"}}]
+    path = _capture(tmp_path / "btcusdt_20240808.gz", messages)
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert report.rejections == {"exchange time in another unit than the rest of the file": 2}
+    assert report.examples["exchange time in another unit than the rest of the file"][0] == (
+        f"{path}:2: trade T/E {odd} (the file's unit is ms)")
+    assert TickStore(tmp_path / "store").read_arrays("trades", "BTCUSDT")["trade_id"].tolist() == [1, 3]
 
 
 def test_a_silence_begins_a_new_span_and_resets_the_chain_a_pu_break_inside_is_a_gap(tmp_path):
@@ -384,3 +408,106 @@ def test_odd_payloads_are_rejected_never_a_crash(tmp_path):
     rejected, trades, depth_rows = map(int, done.stdout.split())
     assert (trades, depth_rows) == (3, 1)
     assert rejected >= len(_ODD_PAYLOADS)
+
+
+# -- red-team findings ------------------------------------------------------------------------------------
+
+def test_negative_ids_are_rejected_and_minus_one_never_collides_with_no_id(tmp_path):
+    # was: t=-1 stored, and -1 is the store's "no id": re-ingesting t=-1 with another price added a row
+    t = 1723161256650
+    first = _capture(tmp_path / "a.gz", [_trade(-1, t, price="100.0"), _trade(5, t + 1)])
+    second = _capture(tmp_path / "b.gz", [_trade(-1, t, price="200.0"), _trade(5, t + 1)])
+    report = ingest([first], "binance-ws", tmp_path / "store")
+    assert report.examples == {"negative id": [f"{first}:1: trade field 't' = -1"]}
+    ingest([second], "binance-ws", tmp_path / "store")
+    assert TickStore(tmp_path / "store").read_arrays("trades", "BTCUSDT")["trade_id"].tolist() == [5]
+    agg = {"stream": "btcusdt@aggTrade", "data": {"e": "aggTrade", "E": t, "T": t, "s": "BTCUSDT", "a": 7, "p": "1.5",
+                                                  "q": "2", "f": -3, "l": 9, "m": True}}
+    ticker = {"stream": "btcusdt@bookTicker", "data": {"e": "bookTicker", "u": -4, "E": t, "T": t, "s": "BTCUSDT",
+                                                       "b": "61800.2", "B": "1", "a": "61800.3", "A": "2"}}
+    path = _capture(tmp_path / "c.gz", [agg, ticker, dict(_SNAPSHOT, lastUpdateId=-2),
+                                        _diff(-1, 101, 95, t), _diff(96, 101, -2, t), _trade(6, t)])
+    report = ingest([path], "binance-ws", tmp_path / "store2")
+    assert report.rejections == {"negative id": 5}
+    assert report.examples["negative id"] == [
+        f"{path}:1: aggTrade field 'f' = -3", f"{path}:2: bookTicker field 'u' = -4",
+        f"{path}:4: depthUpdate field 'U' = -1", f"{path}:5: depthUpdate field 'pu' = -2",
+        f"{path}:3: snapshot field 'lastUpdateId' = -2"]
+
+
+def test_a_previous_update_id_of_minus_one_is_no_previous_update(tmp_path):
+    # Binance sends "pu":-1 where there is no previous update (seen on a COIN-M partial-book stream)
+    diff = _diff(96, 101, -1, 1723161256600, bids=[("61800.2", "3")])
+    path = _capture(tmp_path / "btcusdt_20240808.gz", [_SNAPSHOT, diff])
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert not report.rejections
+    assert TickStore(tmp_path / "store").read_arrays("depth_diff", "BTCUSDT")["seq_prev"].tolist()[-1] == -1
+
+
+def test_a_depth_update_whose_first_id_is_after_its_last_is_rejected(tmp_path):
+    messages = _good_messages()
+    messages[3] = _diff(130, 104, 101, 1723161256700, asks=[("61800.30", "0.000")])
+    path = _capture(tmp_path / "btcusdt_20240808.gz", messages)
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert report.examples == {"first update id after last": [f"{path}:4: BTCUSDT U=130 > u=104"]}
+    assert 104 not in TickStore(tmp_path / "store").read_arrays("depth_diff", "BTCUSDT")["seq_last"].tolist()
+
+
+def test_a_snapshot_with_a_zero_quantity_level_is_rejected(tmp_path):
+    snapshot = dict(_SNAPSHOT, bids=[["61800.20", "0.000"], ["61800.10", "0.696"]])
+    diff = _diff(96, 101, 95, 1723161256600, bids=[("61800.2", "0")])
+    path = _capture(tmp_path / "btcusdt_20240808.gz", [snapshot, diff])
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert report.examples == {"depth_diff snapshot qty is not a finite number > 0": [f"{path}:1: qty=0.0"]}
+    depth = TickStore(tmp_path / "store").read_arrays("depth_diff", "BTCUSDT")
+    assert depth["is_snapshot"].tolist() == [False] and depth["qty"].tolist() == [0.0]   # a diff may delete
+
+
+def test_a_payload_of_another_symbol_than_its_stream_is_rejected(tmp_path):
+    odd = _trade(2, 1723161256651)
+    odd["data"]["s"] = "ETHUSDT"
+    coin_m = {"stream": "btcusd_perp@trade", "data": dict(_trade(3, 1723161256652)["data"], s="BTCUSD_PERP")}
+    raw = ['1723161255999000000 {"stream":"ethusdt@trade","data":' + json.dumps(_trade(4, 1723161256653)["data"]) + "}"]
+    path = _capture(tmp_path / "btcusdt_20240808.gz", [_trade(1, 1723161256650), odd, coin_m], raw)
+    report = ingest([path], "binance-ws", tmp_path / "store")
+    assert report.examples == {"stream and symbol disagree": [
+        f"{path}:2: stream symbol 'BTCUSDT', message symbol 'ETHUSDT'",
+        f"{path}:4: stream symbol 'ETHUSDT', message symbol 'BTCUSDT'"]}
+    assert report.rows == {("trades", "BTCUSDT"): 1, ("trades", "BTCUSD_PERP"): 1}
+
+
+def test_files_are_read_in_capture_order_not_name_order(real_captures, tmp_path):
+    # was: files in name order, so a capture's first half named to sort second was out of order
+    halves = [p for p in real_captures if p.name in ("btcusdt_20240718.gz", "btcusdt_20240719.gz")]
+    (tmp_path / "b_part9.gz").symlink_to(halves[0])
+    (tmp_path / "a_part10.gz").symlink_to(halves[1])
+    report = ingest([tmp_path], "binance-ws", tmp_path / "store")
+    expected = ingest(halves, "binance-ws", tmp_path / "expected")
+    assert report.rejections == expected.rejections == {} and report.gaps == []
+    assert report.rows == expected.rows
+    data = {name: content for name, content in store_files(tmp_path / "store").items() if "coverage" not in name}
+    assert data == {name: content for name, content in store_files(tmp_path / "expected").items()
+                    if "coverage" not in name}
+    spans = sorted((c["table"], c["start_ns"], c["end_ns"]) for c in report.coverage)       # sources named apart
+    assert spans == sorted((c["table"], c["start_ns"], c["end_ns"]) for c in expected.coverage)
+
+
+def test_capture_order_ties_by_name_and_unreadable_first(tmp_path):
+    from gpu_lpi.ingest.binance_ws import capture_order
+
+    same = [_capture(tmp_path / name, [_trade(1, 1723161256650)]) for name in ("b.gz", "a.gz")]
+    later = tmp_path / "0.txt"
+    later.write_text(f"1723161256 {json.dumps(_trade(2, 1723161256650))}\n")           # seconds: after the ns stamps
+    empty = tmp_path / "z.gz"
+    empty.write_bytes(gzip.compress(b"\n\n"))
+    assert [p.name for p in capture_order([later, *same, empty])] == ["z.gz", "a.gz", "b.gz", "0.txt"]
+
+
+def test_all_lines_rejected_says_why_in_one_line(tmp_path):
+    # was: "no rows ingested (is --format binance-ws right?)", hiding the 1,000 rejections
+    path = _capture(tmp_path / "btcusdt_20240808.gz", [_trade(i + 1, 1723161256322 + i, price="-1") for i in range(1000)])
+    result = CliRunner().invoke(main, ["ingest", "--format", "binance-ws", str(path), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert result.output == (f"error: {path}: no rows ingested: 1,000 rejected lines, most for 'trades price is not "
+                             f"a finite number > 0' (e.g. {path}:1)\n")
+    assert not (tmp_path / "s" / "trades").exists()

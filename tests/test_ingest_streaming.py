@@ -245,6 +245,22 @@ def test_corrupt_gzip_counts_the_lines_before_the_damage(tmp_path):
     assert str(err.value).endswith(f"); {readable:,} complete lines were readable")
 
 
+@pytest.mark.parametrize("read_bytes", [ingest_files.READ_BYTES, 7])
+@pytest.mark.parametrize("trailer", [b"garbage!!", b"x", b"\0\0\0junk"])
+def test_trailing_data_after_a_gzip_stream_is_named(tmp_path, monkeypatch, read_bytes, trailer):
+    # was: "the file ends inside compressed data"
+    monkeypatch.setattr(ingest_files, "READ_BYTES", read_bytes)
+    text = b"".join(b"line %d\n" % i for i in range(3_000))
+    path = tmp_path / "a.gz"
+    path.write_bytes(gzip.compress(text[:10_001]) + gzip.compress(text[10_001:]) + trailer)
+    with pytest.raises(InputError) as err:
+        list(ingest_files.iter_line_blocks(path, 4096))
+    assert str(err.value) == (f"{path}:3001: truncated or corrupt gzip stream (trailing data after the gzip "
+                              f"stream); 3,000 complete lines were readable")
+    path.write_bytes(gzip.compress(text) + b"\0" * 9)          # zero padding is no trailing data
+    assert b"".join(block for _, block in ingest_files.iter_line_blocks(path, 4096)) == text
+
+
 def test_multi_member_gzip_and_zip_members_are_streamed_whole(tmp_path):
     text = b"".join(b"line %d\n" % i for i in range(30_000))
     path = tmp_path / "a.gz"

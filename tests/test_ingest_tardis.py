@@ -200,8 +200,14 @@ def test_empty_gzip_is_a_note_but_only_empty_files_fail(tmp_path):
                       [TRADES_HEADER, "binance-futures,BTCUSDT,1722816000124000,1722816000131000,,buy,54001,0.5"])
     report, _ = ingest_tardis(tmp_path, [empty, trades])
     assert f"{empty}: empty file" in report.notes
-    with pytest.raises(InputError, match="no rows ingested"):
+    assert not [c for c in report.coverage if c["table"] == "liquidations"]
+    # was: "no rows ingested (is --format tardis right?)", which hid that the inputs were empty
+    with pytest.raises(InputError, match=r"\.csv\.gz: no rows ingested: the input file is empty$"):
         ingest_tardis(tmp_path / "other", [empty])
+    header_only = write_gz(tmp_path, "binance-futures_trades_2024-08-06_BTCUSDT.csv.gz", [TRADES_HEADER])
+    with pytest.raises(InputError, match=r"no rows ingested: 2 of the 2 input files hold no rows "
+                                         r"\(1 a header only, 1 empty\)$"):
+        ingest_tardis(tmp_path / "other", [empty, header_only])
 
 
 def test_renamed_column_is_fatal_naming_file_line_and_expected_header(tmp_path):
@@ -281,3 +287,60 @@ def test_an_impossible_date_in_the_file_name_is_a_one_line_error(tmp_path):
         TRADES_HEADER, "binance-futures,BTCUSDT,1722816000124000,1722816000131000,,buy,54001,0.5"])
     with pytest.raises(InputError, match=r"_2024-02-30_BTCUSDT.csv.gz: '2024-02-30' in the file name is not a date"):
         ingest_tardis(tmp_path, [path])
+
+
+# -- red-team findings: ids, snapshots, units, stray symbols ---------------------------------------------
+
+T0 = 1722816000000000     # 2024-08-05 in µs
+
+
+def _trade_row(i: int, symbol="BTCUSDT", ts=None, trade_id=None, price="61800.5") -> str:
+    ts = T0 + i * 1000 if ts is None else ts
+    return f"binance-futures,{symbol},{ts},{ts + 5},{1000 + i if trade_id is None else trade_id},buy,{price},0.1"
+
+
+def test_a_negative_integer_trade_id_is_rejected(tmp_path):
+    # was: stored as -1, the store's "no id", with a note that it was not an integer
+    path = write_gz(tmp_path, "binance-futures_trades_2024-08-05_BTCUSDT.csv.gz",
+                    [TRADES_HEADER, _trade_row(0), _trade_row(1, trade_id="-7"), _trade_row(2, trade_id="abc-def")])
+    report, store = ingest_tardis(tmp_path, [path])
+    assert report.examples == {"negative id in column 'id'": [f"{path}:3: negative id in column 'id': id='-7'"]}
+    assert store.read("trades", "BTCUSDT").column("trade_id").to_pylist() == [1000, NO_ID]
+    assert f"{path}: 1 trade ids are not integers; stored as -1" in report.notes
+
+
+def test_a_snapshot_level_must_have_a_quantity_a_diff_may_delete(tmp_path):
+    # was: a zero-quantity snapshot row stored (a snapshot lists levels that exist)
+    rows = [f"binance-futures,BTCUSDT,{T0},{T0 + 5},true,bid,61800,1",
+            f"binance-futures,BTCUSDT,{T0},{T0 + 5},true,ask,61801,0",
+            f"binance-futures,BTCUSDT,{T0 + 1000},{T0 + 1005},false,bid,61800,0"]
+    path = write_gz(tmp_path, "binance-futures_incremental_book_L2_2024-08-05_BTCUSDT.csv.gz", [L2_HEADER] + rows)
+    report, store = ingest_tardis(tmp_path, [path])
+    assert report.examples == {"depth_diff snapshot qty is not a finite number > 0": [f"{path}:3: qty=0.0"]}
+    depth = store.read_arrays("depth_diff", "BTCUSDT")
+    assert depth["qty"].tolist() == [1.0, 0.0] and depth["is_snapshot"].tolist() == [True, False]
+
+
+def test_timestamps_in_another_unit_than_the_files_first_are_rejected(tmp_path):
+    # was: a ms timestamp among µs ones stored (each value's unit guessed by its digit count)
+    path = write_gz(tmp_path, "binance-futures_trades_2024-08-05_BTCUSDT.csv.gz",
+                    [TRADES_HEADER, _trade_row(0), _trade_row(9, ts=T0 // 1000 + 9), _trade_row(1)])
+    report, store = ingest_tardis(tmp_path, [path])
+    reason = "timestamp in column 'timestamp' in another unit than the rest of the file"
+    assert report.examples == {reason: [f"{path}:3: {reason}: timestamp={T0 // 1000 + 9} (the file's unit is µs)"]}
+    assert store.read("trades", "BTCUSDT").column("trade_id").to_pylist() == [1000, 1001]
+
+
+def test_a_row_of_another_symbol_in_a_symbol_named_file_is_rejected(tmp_path):
+    # was: the stray ETHUSDT row gave ETHUSDT a whole day of (false) coverage
+    named = write_gz(tmp_path, "binance-futures_trades_2024-08-05_BTCUSDT.csv.gz",
+                     [TRADES_HEADER, _trade_row(0), _trade_row(1, symbol="ETHUSDT"), _trade_row(2, symbol="NOPE")])
+    report, store = ingest_tardis(tmp_path, [named])
+    assert report.rejections == {"row of ETHUSDT in a file of BTCUSDT": 1, "row of NOPE in a file of BTCUSDT": 1}
+    assert report.examples["row of ETHUSDT in a file of BTCUSDT"] == [f"{named}:3: row of ETHUSDT in a file of BTCUSDT"]
+    assert {c["symbol"] for c in report.coverage} == {"BTCUSDT"} and store.symbols_in("trades") == ["BTCUSDT"]
+    grouped = write_gz(tmp_path, "binance-futures_liquidations_2024-08-05_PERPETUALS.csv.gz", [
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount",
+        f"binance-futures,BTCUSDT,{T0},{T0 + 5},,sell,61800,0.5", f"binance-futures,ETHUSDT,{T0},{T0 + 5},,buy,2500,1"])
+    report, _ = ingest_tardis(tmp_path / "grouped", [grouped])
+    assert not report.rejections and {c["symbol"] for c in report.coverage} == {"BTCUSDT", "ETHUSDT"}

@@ -177,6 +177,44 @@ def test_bad_reference_data_is_a_one_line_error_naming_file_line_and_field(tmp_p
     assert not (tmp_path / "store" / "trades").exists()
 
 
+_SYMBOLS_HEADER = "symbol,tick_size,lot_size,contract_size,is_inverse\n"
+
+
+def _cli_ingest_error(tmp_path, *symbols_files) -> str:
+    path = _ws_capture(tmp_path / "btcusdt_20240808.gz", [_ws_trade(1, 1723161256322)])
+    args = [a for f in symbols_files for a in ("--symbols-file", str(f))]
+    result = CliRunner().invoke(main, ["ingest", "--format", "binance-ws", str(path), "--store", str(tmp_path / "store"),
+                                       *args])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "store" / "trades").exists()
+    return result.output
+
+
+def test_a_symbol_listed_twice_with_other_values_is_a_one_line_error(tmp_path):
+    # was: accepted silently (the first row won)
+    symbols = tmp_path / "symbols.csv"
+    symbols.write_text(_SYMBOLS_HEADER + "FOOUSDT,0.1,0.001,1,false\n\nBARUSDT,1,1,1,false\nFOOUSDT,0.5,0.001,1,false\n")
+    assert _cli_ingest_error(tmp_path, symbols) == (
+        f"error: {symbols}:5: symbol 'FOOUSDT' is listed again with other values (first on line 2): "
+        "tick_size 0.1 then 0.5 (symbols file)\n")
+    same = tmp_path / "same.csv"                      # an identical repeat is harmless
+    same.write_text(_SYMBOLS_HEADER + "FOOUSDT,0.1,0.001,1,false\nFOOUSDT,0.1,0.001,1,false\n")
+    other = tmp_path / "other.csv"
+    other.write_text(_SYMBOLS_HEADER + "FOOUSDT,0.1,0.001,10,false\n")
+    path = _ws_capture(tmp_path / "btcusdt_20240808.gz", [_ws_trade(1, 1723161256322)])
+    ingest([path], "binance-ws", tmp_path / "ok", symbols_files=[same, same])
+    assert _cli_ingest_error(tmp_path, same, other) == (
+        f"error: {other}:2: symbol 'FOOUSDT' has other values than in {same}: contract_size 1.0 then 10.0 "
+        "(symbols file)\n")
+
+
+def test_a_symbols_file_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    # was: a UnicodeDecodeError traceback
+    symbols = tmp_path / "symbols.csv"
+    symbols.write_bytes(_SYMBOLS_HEADER.encode() + b"FOOUSDT,0.1,0.001,1,false\n\xff\xfe\x00garbage\n")
+    assert _cli_ingest_error(tmp_path, symbols).startswith(f"error: {symbols}:3: not UTF-8 text (byte 0xff)")
+
+
 def test_conflicts_are_counted_with_examples_in_summary_and_json():
     report = IngestReport("binance-ws")
     report.conflict("agg_trades", "BTCUSDT", "agg_trade_id 7: price 100.0 stored, 101.0 now")

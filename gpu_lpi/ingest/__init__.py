@@ -99,7 +99,8 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
     ------
     InputError
         On a fatal problem (unreadable or truncated file, wrong format, missing columns, unknown
-        symbol, bad reference data, no rows at all); the store is left unchanged.
+        symbol, bad reference data, no rows and no covered time at all: the message says why,
+        see :meth:`IngestReport.nothing_ingested`); the store is left unchanged.
     ConfigError
         For an unreadable ``earliest`` or ``latest``, or ``latest`` before ``earliest``.
     StoreError
@@ -122,9 +123,8 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
             report.rows[(table, symbol)] += rows.num_rows
             tx.write(table, symbol, rows)
             checkpoint()
-        if report.total_rows == 0:
-            raise InputError(", ".join(map(str, sources)), None,
-                             f"no rows ingested (is --format {fmt} right?)")
+        if (nothing := report.nothing_ingested(sources, fmt)) is not None:
+            raise nothing
         for span in report.coverage:
             tx.cover(span["table"], span["symbol"], span["start_ns"], span["end_ns"], span["source"])
         tx.write_symbols(ctx.registry.table(ctx.symbols_seen))

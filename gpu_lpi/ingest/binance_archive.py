@@ -26,6 +26,11 @@ Decisions:
   they are rejected).
 * Coverage: a daily file covers its UTC day, a monthly file its month, for the table it fills and
   each symbol it has rows of; rows timestamped outside that period are kept and their count noted.
+  A file with its header and no rows (a day without liquidations) covers its period for the symbol
+  of its name: it had no events. A file whose rows were all rejected covers nothing.
+* Ids (``agg_trade_id``, ``first_trade_id``, ``last_trade_id``, ``id``, ``update_id``) are
+  integers >= 0; a row with a negative one is rejected. Timestamps of a column have the unit of the
+  column's first value in the file (see :mod:`gpu_lpi.ingest.timestamps`).
 * ``liquidationSnapshot``: ``qty`` is the filled quantity ``accumulated_fill_quantity`` (not the
   order's ``original_quantity``), ``notional`` is priced at ``average_price``. The archive lists every
   liquidation twice, so exact duplicate rows (less than a day apart) are collapsed and their count
@@ -66,15 +71,15 @@ _FILE_NAME = re.compile(r"^(?P<symbol>[A-Z0-9_]+)-(?P<data_type>[A-Za-z]+)-"
                         r"(?P<period>\d{4}-\d{2}(?:-\d{2})?)\.(?:zip|csv|csv\.gz)$")
 
 AGG_TRADES: Layout = (
-    Field("agg_trade_id", "int"), Field("price", "float"), Field("quantity", "float"),
-    Field("first_trade_id", "int"), Field("last_trade_id", "int"), Field("transact_time", "epoch"),
+    Field("agg_trade_id", "id"), Field("price", "float"), Field("quantity", "float"),
+    Field("first_trade_id", "id"), Field("last_trade_id", "id"), Field("transact_time", "epoch"),
     Field("is_buyer_maker", "bool"))
 TRADES_USD_M: Layout = (
-    Field("id", "int"), Field("price", "float"), Field("qty", "float"), Field("quote_qty", "ignore"),
+    Field("id", "id"), Field("price", "float"), Field("qty", "float"), Field("quote_qty", "ignore"),
     Field("time", "epoch"), Field("is_buyer_maker", "bool"))
 TRADES_COIN_M: Layout = tuple(Field("base_qty", "ignore") if f.name == "quote_qty" else f for f in TRADES_USD_M)
 BOOK_TICKER: Layout = (
-    Field("update_id", "int"), Field("best_bid_price", "float"), Field("best_bid_qty", "float"),
+    Field("update_id", "id"), Field("best_bid_price", "float"), Field("best_bid_qty", "float"),
     Field("best_ask_price", "float"), Field("best_ask_qty", "float"), Field("transaction_time", "epoch"),
     Field("event_time", "ignore"))
 BOOK_DEPTH: Layout = (
@@ -115,11 +120,13 @@ class ArchiveName:
 
 @dataclass(frozen=True)
 class DataType:
-    """How one archive data type is read: its header for USD-M and COIN-M files, and its table builder."""
+    """How one archive data type is read: its header for USD-M and COIN-M files, its table builder
+    and the tick-store table it fills."""
 
     usd_m: Layout
     coin_m: Layout
     build: Builder
+    table: str
 
     def layout(self, is_inverse: bool) -> Layout:
         return self.coin_m if is_inverse else self.usd_m
@@ -175,6 +182,10 @@ def _parse_file(path: Path, ctx: IngestContext) -> Iterator[tuple[str, str, pa.T
     state.finish(ctx)
     for table, symbol in state.extent:
         ctx.cover(table, symbol, start, end, path)
+    if source.header is not None and not source.has_rows:
+        ctx.report.empty_file(path, f"a header only: no {data_type.table} in {name.period} (covered)",
+                              header_only=True)
+        ctx.cover(data_type.table, name.symbol, start, end, path)
 
 
 def _checked_layout(source: CsvSource, data_type: DataType, symbol: str, is_inverse: bool) -> Layout:
@@ -275,11 +286,12 @@ def _liquidation_snapshot(rows: CsvRows, symbol: str, info: dict, ctx: IngestCon
 
 #: Archive data types this format reads, by the name used in file names.
 DATA_TYPES: dict[str, DataType] = {
-    "aggTrades": DataType(AGG_TRADES, AGG_TRADES, _agg_trades),
-    "trades": DataType(TRADES_USD_M, TRADES_COIN_M, _trades),
-    "bookTicker": DataType(BOOK_TICKER, BOOK_TICKER, _book_ticker),
-    "bookDepth": DataType(BOOK_DEPTH, BOOK_DEPTH, _book_depth),
-    "metrics": DataType(METRICS, METRICS, _metrics),
-    "fundingRate": DataType(FUNDING_RATE, FUNDING_RATE, _funding_rate),
-    "liquidationSnapshot": DataType(LIQUIDATION_SNAPSHOT, LIQUIDATION_SNAPSHOT, _liquidation_snapshot),
+    "aggTrades": DataType(AGG_TRADES, AGG_TRADES, _agg_trades, "agg_trades"),
+    "trades": DataType(TRADES_USD_M, TRADES_COIN_M, _trades, "trades"),
+    "bookTicker": DataType(BOOK_TICKER, BOOK_TICKER, _book_ticker, "book_ticker"),
+    "bookDepth": DataType(BOOK_DEPTH, BOOK_DEPTH, _book_depth, "depth_bands"),
+    "metrics": DataType(METRICS, METRICS, _metrics, "open_interest"),
+    "fundingRate": DataType(FUNDING_RATE, FUNDING_RATE, _funding_rate, "funding"),
+    "liquidationSnapshot": DataType(LIQUIDATION_SNAPSHOT, LIQUIDATION_SNAPSHOT, _liquidation_snapshot,
+                                    "liquidations"),
 }

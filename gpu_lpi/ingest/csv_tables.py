@@ -11,10 +11,12 @@ file's parse must carry from block to block (counts noted at its end, values of 
 time extent of its rows) lives in a :class:`FileState`, which also applies the value rules
 (:mod:`gpu_lpi.ingest.value_rules`) to the canonical rows built from each block.
 
-Bad rows never vanish silently: rows with the wrong field count (``invalid_row_handler``), rows whose
-values do not parse (found by a slower all-text re-read that runs only when the typed read of a
-block fails), empty required fields and timestamps of an unknown unit are each passed to
-``ctx.reject``.
+Bad rows never vanish silently: lines that are not UTF-8 text (found before pyarrow sees the block,
+and blanked out so that the other lines keep their numbers), rows with the wrong field count
+(``invalid_row_handler``), rows whose values do not parse (found by a slower all-text re-read that
+runs only when the typed read of a block fails), empty required fields, negative ids and timestamps
+of an unknown unit or of another unit than the first of their column in the file
+(:class:`gpu_lpi.ingest.timestamps.FileUnit`) are each passed to ``ctx.reject``.
 
 Line numbers assume no quoted field spans two lines (true of both formats).
 """
@@ -38,31 +40,33 @@ from gpu_lpi.errors import InputError
 from gpu_lpi.ingest import value_rules
 from gpu_lpi.ingest.files import iter_line_blocks
 from gpu_lpi.ingest.report import EXAMPLES_PER_REASON, IngestContext
-from gpu_lpi.ingest.timestamps import BAD_UNIT, epoch_to_ns
+from gpu_lpi.ingest.timestamps import BAD_UNIT, OTHER_UNIT, FileUnit
 from gpu_lpi.schema import TABLES
 from gpu_lpi.store import NS_PER_DAY
 
-#: Field kinds: how a CSV column is typed. ``epoch`` is an integer Unix time in s/ms/µs/ns (unit
-#: detected by digit count), ``datetime`` is UTC text ``YYYY-MM-DD[ HH:MM:SS]``; both become int64 ns.
-#: ``ignore`` columns are checked in the header but not read.
-KINDS = ("int", "float", "bool", "text", "epoch", "datetime", "ignore")
+#: Field kinds: how a CSV column is typed. ``id`` is an integer >= 0 (a trade or update id),
+#: ``epoch`` is an integer Unix time in s/ms/µs/ns (unit detected by digit count), ``datetime`` is
+#: UTC text ``YYYY-MM-DD[ HH:MM:SS]``; both become int64 ns. ``ignore`` columns are checked in the
+#: header but not read.
+KINDS = ("int", "id", "float", "bool", "text", "epoch", "datetime", "ignore")
 
-_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "text": pa.string(),
-                "epoch": pa.int64(), "datetime": pa.timestamp("ns")}
+_ARROW_TYPES = {"int": pa.int64(), "id": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
+                "text": pa.string(), "epoch": pa.int64(), "datetime": pa.timestamp("ns")}
 
 #: What a valid non-empty number of each numeric kind looks like (for the text re-read of a block that
 #: did not parse; integers limited to what int64 holds). ``float`` accepts what pyarrow's parsers
 #: accept, ``nan`` and ``inf`` included (the value rules reject those later, whichever path read them).
 NUMBER_PATTERNS = {
     "int": r"^[+-]?\d{1,18}$",
+    "id": r"^[+-]?\d{1,18}$",
     "float": r"(?i)^[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|nan|inf|infinity)$",
     "epoch": r"^(\d{1,18}|[1-8]\d{18})$",
 }
 #: Accepted ``datetime`` cells (UTC).
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 #: Rejection reason of a cell of each kind that does not parse.
-_PROBLEMS = {"int": "not an integer", "float": "not a number", "bool": "not true or false",
-             "epoch": "not an integer timestamp", "datetime": "not a YYYY-MM-DD HH:MM:SS time"}
+_PROBLEMS = {"int": "not an integer", "id": "not an integer", "float": "not a number",
+             "bool": "not true or false", "epoch": "not an integer timestamp", "datetime": "not a YYYY-MM-DD HH:MM:SS time"}
 
 #: ``true``/``false`` in any of the spellings seen (futures files: lower case, spot files: ``True``).
 TRUE_VALUES = ["true", "True", "TRUE"]
@@ -192,7 +196,7 @@ class CsvRows:
         keep = np.asarray(keep, dtype=bool)
         return CsvRows(self.path, self.table.filter(pa.array(keep)), self.row_ids[keep], self.lines)
 
-    def reject(self, bad, ctx: IngestContext, reason: str, show: str | None = None) -> "CsvRows":
+    def reject(self, bad, ctx: IngestContext, reason: str, show: str | None = None, more: str = "") -> "CsvRows":
         """Report every row where ``bad`` is true to ``ctx.reject`` and return the other rows.
 
         Parameters
@@ -203,6 +207,8 @@ class CsvRows:
             The rejection category counted in the report.
         show : str, optional
             A column whose value is quoted in each rejection's detail.
+        more : str, optional
+            Text that ends each rejection's detail.
         """
         bad = np.asarray(bad, dtype=bool)
         if not bad.any():
@@ -211,7 +217,7 @@ class CsvRows:
         lines = self.lines.lines_of_rows(self.row_ids[indices])
         values = self.table.column(show).take(pa.array(indices[:EXAMPLES_PER_REASON])).to_pylist() if show else []
         ctx.reject_many(self.path, lines, reason,
-                        lambda i: f"{reason}: {show}={values[i]!r}" if show else reason)
+                        lambda i: (f"{reason}: {show}={values[i]!r}" if show else reason) + more)
         return self.filter(~bad)
 
     def split_by(self, column: str):
@@ -227,11 +233,17 @@ class CsvRows:
 
 @dataclass
 class CsvSource:
-    """A CSV file being read block by block, and what its first line says."""
+    """A CSV file being read block by block, and what its first line says.
+
+    While it is read it records whether any line follows the header (``has_rows``) and the unit of
+    each ``epoch`` column (that of the column's first value in the file).
+    """
 
     path: Path
     first_line: str
     blocks: Iterator[tuple[int, bytes]] = field(repr=False)   # (first line number, block), from line 1
+    has_rows: bool = False
+    units: dict[str, FileUnit] = field(default_factory=dict, repr=False)
 
     @property
     def header(self) -> list[str] | None:
@@ -272,12 +284,15 @@ class CsvSource:
         wanted = [f for f in layout if f.kind != "ignore"]
         header_lines = int(header is not None)
         for first_line, block in self.blocks:
-            if block.strip():
-                yield self._read_block(block, first_line, header_lines if first_line == 1 else 0,
-                                       names, wanted, ctx)
+            skip = header_lines if first_line == 1 else 0
+            body = (block.find(b"\n") + 1 or len(block)) if skip else 0
+            if _NON_SPACE.search(block, body):
+                self.has_rows = True
+                yield self._read_block(block, first_line, skip, names, wanted, ctx)
 
     def _read_block(self, block: bytes, first_line: int, header_lines: int, names: list[str],
                     wanted: list[Field], ctx: IngestContext) -> CsvRows:
+        block = self._without_non_utf8_lines(block, first_line, header_lines, ctx)
         reader = _ArrowCsvReader(block, names, header_lines)
         try:
             table = reader.read({f.name: _ARROW_TYPES[f.kind] for f in wanted})
@@ -285,7 +300,22 @@ class CsvSource:
         except pa.ArrowInvalid:  # a value did not convert: re-read as text to find the bad rows
             text = self._read_text(reader, wanted, first_line)
             rows = _convert_text_columns(self._rows(reader, text, first_line, ctx), wanted, ctx)
-        return _finish_columns(rows, wanted, ctx)
+        return _finish_columns(rows, wanted, self.units, ctx)
+
+    def _without_non_utf8_lines(self, block: bytes, first_line: int, header_lines: int,
+                                ctx: IngestContext) -> bytes:
+        """``block`` with the lines that are not UTF-8 text emptied (their line ends kept), each rejected."""
+        bad, starts, ends = non_utf8_lines(block, header_lines)
+        if not bad:
+            return block
+        ctx.reject_many(self.path, first_line + np.asarray(bad), "not UTF-8 text",
+                        lambda i: f"bytes {block[starts[bad[i]]:min(ends[bad[i]], starts[bad[i]] + 40)]!r}")
+        pieces, at = [], 0
+        for line in bad:
+            pieces.append(block[at:starts[line]])
+            at = ends[line]
+        pieces.append(block[at:])
+        return b"".join(pieces)
 
     def _read_text(self, reader: "_ArrowCsvReader", fields: list[Field], first_line: int) -> pa.Table:
         """Every wanted column as text; a block even that fails on (broken quoting) is fatal."""
@@ -360,28 +390,81 @@ def _parse_text(values: pa.ChunkedArray, kind: str) -> tuple[pa.ChunkedArray, np
     return converted, malformed.to_numpy(zero_copy_only=False)
 
 
-def _finish_columns(rows: CsvRows, fields: list[Field], ctx: IngestContext) -> CsvRows:
-    """Reject empty required cells and bad epoch units; times become int64 ns (values are checked
-    later, on the canonical rows, by :mod:`gpu_lpi.ingest.value_rules`)."""
+def _finish_columns(rows: CsvRows, fields: list[Field], units: dict[str, FileUnit], ctx: IngestContext) -> CsvRows:
+    """Reject empty required cells, negative ids and bad epoch units; times become int64 ns in the
+    unit of the file (``units``, by column; values are checked later, on the canonical rows, by
+    :mod:`gpu_lpi.ingest.value_rules`)."""
     for f in fields:
         if f.required:
             empty = rows.column(f.name).is_null().to_numpy(zero_copy_only=False)
             rows = rows.reject(empty, ctx, f"empty column {f.name!r}")
     for f in fields:
-        if f.kind == "epoch":
-            rows = _epoch_column_to_ns(rows, f.name, ctx)
+        if f.kind == "id":
+            negative = pc.fill_null(pc.less(rows.column(f.name), 0), False).to_numpy(zero_copy_only=False)
+            rows = rows.reject(negative, ctx, f"negative id in column {f.name!r}", show=f.name)
+        elif f.kind == "epoch":
+            rows = _epoch_column_to_ns(rows, f.name, units.setdefault(f.name, FileUnit()), ctx)
         elif f.kind == "datetime":
             rows = rows.with_column(f.name, pc.cast(rows.column(f.name), pa.int64()))
     return rows
 
 
-def _epoch_column_to_ns(rows: CsvRows, name: str, ctx: IngestContext) -> CsvRows:
+def _epoch_column_to_ns(rows: CsvRows, name: str, unit: FileUnit, ctx: IngestContext) -> CsvRows:
     values = rows.column(name)
     empty = values.is_null().to_numpy(zero_copy_only=False)
-    ns, bad_unit = epoch_to_ns(pc.fill_null(values, 0).to_numpy(zero_copy_only=False))
-    bad_unit &= ~empty
-    rows = rows.reject(bad_unit, ctx, f"timestamp in column {name!r} {BAD_UNIT}", show=name)
-    return rows.with_column(name, pa.array(ns[~bad_unit], mask=empty[~bad_unit]))
+    ns, bad_digits, other_unit = unit.to_ns(pc.fill_null(values, 0).to_numpy())
+    bad_digits &= ~empty                                    # an empty cell has no unit (0 has none)
+    rows = rows.reject(bad_digits, ctx, f"timestamp in column {name!r} {BAD_UNIT}", show=name)
+    rows = rows.reject(other_unit[~bad_digits], ctx, f"timestamp in column {name!r} {OTHER_UNIT}",
+                       show=name, more=f" (the file's unit is {unit.name})")
+    keep = ~bad_digits & ~other_unit
+    return rows.with_column(name, pa.array(ns[keep], mask=empty[keep]))
+
+
+#: Validity checks of byte ranges at most this long are done line by line.
+_LINE_BY_LINE_BYTES = 1 << 12
+_NON_SPACE = re.compile(rb"\S")
+
+
+def is_utf8(data) -> bool:
+    """Whether the bytes-like ``data`` are valid UTF-8 (checked by Arrow, without a copy)."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    text = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def non_utf8_lines(data: bytes, skip: int = 0) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The lines of ``data`` that are not valid UTF-8, the first ``skip`` lines not checked.
+
+    Returns the 0-based numbers of those lines (ascending) and the start and end (the line end's
+    offset) of every line. Valid text costs one pass; otherwise halves of the lines are checked
+    until the bad lines are found (a newline is never part of a multi-byte character, so each line is
+    valid on its own exactly when the whole is).
+    """
+    view = memoryview(data)
+    if is_utf8(view):
+        return [], np.empty(0, np.int64), np.empty(0, np.int64)
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+    starts, ends = np.r_[0, newlines + 1], np.r_[newlines, len(data)]
+    bad, pending = [], [(skip, starts.size)]
+    while pending:
+        low, high = pending.pop()
+        if low >= high or is_utf8(view[starts[low]:ends[high - 1]]):
+            continue
+        if ends[high - 1] - starts[low] > _LINE_BY_LINE_BYTES and high - low > 1:
+            middle = (low + high) // 2
+            pending.extend(((middle, high), (low, middle)))
+            continue
+        for line in range(low, high):
+            try:
+                str(view[starts[line]:ends[line]], "utf-8")
+            except UnicodeDecodeError:
+                bad.append(line)
+    return sorted(bad), starts, ends
 
 
 def open_csv(path: Path, ctx: IngestContext) -> CsvSource | None:
@@ -393,7 +476,7 @@ def open_csv(path: Path, ctx: IngestContext) -> CsvSource | None:
         if block.strip():
             break
     else:
-        ctx.report.note(path, None, "empty file")
+        ctx.report.empty_file(path)
         return None
     first = opening[0][1]
     end = first.find(b"\n")

@@ -3,7 +3,9 @@
 Nothing here holds a whole file: :func:`iter_line_blocks` decompresses a bounded piece at a time and
 yields blocks of whole lines. A truncated or corrupt file is fatal, and the error says how many
 complete lines could be read before the damage (the true count: every byte the decompressor could
-still decode is counted).
+still decode is counted). So is a gzip file with bytes after its last member that do not begin
+another member (zero padding excepted), as Python's ``gzip`` module holds too: whatever wrote them,
+the file is not what its writer closed.
 """
 
 from __future__ import annotations
@@ -56,15 +58,21 @@ def _kind(path: Path) -> str:
 def _gzip_pieces(path: Path) -> Iterator[bytes]:
     """The decompressed content of a gzip file (members one after another), piece by piece (ISA-L).
 
-    Raises :class:`_Unreadable` after the last readable piece if the stream is cut short or corrupt.
+    Raises :class:`_Unreadable` after the last readable piece if the stream is cut short or corrupt,
+    or followed by bytes that are neither zero padding nor another member.
     """
     inflater = isal_zlib.decompressobj(_GZIP_WBITS)
     with open(path, "rb") as handle:
-        while data := handle.read(READ_BYTES):
+        data = b""
+        while more := handle.read(READ_BYTES):
+            data += more
             while data:
                 if inflater.eof:                       # a member ended: the next one, or zero padding
-                    if not data.strip(b"\x00"):
-                        break
+                    data = data.lstrip(b"\x00")
+                    if len(data) < len(_GZIP_MAGIC):
+                        break                          # too short to tell: read on
+                    if not data.startswith(_GZIP_MAGIC):
+                        raise _Unreadable("trailing data after the gzip stream", exact=True)
                     inflater = isal_zlib.decompressobj(_GZIP_WBITS)
                 try:
                     piece = inflater.decompress(data, PIECE_BYTES)
@@ -73,6 +81,8 @@ def _gzip_pieces(path: Path) -> Iterator[bytes]:
                 if piece:
                     yield piece
                 data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+    if data and inflater.eof:
+        raise _Unreadable("trailing data after the gzip stream", exact=True)
     if not inflater.eof:
         raise _Unreadable("the file ends inside compressed data", exact=True)
 
@@ -190,6 +200,21 @@ def iter_line_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tup
     for start, stop in _blocks(data, block_bytes, final=True):
         yield first_line, data[start:stop]
         first_line += data.count(b"\n", start, stop)
+
+
+def first_line_of(path: Path) -> bytes | None:
+    """The first non-empty line of a file (decompressed, without its line end), reading only as much
+    as it takes; ``None`` if the file has none or cannot be read that far."""
+    pending = b""
+    try:
+        for piece in _PIECES[_kind(path)](path):
+            pending = (pending + piece).lstrip(b"\r\n")
+            end = pending.find(b"\n")
+            if end >= 0:
+                return pending[:end].rstrip(b"\r")
+    except (_Unreadable, InputError, OSError):
+        return None
+    return pending.rstrip(b"\r") or None
 
 
 def _blocks(data: bytes, block_bytes: int, final: bool) -> Iterator[tuple[int, int]]:

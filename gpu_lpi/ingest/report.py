@@ -28,6 +28,7 @@ class IngestReport:
     examples: dict = field(default_factory=dict)            # reason -> ["file:line: detail", ...]
     gaps: list = field(default_factory=list)                # sequence gaps (dicts)
     notes: list = field(default_factory=list)               # non-fatal findings (empty files, re-sorts)
+    files_without_rows: Counter = field(default_factory=Counter)  # "empty" / "a header only" -> files
     coverage: list = field(default_factory=list)            # covered spans: {symbol, table, start_ns, end_ns, source}
     conflicts: Counter = field(default_factory=Counter)     # (table, symbol) -> keyed rows re-ingested changed
     conflict_examples: dict = field(default_factory=dict)   # (table, symbol) -> [detail, ...]
@@ -52,6 +53,38 @@ class IngestReport:
 
     def note(self, path, line: int | None, text: str) -> None:
         self.notes.append(f"{_where(path, line)}: {text}")
+
+    def empty_file(self, path, text: str = "empty file", header_only: bool = False) -> None:
+        """Note a file that holds no rows at all: empty, or ``header_only`` (``text`` is the note)."""
+        self.files_without_rows["a header only" if header_only else "empty"] += 1
+        self.note(path, None, text)
+
+    def nothing_ingested(self, sources, fmt: str) -> InputError | None:
+        """The fatal error of an ingest that produced no row and covers no time (``None`` otherwise).
+
+        It says why: how many lines were rejected, the most common reason with an example, and how
+        many files hold no rows; only when nothing at all was recognised does it suggest checking
+        ``--format``.
+        """
+        if self.total_rows or self.coverage:
+            return None
+        where = ", ".join(map(str, sources))
+        reasons = []
+        if self.rejections:
+            reason, _ = self.rejections.most_common(1)[0]
+            rejected = sum(self.rejections.values())
+            reasons.append(f"{rejected:,} rejected line{'s' if rejected != 1 else ''}, most for {reason!r} "
+                           f"(e.g. {self.examples[reason][0].partition(': ')[0]})")
+        if self.files_without_rows:
+            files, without = len(self.sources), sum(self.files_without_rows.values())
+            kinds = sorted(self.files_without_rows.items())
+            reasons.append(f"the input file is {kinds[0][0]}" if files == 1 else
+                           f"{without:,} of the {files:,} input files hold no rows ("
+                           + ", ".join(f"{n:,} {kind}" for kind, n in kinds) + ")")
+        if not reasons:
+            return InputError(where, None, f"no rows ingested: nothing in the input was recognised "
+                              f"(is --format {fmt} right?)")
+        return InputError(where, None, "no rows ingested: " + "; ".join(reasons))
 
     def cover(self, table: str, symbol: str, start_ns: int, end_ns: int, source) -> None:
         """Record that ``source`` covers ``[start_ns, end_ns)`` of ``table`` for ``symbol``: times in

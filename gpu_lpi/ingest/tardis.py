@@ -31,7 +31,13 @@ Decisions:
   :mod:`gpu_lpi.ingest.value_rules` apply to every row.
 * Coverage: a file with the default name covers its UTC day, for the tables it fills and each symbol
   it has rows of; a file named otherwise covers its rows' first to last ``timestamp``. An empty file
-  covers nothing.
+  covers nothing (Tardis serves one for a day it collected no data), nor does a file with a header only.
+* A file whose default name gives a symbol of the reference data holds that symbol only: a row of
+  another symbol is rejected ("row of ETHUSDT in a file of BTCUSDT"), so that a stray row cannot give
+  its symbol a day of coverage. Grouped files (``PERPETUALS``, ``FUTURES``, ...: names that are no
+  symbol of the reference data) hold and cover every symbol of their rows.
+* Timestamps of a column have the unit of the column's first value in the file (see
+  :mod:`gpu_lpi.ingest.timestamps`).
 * ``derivative_ticker`` emits a row whenever *any* of its fields changes, so most rows repeat the last
   open interest. ``open_interest`` gets only the rows whose ``open_interest`` is present and differs
   from the previous present value of that symbol in the same file (the first present value of each
@@ -42,7 +48,7 @@ Decisions:
   (the book replay skips them); their count is noted in the report.
 * Trades whose side is neither ``buy`` nor ``sell`` (``unknown`` on some venues) are rejected, since
   the aggressor side is what the strategy measures. Non-integer trade ids (e.g. BitMEX UUIDs) are
-  stored as -1, with a note.
+  stored as -1 ("no id"), with a note; a negative integer id is rejected.
 * An empty gzip file (Tardis serves one for a day without data) is noted, not an error.
 """
 
@@ -73,6 +79,7 @@ _FILE_NAME = re.compile(r"^(?P<exchange>[a-z0-9-]+)_(?P<data_type>[A-Za-z0-9_]+?
 _BOOK_SNAPSHOT = re.compile(r"^book_snapshot_(?P<levels>\d+)$")
 _SNAPSHOT_ASK_PRICE = re.compile(r"^asks\[(\d+)\]\.price$")
 _INTEGER_ID = r"^\d+$"
+_NEGATIVE_ID = r"^-\d+$"
 
 _COMMON: Layout = (Field("exchange", "ignore"), Field("symbol", "text"), Field("timestamp", "epoch"),
                    Field("local_timestamp", "epoch"))
@@ -120,12 +127,18 @@ def _parse_file(path: Path, ctx: IngestContext) -> Iterator[tuple[str, str, pa.T
     source.check_columns(layout)
     build = _BUILDERS["book_snapshot" if _BOOK_SNAPSHOT.match(data_type) else data_type]
     day = file_day_ns(path)
+    own_symbol = file_symbol(path, ctx)
     state = FileState(path)
     for rows in source.read(layout, ctx):
         for symbol, part in rows.split_by("symbol"):
+            if own_symbol is not None and symbol != own_symbol:
+                part.reject(np.ones(part.num_rows, dtype=bool), ctx, f"row of {symbol} in a file of {own_symbol}")
+                continue
             for chunk in build(part, symbol, reference_data_of(symbol, part, ctx), ctx, state):
                 yield state.checked(chunk, ctx)
     state.finish(ctx)
+    if not source.has_rows:
+        ctx.report.empty_file(path, "a header only: no rows (covers nothing)", header_only=True)
     for (table, symbol), (first, last) in state.extent.items():
         if day is not None:
             ctx.cover(table, symbol, day, day + NS_PER_DAY, path)
@@ -148,6 +161,13 @@ def file_day_ns(path: Path) -> int | None:
         return date_to_ns(date.fromisoformat(match["date"]))
     except ValueError:
         raise InputError(path, None, f"{match['date']!r} in the file name is not a date (YYYY-MM-DD)") from None
+
+
+def file_symbol(path: Path, ctx: IngestContext) -> str | None:
+    """The symbol a default file name gives if it is one of the reference data, ``None`` for other
+    names and grouped files (``PERPETUALS``, ...)."""
+    match = _FILE_NAME.match(path.name)
+    return match["symbol"] if match is not None and match["symbol"] in ctx.registry else None
 
 
 def data_type_of(source: CsvSource) -> str:
@@ -206,6 +226,8 @@ def _side_codes(rows: CsvRows, ctx: IngestContext, codes: dict[str, int], what: 
 
 
 def _trades(rows: CsvRows, symbol: str, info: dict, ctx: IngestContext, state: FileState) -> Iterator[Chunk]:
+    negative = pc.fill_null(pc.match_substring_regex(rows.column("id"), _NEGATIVE_ID), False)
+    rows = rows.reject(negative.to_numpy(zero_copy_only=False), ctx, "negative id in column 'id'", show="id")
     rows, aggressor_sold = _side_codes(rows, ctx, {"buy": 0, "sell": 1}, "trade")
     price, qty = rows.numpy("price"), rows.numpy("amount")
     yield "trades", symbol, canonical_table(

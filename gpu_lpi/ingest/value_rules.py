@@ -4,13 +4,19 @@ One set of rules for all formats (DESIGN.md §3), applied by each parser to the 
 yields (:func:`checked`):
 
 * prices (``price``, ``bid``, ``ask``, ``mark_price``, ``avg_price``) finite and > 0;
-* quantities (``qty``, ``bid_qty``, ``ask_qty``) finite and > 0, except ``depth_diff.qty``, where 0
-  deletes a level: zero-quantity trades (the archive has such rows) are rejected;
+* quantities (``qty``, ``bid_qty``, ``ask_qty``) finite and > 0, except ``depth_diff.qty`` of a diff,
+  where 0 deletes a level (a snapshot lists the levels there are: > 0): zero-quantity trades (the
+  archive has such rows) are rejected;
 * notionals, open interest and book-depth bands finite and >= 0 (an empty band is 0);
   funding rates and band percentages finite;
 * ``ts``, and ``local_ts`` where present, inside the accepted time range (:class:`TimeBounds`:
   by default from 2017-01-01 to one day after now), so that a bad stamp can never create a
   ``date=2200-01-01`` or ``date=1969-12-31`` partition.
+
+Ids given by a source (trade, aggregate-trade and update ids) must be integers >= 0; the readers
+check them on the source's values (:mod:`gpu_lpi.ingest.binance_ws.payloads`,
+:mod:`gpu_lpi.ingest.csv_tables`, :mod:`gpu_lpi.ingest.tardis`), since in canonical rows -1 is the
+store's "no id" (:data:`gpu_lpi.schema.NO_ID`) and a source's -1 would pass for it.
 
 A null in a nullable column (an absent value: an empty book side, no mark price yet) passes; the
 marker rows of empty depth messages (side -1) carry no price and are exempt. A row that fails is
@@ -121,6 +127,11 @@ RULES: dict[str, tuple[tuple[str, _Rule], ...]] = {
     "liquidations": (("price", _POSITIVE), ("qty", _POSITIVE), ("notional", _NON_NEGATIVE),
                      ("avg_price", _POSITIVE)),
 }
+#: Rules for some rows of a table only: (column, rule, the rows it applies to, what those rows are).
+ROW_RULES: dict[str, tuple[tuple[str, _Rule, Callable[[pa.Table], np.ndarray], str], ...]] = {
+    "depth_diff": (("qty", _POSITIVE, lambda rows: rows.column("is_snapshot").to_numpy(zero_copy_only=False),
+                    "snapshot"),),
+}
 TIME_COLUMNS = ("ts", "local_ts")
 
 #: Per canonical row, the line it came from (an array, or a function computing it when needed).
@@ -153,15 +164,21 @@ def rejected_rows(table: str, rows: pa.Table, path, lines: Lines, ctx) -> np.nda
     """
     if not rows.num_rows:
         return None
-    checks = [(column, rule, f"{table} {column} is not {rule.what}") for column, rule in RULES[table]]
-    failed = np.full(rows.num_rows, -1, dtype=np.int16)   # index of the first failing check per row
     exempt = _exempt_rows(table, rows)
-    for index, (column, rule, _) in enumerate(checks):
+    checks = [(column, rule, f"{table} {column} is not {rule.what}", None) for column, rule in RULES[table]]
+    checks += [(column, rule, f"{table} {label} {column} is not {rule.what}", where)
+               for column, rule, where, label in ROW_RULES.get(table, ())]
+    failed = np.full(rows.num_rows, -1, dtype=np.int16)   # index of the first failing check per row
+    for index, (column, rule, _, where) in enumerate(checks):
         values = rows.column(column)
-        good = rule.ok(values.to_numpy(zero_copy_only=False))
+        bad = ~rule.ok(values.to_numpy(zero_copy_only=False))
         if values.null_count:
-            good |= values.is_null().to_numpy(zero_copy_only=False)
-        _note_failures(failed, ~good & ~exempt if exempt is not None else ~good, index)
+            bad &= values.is_valid().to_numpy(zero_copy_only=False)
+        if exempt is not None:
+            bad &= ~exempt
+        if where is not None:
+            bad &= where(rows)
+        _note_failures(failed, bad, index)
     bounds = ctx.bounds
     for column in TIME_COLUMNS:
         if column not in rows.column_names:
@@ -169,7 +186,7 @@ def rejected_rows(table: str, rows: pa.Table, path, lines: Lines, ctx) -> np.nda
         values = rows.column(column)
         stamps = pc.fill_null(values, bounds.start_ns).to_numpy() if values.null_count else values.to_numpy()
         checks.append((column, None, f"{column} outside the accepted time range {bounds} (see --earliest, "
-                                     "--latest)"))
+                                     "--latest)", None))
         _note_failures(failed, (stamps < bounds.start_ns) | (stamps >= bounds.end_ns), len(checks) - 1)
     bad = failed >= 0
     if not bad.any():
@@ -180,7 +197,7 @@ def rejected_rows(table: str, rows: pa.Table, path, lines: Lines, ctx) -> np.nda
     first_rows = bad_rows[first]
     reasons = failed[first_rows]
     for index in np.unique(reasons):
-        column, rule, reason = checks[index]
+        column, rule, reason, _ = checks[index]
         picked = first_rows[reasons == index]
         values = rows.column(column)
         raw = (pc.fill_null(values, 0) if rule is None else values).to_numpy(zero_copy_only=False)[picked]

@@ -20,8 +20,12 @@ Rules (each finding is counted in the ingest report with file and line):
   reader does not read is rejected by its name ("unsupported stream", e.g. ``btcusdt@kline_1m``), a
   bare message of another type is rejected ("unknown message type"), a message lacking a required
   field or an exchange time is rejected ("missing field");
-* local and exchange stamps are integers of 10, 13, 16 or 19 digits (s, ms, µs, ns; the unit of
-  each value by its digit count, :mod:`gpu_lpi.ingest.timestamps`), stored in ns;
+* local and exchange stamps are integers of 10, 13, 16 or 19 digits (s, ms, µs, ns), stored in ns;
+  each has one unit per file, that of its first stamp in the file (:mod:`gpu_lpi.ingest.timestamps`):
+  a stamp of another unit is rejected ("… in another unit than the rest of the file");
+* ids (trade ``t``, aggTrade ``a``/``f``/``l``, bookTicker ``u``, depth ``U``/``u``, snapshot
+  ``lastUpdateId``) are integers >= 0, and ``pu`` >= -1 ("negative id"); a message under a
+  combined-stream wrapper names the symbol of its stream ("stream and symbol disagree");
 * every row meets the value rules of :mod:`gpu_lpi.ingest.value_rules` (``NaN``, ``inf`` and
   ``1e400`` in a number are rejected there);
 * a trade, aggregate trade, book-ticker or partial-book update whose id was already seen for that
@@ -31,6 +35,10 @@ Rules (each finding is counted in the ingest report with file and line):
   never as diffs. A bare ``depthUpdate`` (no wrapper, so no stream name) is taken as a diff;
 * depth diffs are chain-checked per symbol across files (:mod:`.depth`); covered spans per symbol
   (:mod:`.spans`) are recorded with ``ctx.cover`` and reset the chain.
+
+Files are read in capture order (:func:`capture_order`): by the local stamp of their first line, ties
+by file name, so that ``part9`` comes before ``part10`` and a capture's halves join whatever they are
+called.
 """
 
 from __future__ import annotations
@@ -43,10 +51,11 @@ import pyarrow as pa
 
 from gpu_lpi.ingest import value_rules
 from gpu_lpi.ingest.binance_ws import depth, streams
-from gpu_lpi.ingest.binance_ws.payloads import read_bucket
+from gpu_lpi.ingest.binance_ws.payloads import FileUnits, read_bucket, times_to_ns
 from gpu_lpi.ingest.binance_ws.scan import split_lines
 from gpu_lpi.ingest.binance_ws.spans import CaptureSpans
-from gpu_lpi.ingest.files import iter_line_blocks, parse_files
+from gpu_lpi.ingest.files import first_line_of, iter_line_blocks, parse_files
+from gpu_lpi.ingest.timestamps import epoch_to_ns
 
 #: Converters of the message kinds other than depth diffs and snapshots.
 _CONVERTERS = (("trade", streams.trades), ("aggTrade", streams.agg_trades), ("bookTicker", streams.book_tickers),
@@ -68,27 +77,43 @@ def parse(files: list[Path], ctx, progress: bool = False):
     """Yield ``(table, symbol, rows)`` from Binance websocket captures (see the module docstring)."""
     states: dict[str, _SymbolState] = defaultdict(_SymbolState)
     spans = CaptureSpans(ctx)
-    yield from parse_files(files, progress, lambda path: _parse_file(path, states, spans, ctx))
+    yield from parse_files(capture_order(files), progress, lambda path: _parse_file(path, states, spans, ctx))
     spans.close_all()
+
+
+def capture_order(files: list[Path]) -> list[Path]:
+    """``files`` by the local stamp (in ns) of their first non-empty line, ties by name; files whose
+    first line has no stamp of a known unit (empty, damaged or of another format) come first, so that
+    their problem is met before any work is done."""
+    def key(path: Path):
+        line = first_line_of(path)
+        stamp = line.partition(b" ")[0] if line else b""
+        if not stamp.isdigit() or len(stamp) > 19:
+            return -1, path.name, str(path)
+        ns, bad = epoch_to_ns([int(stamp)])
+        return (-1 if bad[0] else int(ns[0])), path.name, str(path)
+    return sorted(files, key=key)
 
 
 def _parse_file(path: Path, states, spans: CaptureSpans, ctx):
     """Parse one capture block by block (memory stays bounded whatever the file's size)."""
     empty = True
+    units = FileUnits()
     for first_line, block in iter_line_blocks(path):
         if not block.strip():
             continue
         buckets = split_lines(path, block, ctx, first_line, is_file_start=empty)
         empty = False
         del block
-        yield from _parse_block(path, buckets, states, spans, ctx)
+        yield from _parse_block(path, buckets, units, states, spans, ctx)
     if empty:
-        ctx.report.note(path, None, "empty file")
+        ctx.report.empty_file(path)
 
 
-def _parse_block(path: Path, buckets, states, spans: CaptureSpans, ctx):
+def _parse_block(path: Path, buckets, units: FileUnits, states, spans: CaptureSpans, ctx):
     """The tick-store rows of one block: converted, value-checked, placed in spans, chain-checked."""
-    parsed = {kind: read_bucket(path, kind, bucket, ctx) for kind, bucket in buckets.items()}
+    parsed = times_to_ns(path, {kind: read_bucket(path, kind, bucket, ctx) for kind, bucket in buckets.items()},
+                         units, ctx)
     chunks = [chunk for kind, convert in _CONVERTERS if kind in parsed
               for chunk in convert(path, parsed[kind], states, ctx)]
     diff_start = len(chunks)

@@ -1,7 +1,9 @@
 """Depth diffs and REST snapshots as ``depth_diff`` rows, and the update-id chain check.
 
-Diffs are checked per symbol across files in file-name order, so that a capture split at midnight is
-one chain: a repeated ``u`` is rejected ("duplicate message"), a ``u`` lower than the last one is
+A diff whose first update id ``U`` is above its last ``u`` is rejected ("first update id after
+last"). Diffs are checked per symbol across files in capture order (see
+:mod:`gpu_lpi.ingest.binance_ws`), so that a capture split at midnight is one chain: a repeated
+``u`` is rejected ("duplicate message"), a ``u`` lower than the last one is
 rejected ("out-of-order depth update"), and a ``pu`` that is not the previous ``u`` is a sequence
 gap, reported (the diffs are still stored; the book replay treats the book as invalid until the next
 snapshot). The chain starts afresh with each covered span (:mod:`.spans`): a capture that starts
@@ -28,6 +30,12 @@ def diffs(path: Path, parsed: Parsed, states, ctx) -> Iterator[WsChunk]:
     """``depthUpdate`` messages as ``depth_diff`` rows per symbol (before the chain check)."""
     for symbol, part in by_symbol(parsed, "s"):
         ctx.symbol_info(symbol, path, int(part.lines[0]))
+        first, last = part.table.column("U").to_numpy(), part.table.column("u").to_numpy()
+        backwards = np.flatnonzero(first > last)
+        if backwards.size:
+            ctx.reject_many(path, part.lines[backwards], "first update id after last",
+                            lambda i: f"{symbol} U={int(first[backwards[i]])} > u={int(last[backwards[i]])}")
+            part = part.filter(first <= last)
         table = part.table
         yield "depth_diff", symbol, *_depth_rows(
             part, book_levels(table.column("b"), part.lines, path, ctx),

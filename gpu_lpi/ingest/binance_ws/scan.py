@@ -52,19 +52,28 @@ _WRAPPER_DATA = np.frombuffer(b'","data":', dtype=np.uint8)
 
 
 class Bucket:
-    """Payloads (JSON objects) of one message kind from one block, with their line numbers and local stamps."""
+    """Payloads (JSON objects) of one message kind from one block, with their line numbers, local
+    stamps and the symbol part of their stream name (``None`` for a bare payload or an all-market
+    stream)."""
 
-    __slots__ = ("payloads", "lines", "local")
+    __slots__ = ("payloads", "lines", "local", "streams")
 
     def __init__(self):
         self.payloads: list[bytes] = []
         self.lines: list[int] = []
         self.local: list[int] = []
+        self.streams: list[bytes | None] = []
 
-    def add(self, payload: bytes, line: int, stamp: int) -> None:
+    def add(self, payload: bytes, line: int, stamp: int, stream: bytes | None) -> None:
         self.payloads.append(payload)
         self.lines.append(line)
         self.local.append(stamp)
+        self.streams.append(stream)
+
+    def keep(self, mask) -> None:
+        """Keep only the payloads where ``mask`` is true."""
+        for name in self.__slots__:
+            setattr(self, name, [item for item, kept in zip(getattr(self, name), mask) if kept])
 
 
 @njit
@@ -100,9 +109,10 @@ def _scan_lines(buf, names, name_starts, name_kinds, head, data_tag):
     """One pass over a block: per non-empty line its number, local stamp, kind and bounds.
 
     ``kind`` is an index into the kinds for a combined-stream line whose ``data`` object lies in
-    ``[start, stop)``; -1 for lines the per-line path must look at (``start`` = payload start,
-    ``stop`` = line end), -2 for lines without a valid stamp, -3 for a combined-stream line of a
-    stream type that is not read (``[start, stop)`` = the stream name).
+    ``[start, stop)`` and whose stream name's symbol lies in ``[symbol_start, symbol_stop)``; -1 for
+    lines the per-line path must look at (``start`` = payload start, ``stop`` = line end), -2 for
+    lines without a valid stamp, -3 for a combined-stream line of a stream type that is not read
+    (``[start, stop)`` = the stream name).
     """
     n_lines = 1
     for i in range(buf.size):
@@ -113,6 +123,8 @@ def _scan_lines(buf, names, name_starts, name_kinds, head, data_tag):
     kind = np.full(n_lines, -1, np.int64)
     start_at = np.zeros(n_lines, np.int64)
     stop_at = np.empty(n_lines, np.int64)
+    symbol_start = np.zeros(n_lines, np.int64)
+    symbol_stop = np.zeros(n_lines, np.int64)
     count, line, start = 0, 0, 0
     while start <= buf.size:
         line += 1
@@ -150,9 +162,11 @@ def _scan_lines(buf, names, name_starts, name_kinds, head, data_tag):
                             kind[count], start_at[count], stop_at[count] = -3, name, quote
                         elif data < end - 1 and buf[data] == 123 and buf[end - 2] == 125:
                             kind[count], start_at[count], stop_at[count] = code, data, end - 1
+                            symbol_start[count], symbol_stop[count] = name, at
             count += 1
         start = next_start
-    return number[:count], stamp[:count], kind[:count], start_at[:count], stop_at[:count]
+    return (number[:count], stamp[:count], kind[:count], start_at[:count], stop_at[:count],
+            symbol_start[:count], symbol_stop[:count])
 
 
 def split_lines(path: Path, data: bytes, ctx, first_line: int = 1, is_file_start: bool = True) -> dict[str, Bucket]:
@@ -165,8 +179,8 @@ def split_lines(path: Path, data: bytes, ctx, first_line: int = 1, is_file_start
         When the first line of a file is not ``<local_ts> <json>`` (another format).
     """
     buf = np.frombuffer(data, dtype=np.uint8)
-    number, stamp, kind, start, stop = _scan_lines(buf, _NAME_BYTES, _NAME_STARTS, _NAME_KINDS,
-                                                   _WRAPPER_HEAD, _WRAPPER_DATA)
+    number, stamp, kind, start, stop, symbol_start, symbol_stop = _scan_lines(
+        buf, _NAME_BYTES, _NAME_STARTS, _NAME_KINDS, _WRAPPER_HEAD, _WRAPPER_DATA)
     number += first_line - 1
     if is_file_start and number.size and kind[0] == _MALFORMED:
         first_end = data.find(b"\n")
@@ -184,6 +198,7 @@ def split_lines(path: Path, data: bytes, ctx, first_line: int = 1, is_file_start
             bucket.payloads.extend(data[s:e] for s, e in zip(start[rows].tolist(), stop[rows].tolist()))
             bucket.lines.extend(number[rows].tolist())
             bucket.local.extend(stamp[rows].tolist())
+            bucket.streams.extend(data[s:e] for s, e in zip(symbol_start[rows].tolist(), symbol_stop[rows].tolist()))
     for row in np.flatnonzero(kind == _SLOW):
         _classify_one(path, int(number[row]), int(stamp[row]), data[start[row]:stop[row]], buckets, ctx)
     return buckets
@@ -206,7 +221,8 @@ def _classify_one(path: Path, line: int, stamp: int, payload: bytes, buckets, ct
         if isinstance(data, list) and name.startswith("!"):
             _bucket_array(path, line, stamp, data, kind, buckets, ctx)
         else:
-            _bucket_object(path, line, stamp, data, None, kind, buckets, ctx)
+            stream = None if name.startswith("!") else name.partition("@")[0].encode()
+            _bucket_object(path, line, stamp, data, None, kind, buckets, ctx, stream)
     elif isinstance(message, list):       # a raw `/ws/!markPrice@arr` connection: bare arrays of messages
         _bucket_array(path, line, stamp, message, None, buckets, ctx)
     else:
@@ -229,8 +245,10 @@ def _bucket_array(path, line: int, stamp: int, messages: list, kind: str | None,
         _bucket_object(path, line, stamp, message, None, kind, buckets, ctx)
 
 
-def _bucket_object(path, line: int, stamp: int, message, payload: bytes | None, kind: str | None, buckets, ctx) -> None:
-    """Bucket one message (a parsed JSON value) under ``kind``, or under the kind its content names."""
+def _bucket_object(path, line: int, stamp: int, message, payload: bytes | None, kind: str | None, buckets, ctx,
+                   stream: bytes | None = None) -> None:
+    """Bucket one message (a parsed JSON value) under ``kind``, or under the kind its content names;
+    ``stream`` is the symbol part of its stream name, if any."""
     if not isinstance(message, dict):
         ctx.reject(path, line, "payload is not a JSON object",
                    f"got {type(message).__name__} {orjson.dumps(message)[:40].decode('utf-8', 'replace')}")
@@ -240,7 +258,7 @@ def _bucket_object(path, line: int, stamp: int, message, payload: bytes | None, 
         if kind is None:
             ctx.reject(path, line, "unknown message type", f"event type {message.get('e')!r}")
             return
-    buckets[kind].add(payload if payload is not None else orjson.dumps(message), line, stamp)
+    buckets[kind].add(payload if payload is not None else orjson.dumps(message), line, stamp, stream)
 
 
 def _content_kind(message: dict) -> str | None:

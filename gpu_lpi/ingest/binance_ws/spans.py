@@ -1,6 +1,6 @@
 """The time spans a capture covers, per symbol: from its first to its last message.
 
-A symbol's messages (any stream, in exchange time, in line order across files in file-name order)
+A symbol's messages (any stream, in exchange time, in line order across files in capture order)
 belong to one span until one comes more than :data:`SPAN_BREAK_NS` after the latest before it: a
 capture split at midnight is one span, a capture restarted later begins a new one. Each table with a
 row of the symbol inside a span is covered over the whole span, first to last message (``[first,
