@@ -152,5 +152,21 @@ def demo(out_dir, real_data, seed, rate_scale, device):
     run_demo(out_dir, real_data=real_data, seed=seed, device=device, rate_scale=rate_scale, echo=click.echo)
 
 
+def console_main() -> None:
+    """The ``gpu-lpi`` executable: :func:`main` with Ctrl-C remembered from the first moment, so that
+    an interrupt while the command line is parsed also exits with status 130 (click would say
+    "Aborted!" and exit 1)."""
+    interrupts.install()
+    try:
+        code = main.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    console_main()

@@ -9,14 +9,19 @@ in ...") and the program carries on as if nothing happened: a Ctrl-C during a co
 Worse, an exception raised inside LLVM's callbacks can leave the compiler in a state that crashes
 the process (a segfault was seen on a Ctrl-C during a cold compile).
 
+Worse still, raised while numba's dispatcher (C code) is in one of its Python helpers, it surfaces
+as ``SystemError: ... returned a result with an exception set``.
+
 The command line therefore installs :func:`install`: Ctrl-C is remembered, and raises at once
-unless numba is compiling (it holds its global compiler lock): then it only waits for the next
-:func:`checkpoint`, which the long loops of the library call between pieces of work. Library users
-who never call :func:`install` keep Python's default behaviour (``checkpoint`` then does nothing).
+unless the interrupted code is numba's or llvmlite's (some frame of the stack is): then it waits for
+the next :func:`checkpoint`, which the long loops of the library call between pieces of work, a
+block or a chunk apart. Library users who never call :func:`install` keep Python's default
+behaviour (``checkpoint`` then does nothing).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -24,15 +29,24 @@ import threading
 _received = threading.Event()
 
 
-def _numba_compiling() -> bool:
-    """Whether this thread holds numba's compiler lock (never imports numba)."""
-    lock_module = sys.modules.get("numba.core.compiler_lock")
-    return lock_module is not None and lock_module.global_compiler_lock.is_locked()
+#: Packages whose code must not see an exception raised by the signal handler.
+_FRAGILE_PACKAGES = ("numba", "numba_cuda", "llvmlite")
+
+
+def _in_fragile_code(frame) -> bool:
+    """Whether any frame of the stack runs code of :data:`_FRAGILE_PACKAGES` (never imports them)."""
+    folders = tuple(os.path.dirname(module.__file__) + os.sep for name in _FRAGILE_PACKAGES
+                    if (module := sys.modules.get(name)) is not None and getattr(module, "__file__", None))
+    while frame is not None and folders:
+        if frame.f_code.co_filename.startswith(folders):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _on_sigint(signum, frame):
     _received.set()
-    if not _numba_compiling():
+    if not _in_fragile_code(frame):
         raise KeyboardInterrupt
 
 
