@@ -460,3 +460,52 @@ def test_damaged_bookkeeping_is_a_one_line_error(tmp_path, damage, message):
     with pytest.raises(StoreError, match=message):
         TickStore(tmp_path).read("trades", "BTCUSDT")
         _write(TickStore(tmp_path), trades([T0 + MS], [2], [100.0]))
+
+
+def test_an_unwritable_report_folder_stops_the_ingest_before_the_store_changes(tmp_path):
+    """The issue's case: an unwritable ``_reports`` gave a traceback after the store had changed."""
+    from gpu_lpi.ingest import ingest
+
+    source = tmp_path / "in" / "BTCUSDT-aggTrades-2024-08-05.csv"
+    source.parent.mkdir()
+    source.write_text("1,60000.5,0.01,1,1,1722816000000,false\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "_reports").write_text("a file where the report folder should be")
+    before = store_files(store)
+    with pytest.raises(StoreError, match="report folder is not writable"):
+        ingest([source], "binance-archive", store)
+    assert store_files(store) == before and not (store / "agg_trades").exists()
+
+
+MERGE_MEMORY = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    sys.path.insert(0, {repo!r})
+    import gpu_lpi.store.merge as merge
+    from gpu_lpi.store import TickStore
+    from tests.test_store import trades, T0
+    merge.WINDOW_ROWS = 50_000
+    rows = int(sys.argv[2])
+    store = TickStore(sys.argv[1])
+    with store.transaction() as tx:
+        for first in range(0, rows, 250_000):
+            ids = np.arange(first, first + 250_000)
+            tx.write("trades", "BTCUSDT", trades(T0 + ids * 1000, ids, np.full(ids.size, 100.0)))
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**10)
+""")
+
+
+def test_a_merge_does_not_hold_a_whole_partition(tmp_path):
+    """The issue's case: the commit merged a whole partition at once (15.7 GB for a full-rate day).
+    The memory a commit adds beyond the staging must not grow with the partition: 4 M rows (about
+    200 MB as Arrow) add no more than 0.5 M rows plus a margin."""
+    script = MERGE_MEMORY.format(repo=str(REPO))
+    grown = {}
+    for rows in (500_000, 4_000_000):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / f"s{rows}"), str(rows)], cwd=REPO,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        grown[rows] = float(done.stdout.split()[-1])     # MB
+    assert grown[4_000_000] < grown[500_000] + 60, grown

@@ -310,7 +310,7 @@ def _ids_stored_at_other_times(stored_groups: list[_Group], new_paths: list[Path
 
 
 def merge_partition(stored: Path | None, staged: list[Path], spec: TableSpec, out: Path,
-                    on_conflict: ConflictSink | None = None, window_rows: int = WINDOW_ROWS) -> int:
+                    on_conflict: ConflictSink | None = None, window_rows: int | None = None) -> int:
     """Merge staged row files into a partition file, writing the result to ``out``.
 
     Parameters
@@ -324,8 +324,8 @@ def merge_partition(stored: Path | None, staged: list[Path], spec: TableSpec, ou
         Where the merged partition is written; left absent when no row is added.
     on_conflict : callable, optional
         ``on_conflict(count, examples)`` for each window with conflicts.
-    window_rows : int
-        About how many rows a window holds.
+    window_rows : int, optional
+        About how many rows a window holds (default :data:`WINDOW_ROWS`).
 
     Returns
     -------
@@ -340,7 +340,7 @@ def merge_partition(stored: Path | None, staged: list[Path], spec: TableSpec, ou
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = pq.ParquetWriter(out, spec.schema, **PARQUET_OPTIONS)
     try:
-        for low, high in _windows(stored_groups + staged_groups, window_rows):
+        for low, high in _windows(stored_groups + staged_groups, window_rows or WINDOW_ROWS):
             merged = merge_rows(reader.rows_in(stored_groups, low, high),
                                 reader.rows_in(staged_groups, low, high), spec, moved)
             if merged.conflicts and on_conflict is not None:
