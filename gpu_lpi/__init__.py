@@ -17,6 +17,7 @@ _API = {
     "run_job": "gpu_lpi.run",
     "TickStore": "gpu_lpi.store",
     "ingest": "gpu_lpi.ingest",
+    "write_report": "gpu_lpi.report",
 }
 
 __all__ = sorted(_API)

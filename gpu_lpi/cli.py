@@ -136,6 +136,16 @@ def run(job, out_dir, device, scheduler):
 
 
 @main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@_reports_errors
+def report(run_dir):
+    """Write RUN/report.html: the event study's verdict and figures in one self-contained page."""
+    from gpu_lpi.report import write_report
+
+    click.echo(write_report(run_dir))
+
+
+@main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
               show_default=True, help="Fresh folder for everything the demo writes.")
 @click.option("--real-data", type=click.Path(file_okay=False, path_type=Path), default=None,

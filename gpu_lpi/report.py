@@ -1,0 +1,642 @@
+"""``write_report``: ``RUN/report.html``, the event study of a run in one page (DESIGN.md §5).
+
+The page answers the question of spec §9.1 — after forced-flow exhaustion, is the markout robustly
+positive after costs, and is it not positive for informed flow? — with the verdict of
+``study.json`` ("answer") at the top and the figures that support it right below:
+
+1. verdict (the answer's text and numbers);
+2. markout curves: mean markout with its confidence band per state, and forced exhaustion against
+   informed flow, with the round-trip cost drawn;
+3. the LPI, price, depth and open interest around the largest events (the picture of spec §7.2,
+   drawn from the run's features);
+4. markout distributions per state at a few horizons;
+5. a table per symbol (events by state, mean markouts, hit rate);
+6. which data each symbol had and which fallbacks were used (book source, degraded inputs, state
+   path, covered spans, crash filter);
+7. the drift regression;
+8. run metadata (config, versions, device, timings).
+
+The page is one self-contained file: figures are PNG images embedded as ``data:`` URIs, the style
+sheet is inline, there is no script and no external resource, so it opens offline. Every string
+taken from the run is HTML-escaped.
+
+Reading the run costs what the page shows, not what the run holds: ``events.parquet`` (one row per
+episode) is read whole, the features only inside the windows of the plotted events, file by file
+from their ``symbol=<S>/date=<D>`` folders, never as the whole dataset. Figures are drawn with
+matplotlib's object-oriented API (:class:`matplotlib.figure.Figure`, Agg canvas, no pyplot), so
+writing a report changes no global matplotlib state.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+from matplotlib.figure import Figure
+
+from gpu_lpi.errors import ConfigError
+from gpu_lpi.store import ns_to_date
+
+#: Events whose surroundings the page plots (largest LPI first).
+DEFAULT_N_EVENTS = 4
+#: Seconds of features plotted before an event's tick (the panic before the exhaustion, spec §7.2).
+WINDOW_BEFORE_S = 180.0
+#: Seconds plotted after the decision time, at least: the longest markout horizon when longer.
+WINDOW_AFTER_S = 60.0
+#: Spans listed per symbol and table before the rest are counted.
+MAX_SPANS_LISTED = 4
+#: Horizons whose markout distributions are drawn, at most.
+MAX_DISTRIBUTION_HORIZONS = 3
+#: Feature columns read around an event (those present; the others are shown as missing).
+WINDOW_COLUMNS = ("ts", "mid", "lpi_down", "lpi_up", "depth_bid", "depth_ask", "d_oi",
+                  "liq_sell_notional", "liq_buy_notional", "state", "exhaustion")
+_NS = 10**9
+_COLORS = {"FORCED": "#c0392b", "INFORMED": "#2166ac", "forced_exhaustion": "#1b7837", "informed": "#2166ac",
+           "down": "#c0392b", "up": "#1b7837", "all": "#555555"}
+_CYCLE = ("#762a83", "#e08214", "#35978f", "#8c510a", "#01665e")
+
+
+# -- the run folder --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Run:
+    """What the report reads of a run folder (the features are read later, per window)."""
+
+    path: Path
+    run: dict
+    study: dict
+    events: pd.DataFrame
+
+    @property
+    def horizons(self) -> list[float]:
+        return [float(h) for h in self.study.get("horizons_s") or []]
+
+    @property
+    def params(self) -> dict:
+        return ((self.run.get("config") or {}).get("params")) or {}
+
+    @property
+    def symbols(self) -> list[str]:
+        listed = ((self.run.get("config") or {}).get("data") or {}).get("symbols") or []
+        seen = dict.fromkeys(str(s) for s in listed)
+        seen.update(dict.fromkeys(str(s) for s in self.run.get("book_source") or {}))
+        seen.update(dict.fromkeys(self.events["symbol"].astype(str).unique()))
+        return list(seen)
+
+
+def markout_column(horizon_s: float) -> str:
+    """Name of the markout column of ``events.parquet`` for a horizon (``markout_bps_0.5``, ``_1``)."""
+    return f"markout_bps_{horizon_s:g}"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        content = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: not readable ({err.strerror or err})") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(content).__name__}")
+    return content
+
+
+def _load(run_dir: Path) -> _Run:
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run folder")
+    if not (run_dir / "run.json").is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no run.json); run `gpu-lpi run` first")
+    if not (run_dir / "study.json").is_file() or not (run_dir / "events.parquet").is_file():
+        raise ConfigError(f"{run_dir} has no event study; run `gpu-lpi run` first")
+    run, study = _read_json(run_dir / "run.json"), _read_json(run_dir / "study.json")
+    events_path = run_dir / "events.parquet"
+    try:
+        events = ds.dataset(events_path, format="parquet").to_table().to_pandas()
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ConfigError(f"{events_path}: not a readable Parquet file ({err})") from None
+    for column in ("symbol", "ts", "state"):
+        if column not in events.columns:
+            raise ConfigError(f"{events_path}: column {column!r} missing; expected the event-study schema "
+                              "(symbol, ts, decision_ts, state, markout_bps_<h>, ...)")
+    horizons = study.get("horizons_s")
+    if not isinstance(horizons, list) or not all(isinstance(h, (int, float)) for h in horizons):
+        raise ConfigError(f"{run_dir / 'study.json'}: horizons_s: expected a list of seconds, got {horizons!r}")
+    for h in horizons:     # a horizon the events lack is shown as unknown, not an error
+        if markout_column(h) not in events.columns:
+            events[markout_column(h)] = np.nan
+    events["symbol"] = events["symbol"].astype(str)
+    events["state"] = events["state"].astype(str)
+    return _Run(path=run_dir, run=run, study=study, events=events)
+
+
+def read_window(features_dir: Path, symbol: str, start_ns: int, end_ns: int,
+                columns=WINDOW_COLUMNS) -> pd.DataFrame:
+    """The features of one symbol with ``start_ns <= ts <= end_ns``, in time order.
+
+    Parameters
+    ----------
+    features_dir : Path
+        ``RUN/features`` (hive folders ``symbol=<S>/date=<D>/part-*.parquet``).
+    symbol : str
+    start_ns, end_ns : int
+        Inclusive bounds of ``ts`` (ns since the epoch, UTC).
+    columns : sequence of str, default :data:`WINDOW_COLUMNS`
+        Columns wanted; those the files lack are left out of the result (``ts`` always comes back).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Empty (with a ``ts`` column) where the run holds no features in the window. Only the files
+        of the days the window meets are opened.
+    """
+    first, last = ns_to_date(start_ns), ns_to_date(end_ns)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    files = [str(f) for day in days
+             for f in sorted((features_dir / f"symbol={symbol}" / f"date={day.isoformat()}").glob("part-*.parquet"))]
+    if not files:
+        return pd.DataFrame({"ts": np.array([], dtype=np.int64)})
+    dataset = ds.dataset(files, format="parquet")
+    present = [c for c in dict.fromkeys(["ts", *columns]) if c in dataset.schema.names]
+    table = dataset.to_table(columns=present,
+                             filter=(ds.field("ts") >= int(start_ns)) & (ds.field("ts") <= int(end_ns)))
+    return table.to_pandas().sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+# -- formatting ------------------------------------------------------------------------------------------
+def _e(value: Any) -> str:
+    """HTML-escaped text of any value from the run."""
+    return html.escape(str(value), quote=True)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(float(value))
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    """A number for a table cell, ``–`` for null or NaN."""
+    if not _finite(value):
+        return "–"
+    value = float(value)
+    if abs(value) >= 1e6 or (digits and value != 0 and abs(value) < 10 ** -digits):
+        return f"{value:.{digits}e}"
+    return f"{value:,.{digits}f}"
+
+
+def _utc(ts_ns: Any) -> str:
+    if not _finite(ts_ns):
+        return "–"
+    moment = datetime.fromtimestamp(int(ts_ns) // _NS, tz=timezone.utc) + timedelta(
+        microseconds=(int(ts_ns) % _NS) // 1000)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def _yes_no(value: Any) -> str:
+    return {True: "yes", False: "no"}.get(value, "unknown")
+
+
+def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
+    """An HTML table; cells are already-escaped HTML."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _color(name: str, index: int) -> str:
+    return _COLORS.get(name, _CYCLE[index % len(_CYCLE)])
+
+
+def _img(fig: Figure, alt: str, caption: str) -> str:
+    """The figure as an embedded PNG ``<figure>`` (``alt`` and ``caption`` are escaped here)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{_e(text)}</p>'
+
+
+# -- sections --------------------------------------------------------------------------------------------
+def _verdict(run: _Run) -> str:
+    answer = run.study.get("answer") or {}
+    forced, informed = answer.get("forced_positive_after_costs"), answer.get("informed_not_positive")
+    tone = "good" if forced is True and informed is True else "bad" if forced is False or informed is False \
+        else "unknown"
+    horizon = answer.get("horizon_s")
+    rows = [["answer horizon", f"{_num(horizon, 3)} s"],
+            ["round-trip cost", f"{_num(answer.get('cost_bps'))} bps"],
+            ["forced exhaustion: mean markout (CI low)",
+             f"{_num(answer.get('forced_exhaustion_mean_bps'))} bps ({_num(answer.get('forced_ci_low_bps'))})"],
+            ["informed flow: mean markout (CI high)",
+             f"{_num(answer.get('informed_mean_bps'))} bps ({_num(answer.get('informed_ci_high_bps'))})"],
+            ["forced exhaustion positive after costs", _yes_no(forced)],
+            ["informed flow not positive", _yes_no(informed)],
+            ["events", _e(run.study.get("n_events", len(run.events)))]]
+    ci = run.study.get("ci") or {}
+    ci_text = f"Confidence intervals: {ci.get('method', 'not stated')}, level {ci.get('level', '?')}."
+    text = answer.get("text") or "study.json gives no verdict text."
+    return (f'<section id="verdict" class="verdict {tone}"><h2>Verdict</h2><p class="answer">{_e(text)}</p>'
+            + _table(["", ""], [[_e(a), b] for a, b in rows], "kv") + _note(ci_text) + "</section>")
+
+
+def _groups(run: _Run, split: str) -> list[dict]:
+    return [g for g in run.study.get("groups") or [] if isinstance(g, dict) and g.get("split") == split]
+
+
+def _curve_arrays(group: dict) -> tuple[np.ndarray, ...]:
+    points = sorted((m for m in group.get("markouts") or [] if _finite(m.get("horizon_s"))),
+                    key=lambda m: m["horizon_s"])
+
+    def column(key):
+        return np.array([float(m[key]) if _finite(m.get(key)) else np.nan for m in points])
+
+    return column("horizon_s"), column("mean"), column("ci_low"), column("ci_high")
+
+
+def _markout_curves(run: _Run) -> str:
+    panels = [(split, title) for split, title in (("state", "by state"),
+                                                  ("kind", "forced exhaustion vs informed"))
+              if _groups(run, split)]
+    if not panels:
+        return _note("study.json holds no state or kind groups: no markout curves to draw.")
+    costs = run.study.get("costs_bps") or {}
+    cost = (run.study.get("answer") or {}).get("cost_bps")
+    fig = Figure(figsize=(5.6 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (split, title) in zip(axes, panels):
+        drawn = 0
+        for index, group in enumerate(_groups(run, split)):
+            h, mean, low, high = _curve_arrays(group)
+            if not np.isfinite(mean).any():
+                continue
+            color = _color(str(group.get("value")), index)
+            ax.plot(h, mean, marker="o", color=color, label=f"{group.get('value')} (n={group.get('n_events', '?')})")
+            ax.fill_between(h, low, high, color=color, alpha=0.18, linewidth=0)
+            drawn += 1
+        if not drawn:
+            ax.text(0.5, 0.5, "no finite markouts", transform=ax.transAxes, ha="center", color="#777777")
+        ax.axhline(0.0, color="#999999", linewidth=0.8)
+        if _finite(cost):
+            ax.axhline(float(cost), color="#d6604d", linestyle="--", linewidth=1.2, label=f"cost {float(cost):g} bps")
+        maker = costs.get("maker_round_trip_bps")
+        if _finite(maker) and maker != cost:
+            ax.axhline(float(maker), color="#f4a582", linestyle=":", linewidth=1.2,
+                       label=f"maker round trip {float(maker):g} bps")
+        ax.set_xscale("log")
+        if run.horizons:
+            ax.set_xticks(run.horizons, [f"{h:g}" for h in run.horizons])
+            ax.minorticks_off()
+        ax.set_xlabel("horizon after decision (s)")
+        ax.set_title(f"mean markout {title}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    axes[0].set_ylabel("markout (bps)")
+    caption = ("Mean markout after the decision time per horizon; bands: the study's confidence interval. "
+               "A trade pays when its curve stays above the dashed cost line.")
+    return _img(fig, "markout curves", caption)
+
+
+def _largest_events(events: pd.DataFrame, n: int) -> pd.DataFrame:
+    size = events["lpi"].abs() if "lpi" in events.columns else pd.Series(0.0, index=events.index)
+    return events.assign(_size=size.fillna(-np.inf)).sort_values("_size", ascending=False, kind="stable").head(n)
+
+
+def _event_window_figure(run: _Run, event: dict) -> str:
+    symbol, ts = event["symbol"], int(event["ts"])
+    decision = int(event["decision_ts"]) if _finite(event.get("decision_ts")) else ts
+    after = max([WINDOW_AFTER_S, *run.horizons]) * 1.1
+    start, end = ts - int(WINDOW_BEFORE_S * _NS), decision + int(after * _NS)
+    frame = read_window(run.path / "features", symbol, start, end)
+    x = (frame["ts"].to_numpy(dtype=np.int64) - ts) / _NS
+    fig = Figure(figsize=(10.5, 7.6))
+    price, lpi, depth, flow = fig.subplots(4, 1, sharex=True, gridspec_kw={"hspace": 0.12})
+
+    def series(column):
+        return frame[column].to_numpy(dtype=float) if column in frame.columns else None
+
+    def missing(ax, text):
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#777777")
+
+    mid = series("mid")
+    if mid is not None and np.isfinite(mid).any():
+        price.plot(x, mid, color="#333333", linewidth=1.0, label="mid")
+        ref = event.get("ref_price")
+        if _finite(ref):
+            price.plot([(decision - ts) / _NS], [float(ref)], marker="o", color="#d6604d", linestyle="",
+                       label="fill reference")
+        price.ticklabel_format(axis="y", useOffset=False, style="plain")
+        price.legend(fontsize=8, loc="upper right")
+    else:
+        missing(price, "no mid price in the features")
+    price.set_ylabel("price")
+
+    for column, color in (("lpi_down", "#c0392b"), ("lpi_up", "#1b7837")):
+        values = series(column)
+        if values is not None:
+            lpi.plot(x, values, color=color, linewidth=1.0, label=column)
+    hi, exit_ = run.params.get("lpi_hi"), run.params.get("lpi_exit")
+    if _finite(hi):
+        lpi.axhline(float(hi), color="#555555", linestyle="--", linewidth=0.9, label=f"lpi_hi {float(hi):g}")
+    if _finite(exit_):
+        lpi.axhline(float(exit_), color="#555555", linestyle=":", linewidth=0.9, label=f"lpi_exit {float(exit_):g}")
+    state = series("state")
+    if state is not None and len(x):
+        lpi.fill_between(x, 0, 1, where=state == 1, transform=lpi.get_xaxis_transform(), color="#c0392b",
+                         alpha=0.08, linewidth=0, label="state FORCED")
+    lpi.set_ylabel("LPI")
+    lpi.legend(fontsize=8, loc="upper right", ncol=2)
+
+    bid, ask = series("depth_bid"), series("depth_ask")
+    if any(v is not None and np.isfinite(v).any() for v in (bid, ask)):
+        for values, label, color in ((bid, "depth_bid", "#2166ac"), (ask, "depth_ask", "#b2182b")):
+            if values is not None:
+                depth.plot(x, values, color=color, linewidth=1.0, label=label)
+        depth.legend(fontsize=8, loc="upper right")
+    else:
+        missing(depth, f"no book depth (book source: {(run.run.get('book_source') or {}).get(symbol, '?')})")
+    depth.set_ylabel("depth in band")
+
+    d_oi = series("d_oi")
+    liq = [(series(c), c, color) for c, color in (("liq_sell_notional", "#c0392b"), ("liq_buy_notional", "#1b7837"))]
+    if d_oi is not None and np.isfinite(d_oi).any():
+        flow.plot(x, d_oi, color="#762a83", linewidth=1.0, label="d_oi (OI drop)")
+        flow.set_ylabel("OI drop")
+        flow.legend(fontsize=8, loc="upper right")
+    elif any(v is not None and np.nansum(np.abs(v)) > 0 for v, _, _ in liq):
+        for values, label, color in liq:
+            if values is not None:
+                flow.plot(x, values, color=color, linewidth=1.0, label=label)
+        flow.set_ylabel("liquidations")
+        flow.legend(fontsize=8, loc="upper right")
+    else:
+        path = (run.run.get("state_path") or {}).get(symbol, event.get("state_path", "?"))
+        missing(flow, f"no open interest or liquidations (state path: {path})")
+        flow.set_ylabel("OI / liq.")
+    for ax in (price, lpi, depth, flow):
+        ax.axvline(0.0, color="#d6604d", linewidth=1.0)
+        ax.axvline((decision - ts) / _NS, color="#d6604d", linewidth=1.0, linestyle="--")
+        ax.grid(alpha=0.3)
+    flow.set_xlabel("seconds from the event tick (solid: event, dashed: decision time)")
+    flow.set_xlim(-WINDOW_BEFORE_S, (end - ts) / _NS)
+    horizon = (run.study.get("answer") or {}).get("horizon_s")
+    markout = event.get(markout_column(horizon)) if _finite(horizon) else None
+    kind = "exhaustion" if bool(event.get("exhaustion", False)) else "no exhaustion"
+    title = (f"{symbol}  {event.get('side', '?')}  {event['state']}  {kind}  at {_utc(ts)}   "
+             f"LPI {_num(event.get('lpi'))}")
+    if _finite(horizon):
+        title += f"   markout@{float(horizon):g}s {_num(markout, 1)} bps"
+    price.set_title(title, fontsize=10)
+    if frame.empty:
+        missing(lpi, "the run holds no features in this window")
+    return _img(fig, f"event window {symbol} {_utc(ts)}", title)
+
+
+def _event_windows(run: _Run, n: int) -> str:
+    if run.events.empty:
+        return _note("No events in this run: no event windows to draw.")
+    chosen = _largest_events(run.events, n)
+    intro = _note(f"The {len(chosen)} events with the largest LPI of {len(run.events)}: mid price, LPI down/up "
+                  "(lpi_hi and lpi_exit dashed and dotted, FORCED state shaded), book depth in the band, "
+                  "and the OI drop (or liquidations).")
+    return intro + "".join(_event_window_figure(run, event) for event in chosen.to_dict("records"))
+
+
+def _distribution_horizons(run: _Run) -> list[float]:
+    horizons = run.horizons
+    if not horizons:
+        return []
+    answer_h = (run.study.get("answer") or {}).get("horizon_s")
+    chosen = {horizons[min(1, len(horizons) - 1)], horizons[-1]}
+    if _finite(answer_h):
+        chosen.add(float(answer_h))
+    return sorted(chosen)[:MAX_DISTRIBUTION_HORIZONS]
+
+
+def _distributions(run: _Run) -> str:
+    horizons = _distribution_horizons(run)
+    if run.events.empty or not horizons:
+        return _note("No events in this run: no markout distributions to draw.")
+    cost = (run.study.get("answer") or {}).get("cost_bps")
+    states = sorted(run.events["state"].unique())
+    fig = Figure(figsize=(4.2 * len(horizons), 3.6))
+    axes = fig.subplots(1, len(horizons), squeeze=False)[0]
+    for ax, h in zip(axes, horizons):
+        values = run.events[markout_column(h)].to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        if not finite.size:
+            ax.text(0.5, 0.5, "no finite markouts", transform=ax.transAxes, ha="center", color="#777777")
+        else:
+            low, high = np.quantile(finite, [0.01, 0.99])
+            bins = np.linspace(low, high if high > low else low + 1.0, 41)
+            for index, state in enumerate(states):
+                mask = (run.events["state"] == state).to_numpy()
+                own = values[mask & np.isfinite(values)]
+                if own.size:
+                    ax.hist(np.clip(own, bins[0], bins[-1]), bins=bins, density=True, histtype="stepfilled",
+                            alpha=0.35, color=_color(state, index), edgecolor=_color(state, index),
+                            label=f"{state} (n={own.size})")
+            ax.legend(fontsize=8, loc="upper right")
+        ax.axvline(0.0, color="#999999", linewidth=0.8)
+        if _finite(cost):
+            ax.axvline(float(cost), color="#d6604d", linestyle="--", linewidth=1.2)
+        ax.set_title(f"markout at {h:g} s")
+        ax.set_xlabel("markout (bps; 1st-99th percentile, tails clipped)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("density")
+    return _img(fig, "markout distributions", "Markout distributions per state; dashed: the round-trip cost.")
+
+
+def _symbol_table(run: _Run) -> str:
+    events = run.events
+    if events.empty:
+        return _note("No events in this run.")
+    answer_h = (run.study.get("answer") or {}).get("horizon_s")
+    hit_h = float(answer_h) if _finite(answer_h) else (run.horizons[-1] if run.horizons else None)
+    exhaustion = events["exhaustion"].astype(bool) if "exhaustion" in events.columns else \
+        pd.Series(False, index=events.index)
+    header = ["symbol", "events", *[f"mean {h:g} s" for h in run.horizons],
+              f"hit rate {hit_h:g} s" if hit_h is not None else "hit rate"]
+    rows = []
+    for symbol, own in events.groupby("symbol", sort=True):
+        subsets = [("all", own), *((s, own[own["state"] == s]) for s in sorted(own["state"].unique())),
+                   ("FORCED + exhaustion", own[(own["state"] == "FORCED") & exhaustion.loc[own.index]])]
+        for name, subset in subsets:
+            means = [_num(subset[markout_column(h)].mean()) for h in run.horizons]
+            hit = None
+            if hit_h is not None:
+                values = subset[markout_column(hit_h)].dropna()
+                hit = (values > 0).mean() if len(values) else None
+            rows.append([_e(symbol) if name == "all" else "", f"{_e(name)}: {len(subset)}", *means,
+                         f"{_num(hit * 100, 0)} %" if _finite(hit) else "–"])
+    note = _note("Mean markouts in bps over the events with a known future mid; hit rate: the share of "
+                 "markouts above zero.")
+    return _table(header, rows, "num") + note
+
+
+def _spans_text(spans: Any) -> str:
+    if not isinstance(spans, list) or not spans:
+        return "none"
+    valid = [s for s in spans if isinstance(s, (list, tuple)) and len(s) == 2 and all(_finite(v) for v in s)]
+    hours = sum(int(b) - int(a) for a, b in valid) / (3600 * _NS)
+    listed = [f"{_utc(a)} → {_utc(b)}" for a, b in valid[:MAX_SPANS_LISTED]]
+    more = f"<br>… and {len(valid) - MAX_SPANS_LISTED} more" if len(valid) > MAX_SPANS_LISTED else ""
+    return "<br>".join(_e(s) for s in listed) + more + f"<br><small>{len(valid)} span(s), {hours:,.2f} h</small>"
+
+
+def _data_sections(run: _Run) -> str:
+    info = run.run
+    rows = []
+    state_paths = info.get("state_path") or {}
+    for symbol in run.symbols:
+        path = state_paths.get(symbol)
+        if path is None and not run.events.empty:
+            own = run.events.loc[run.events["symbol"] == symbol]
+            if "state_path" in own.columns and len(own):
+                path = ", ".join(sorted(own["state_path"].astype(str).unique()))
+        degraded = (info.get("degraded") or {}).get(symbol) or []
+        degraded_text = "<br>".join(_e(d) for d in degraded) if isinstance(degraded, list) else _e(degraded)
+        spans = (info.get("covered_spans_ns") or {}).get(symbol) or {}
+        covered = "".join(f"<div><b>{_e(table)}</b><br>{_spans_text(s)}</div>" for table, s in spans.items()) \
+            if isinstance(spans, dict) and spans else "not recorded"
+        rows.append([_e(symbol), _e((info.get("book_source") or {}).get(symbol, "not recorded")),
+                     degraded_text or "none", _e(path if path is not None else "not recorded"), covered])
+    table = _table(["symbol", "book source", "degraded", "state path", "covered spans (UTC)"], rows) if rows \
+        else _note("run.json names no symbols.")
+    crash = info.get("crash_filter")
+    crash_html = (_table(["crash filter", ""], [[_e(k), _e(v)] for k, v in crash.items()], "kv")
+                  if isinstance(crash, dict) and crash else _note("run.json records no crash filter."))
+    return table + crash_html
+
+
+def _drift_table(run: _Run) -> str:
+    drift = run.study.get("drift_regression") or {}
+    rows = []
+    for key, fit in drift.items():
+        if not isinstance(fit, dict):
+            continue
+        params = fit.get("params") or {}
+        for index, (name, value) in enumerate(params.items()):
+            rows.append([_e(key) if index == 0 else "", _e(fit.get("n", "?")) if index == 0 else "",
+                         _e(fit.get("maxlags", "?")) if index == 0 else "", _e(name), _num(value, 4),
+                         _num((fit.get("se_hac") or {}).get(name), 4), _num((fit.get("t") or {}).get(name)),
+                         _num((fit.get("p") or {}).get(name), 4)])
+    if not rows:
+        return _note("study.json holds no drift regression.")
+    return (_table(["fit", "n", "HAC lags", "coefficient", "estimate", "HAC s.e.", "t", "p"], rows, "num")
+            + _note("Regression of the forward return on the current return and indicators of forced "
+                    "exhaustion and informed flow, with heteroscedasticity- and autocorrelation-consistent "
+                    "(Newey-West) standard errors."))
+
+
+def _json_block(value: Any) -> str:
+    return f"<pre>{_e(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())}</pre>"
+
+
+def _metadata(run: _Run) -> str:
+    info = run.run
+    top = [["run folder", _e(run.path.resolve())], ["status", _e(info.get("status", "?"))],
+           ["device", _e(info.get("device", "?"))], ["written", _e(info.get("written", "?"))],
+           ["latency", f"{_num(run.study.get('latency_ms'), 1)} ms"],
+           ["fill reference", _e(run.study.get("fill_reference", "?"))],
+           ["costs (bps)", _e(", ".join(f"{k} {v}" for k, v in (run.study.get("costs_bps") or {}).items()))]]
+    versions = [[_e(k), _e(v)] for k, v in (info.get("versions") or {}).items()]
+    seconds = [[_e(k), _num(v)] for k, v in (info.get("seconds") or {}).items()]
+    chunks = [[_e(k), _e(v)] for k, v in (info.get("chunks") or {}).items()]
+    parts = [_table(["", ""], top, "kv")]
+    for title, rows in (("versions", versions), ("seconds", seconds), ("chunks", chunks)):
+        if rows:
+            parts.append(_table([title, ""], rows, "kv"))
+    return ('<div class="meta">' + "".join(parts) + "</div><h3>config</h3>"
+            + _json_block(info.get("config") or {}))
+
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;background:#fafafa}
+main{max-width:1180px;margin:0 auto;padding:18px 28px 60px;background:#fff}
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:3px;margin-top:1.8em}
+h3{font-size:1em}.sub{color:#666;margin:0}
+.verdict{border-left:6px solid #999;background:#f4f4f4;padding:4px 18px 10px;margin-top:14px}
+.verdict.good{border-color:#1b7837;background:#eef7ef}.verdict.bad{border-color:#c0392b;background:#fbefed}
+.verdict h2{border:0;margin-top:.6em}.answer{font-size:1.1em;font-weight:600}
+table{border-collapse:collapse;margin:8px 0 12px;font-size:.9em}
+th,td{border:1px solid #ddd;padding:3px 8px;vertical-align:top;text-align:left}
+th{background:#f0f0f0}table.num td{text-align:right}table.num td:first-child,table.num td:nth-child(2){text-align:left}
+table.kv td:first-child{color:#555}figure{margin:10px 0 22px}
+img{max-width:100%;height:auto;border:1px solid #eee}figcaption{color:#555;font-size:.88em}
+.note{color:#555;font-size:.9em}.meta{display:flex;flex-wrap:wrap;gap:18px}
+pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:.82em}
+"""
+
+
+def _page(run: _Run, n_events: int) -> str:
+    config = run.run.get("config") or {}
+    data = config.get("data") or {}
+    subtitle = (f"{', '.join(run.symbols) or 'no symbols'} · {data.get('start', '?')} to {data.get('end', '?')} · "
+                f"{len(run.events)} event(s)")
+    warning = ""
+    if run.run.get("status") != "complete":
+        warning = _note(f"run.json status is {run.run.get('status')!r}, not 'complete': the run may be unfinished.")
+    sections = [
+        ("markouts", "Markout curves", _markout_curves(run)),
+        ("windows", "Around the largest events", _event_windows(run, n_events)),
+        ("distributions", "Markout distributions", _distributions(run)),
+        ("symbols", "Per symbol", _symbol_table(run)),
+        ("data", "Data and fallbacks per symbol", _data_sections(run)),
+        ("drift", "Drift regression", _drift_table(run)),
+        ("metadata", "Run", _metadata(run)),
+    ]
+    body = "".join(f'<section id="{key}"><h2>{title}</h2>{content}</section>' for key, title, content in sections)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>gpu-lpi report: {_e(run.path.name)}</title><style>{_CSS}</style></head><body><main>"
+            f"<h1>Liquidation-cascade event study</h1><p class=\"sub\">{_e(subtitle)}</p>{warning}"
+            f"{_verdict(run)}{body}</main></body></html>\n")
+
+
+def write_report(run_dir, n_events: int = DEFAULT_N_EVENTS) -> Path:
+    """Write ``RUN/report.html``: the event study of a run as one self-contained page.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder holding ``run.json``, ``study.json``, ``events.parquet`` and ``features/``
+        (what ``gpu-lpi run`` writes, see ``notes/study_schema.md``).
+    n_events : int, default :data:`DEFAULT_N_EVENTS`
+        How many of the largest events (by ``|lpi|``) get a figure of their surroundings.
+
+    Returns
+    -------
+    Path
+        ``RUN/report.html``, written atomically (a temporary file renamed over it).
+
+    Raises
+    ------
+    gpu_lpi.errors.ConfigError
+        The folder does not exist, is not a run folder, holds no event study, or one of its files is
+        unreadable.
+    """
+    run = _load(Path(run_dir))
+    page = _page(run, max(0, int(n_events)))
+    target = run.path / "report.html"
+    tmp = run.path / f".report.html.{uuid.uuid4().hex}.tmp"
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"{target}: cannot write the report ({err.strerror or err})") from None
+    return target
