@@ -1,0 +1,225 @@
+"""Signals of the feature engine (spec §3, §4, §8.3–8.6; DESIGN.md §4 step 6): state, exhaustion,
+events, direction and target positions, per tick.
+
+:func:`add_signals` runs on the columns of one chunk (:func:`gpu_lpi.features.features_from_inputs`,
+history ticks included) and adds:
+
+=====================  =========================================================================
+forced_down, forced_up FORCED state of each side (bool)
+state (int8)           of the *active side* (the side with the larger LPI): 1 FORCED, 0 INFORMED,
+                       -1 warming up (its z(FSI) or LPI unknown)
+side (int8)            active side: -1 down (sell cascade), +1 up (buy squeeze), 0 unknown
+cond_panic, ...        the five exhaustion conditions of the active side (bool): ``cond_panic``,
+                       ``cond_rollover``, ``cond_oi_flush``, ``cond_liquidity``, ``cond_divergence``
+exhaustion (bool)      all five (spec §8.4)
+event (bool)           an episode starts: the active side's price pattern (panic, rollover,
+                       liquidity, divergence) holds and did not in the ``refractory_s`` before
+dir (int8)             ``-side``: the fade of the active side's move (+1 buy after a sell cascade)
+sigma                  realized volatility over the time stop (fraction of price): σ of sizing
+target_w               Mode A target (spec §4.2): opened at an event that is FORCED and exhausted,
+                       ``dir·w_max·tanh((LPI − lpi_hi)/2)/σ_bps``, held until LPI < lpi_exit, the
+                       time stop or the σ-stop (:func:`kernels.signals.mode_a_positions`); where
+                       no Mode A position is open and the state is INFORMED, Mode B's target
+exit_reason (int8)     0, or at the tick a position closes: 1 LPI exit, 2 time stop, 3 σ-stop
+=====================  =========================================================================
+
+Decisions where the spec is open, each measured in bench/RESULTS.md:
+
+* **Confirmation of forced flow** (spec §4.1, §8.3): ``z(FSI) > z_fsi_hi`` and, by the feeds the
+  symbol has, ``z(ΔOI) > z_oi_hi`` (OI), a liquidation spike ``z(liq) > z_liq_hi`` (liquidations),
+  either (both). Without either feed the spec's fallback ("persistent one-sided order flow without
+  OI drops → INFORMED") cannot separate a cascade from a repricing -- both are one-sided. The proxy
+  is the mechanism that does: forced sellers are price-insensitive and hit a book that market
+  makers are withdrawing from, so a cascade's impact flow comes with a *liquidity shock*,
+  ``z(LDR) > z_proxy_hi`` (wide spread and thin depth against their norms); an informed trader's
+  flow meets makers who re-quote at the new level. Where the book has no depth (trades-only), the
+  shock is read from the price impact per dollar, ``z(Π) > z_proxy_hi``. run.json records which path
+  each symbol used (:func:`state_path`).
+* **Conditions without their feed**: ``cond_oi_flush`` is true where the symbol has no OI feed, and
+  ``cond_liquidity`` where the book has no depth (not applicable, not failed); a NaN input of a feed
+  that exists makes its condition false.
+* **Rollover** ``ΔLPI < 0`` is tick over tick, for the last ``rollover_k`` ticks; **liquidity
+  reformation** ``Δz(LDR) < 0`` is over the same K ticks (one tick of a book that did not change is
+  not "worsening"); the **divergence** holds for *every* τ in ``[divergence_min_s, divergence_max_s]``.
+* **One decision per episode**: the event is the episode's first candidate tick; its state and its
+  OI flush decide whether Mode A trades it. Later candidates of the same episode (within
+  ``refractory_s`` of another) open nothing.
+* **Size** is fixed at entry: ``h(LPI)`` is negative below ``lpi_hi``, so re-sizing with the
+  current LPI would flip the position while the LPI decays towards ``lpi_exit``.
+* **Crash filter** (spec §8.6) is applied by the run after the leader's chunks
+  (:func:`apply_crash_filter`): it joins the leader's ``forced_down`` by tick time.
+
+Chunking: every signal at ``t`` depends on at most :attr:`FeatureParams.signal_lookback_ticks`
+ticks before it (:mod:`kernels.signals`), which the chunk's history covers, so chunked runs equal
+unchunked ones and truncating data after ``t`` changes nothing at ``t``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from gpu_lpi.errors import ConfigError
+from gpu_lpi.params import FeatureParams
+from gpu_lpi.robust import trailing_mean_std
+from kernels import signals as kernels
+from kernels.per_tick import empty_record
+
+CONDITIONS = ("cond_panic", "cond_rollover", "cond_oi_flush", "cond_liquidity", "cond_divergence")
+#: Signal columns of the feature table, in order.
+SIGNAL_COLUMNS = ("forced_down", "forced_up", "state", "side", *CONDITIONS, "exhaustion", "event",
+                  "dir", "sigma", "target_w", "exit_reason")
+BOOL_COLUMNS = frozenset({"forced_down", "forced_up", *CONDITIONS, "exhaustion", "event"})
+INT8_COLUMNS = frozenset({"state", "side", "dir", "exit_reason"})
+STATE_FORCED, STATE_INFORMED, STATE_WARMING = 1, 0, -1
+#: State paths (run.json ``state_path``) by the feeds a symbol has.
+_PATHS = {kernels.CONFIRM_OI: "oi", kernels.CONFIRM_LIQUIDATIONS: "liquidations",
+          kernels.CONFIRM_BOTH: "oi+liquidations", kernels.CONFIRM_PROXY: "proxy"}
+
+
+def confirm_path(has_oi: bool, has_liquidations: bool) -> int:
+    """The :mod:`kernels.signals` ``CONFIRM_*`` code of a symbol's feeds."""
+    if has_oi and has_liquidations:
+        return kernels.CONFIRM_BOTH
+    if has_oi:
+        return kernels.CONFIRM_OI
+    return kernels.CONFIRM_LIQUIDATIONS if has_liquidations else kernels.CONFIRM_PROXY
+
+
+def state_path(has_oi: bool, has_liquidations: bool, has_depth: bool) -> str:
+    """How a symbol's FORCED state is confirmed: ``oi``, ``liquidations``, ``oi+liquidations``, or
+    ``proxy (liquidity shock: z(LDR))`` / ``proxy (impact per dollar: z(Π))`` without depth."""
+    path = _PATHS[confirm_path(has_oi, has_liquidations)]
+    if path != "proxy":
+        return path
+    return "proxy (liquidity shock: z(LDR))" if has_depth else "proxy (impact per dollar: z(Π))"
+
+
+def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_origin: int,
+                has_oi: bool, has_liquidations: bool, has_depth: bool) -> None:
+    """Add the signal columns (module docstring) to a chunk's feature ``columns`` (in place).
+
+    Parameters
+    ----------
+    columns : dict of arrays
+        The chunk's features on the device of ``xp``, every loaded tick (history first).
+    params : FeatureParams
+    xp : module
+        ``numpy`` or ``cupy``.
+    target : {"cpu", "gpu"}
+    block_origin : int
+        Absolute tick number of the first loaded tick (for the exact trailing σ).
+    has_oi, has_liquidations, has_depth : bool
+        Which feeds the symbol has (see :func:`state_path`).
+    """
+    count = columns["mid"].size
+    nan = xp.full(count, np.nan)
+    path = confirm_path(has_oi, has_liquidations)
+    first, last = params.divergence_ticks
+    sides = {}
+    for side, suffix, liquidation in ((-1.0, "", "z_liq_sell"), (1.0, "_up", "z_liq_buy")):
+        lpi = columns["lpi_down" if side < 0 else "lpi_up"]
+        outputs = empty_record(kernels.SideConditions, count, xp)
+        kernels.side_conditions(count, kernels.SideInputs(
+            lpi=lpi, z_fsi=columns[f"z_fsi{suffix}"], z_ldr=columns[f"z_ldr{suffix}"],
+            z_doi=columns["z_doi"], z_liq=columns.get(liquidation, nan), z_pi=columns["z_pi"],
+            mid=columns["mid"]), outputs, kernels.SideParams(
+            side=side, lpi_hi=float(params.lpi_hi), rollover_k=int(params.rollover_k),
+            z_fsi_hi=float(params.z_fsi_hi), z_oi_hi=float(params.z_oi_hi),
+            z_liq_hi=float(params.z_liq_hi), z_proxy_hi=float(params.z_proxy_hi),
+            confirm_path=int(path), has_oi=int(has_oi), has_depth=int(has_depth),
+            divergence_first=int(first), divergence_last=int(last)), target)
+        sides[side] = outputs
+    down, up = sides[-1.0], sides[1.0]
+    lpi_down, lpi_up = columns["lpi_down"], columns["lpi_up"]
+    is_down = (lpi_down >= lpi_up) | (xp.isnan(lpi_up) & ~xp.isnan(lpi_down))
+    known = ~(xp.isnan(lpi_down) & xp.isnan(lpi_up))
+
+    def active(name):
+        return xp.where(is_down, getattr(down, name), getattr(up, name)) == 1.0
+
+    columns["forced_down"] = down.forced == 1.0
+    columns["forced_up"] = up.forced == 1.0
+    warm = active("warm") & known
+    columns["state"] = xp.where(warm, active("forced").astype(np.int8), np.int8(STATE_WARMING)).astype(np.int8)
+    columns["side"] = xp.where(known, xp.where(is_down, -1, 1), 0).astype(np.int8)
+    for name in CONDITIONS:
+        columns[name] = active(name.removeprefix("cond_")) & known
+    candidate = active("candidate") & known
+    starts = empty_record(kernels.EpisodeStarts, count, xp)
+    kernels.episode_starts(count, kernels.Candidates(candidate.astype(np.float64)), starts,
+                           kernels.Refractory(int(round(params.refractory_s * 1000 / params.tick_ms))),
+                           target)
+    columns["event"] = starts.event == 1.0
+    columns["exhaustion"] = candidate & columns["cond_oi_flush"]
+    columns["dir"] = (-columns["side"]).astype(np.int8)
+    columns["sigma"] = _sigma(columns["rv"], params, target, block_origin)
+    entry = columns["event"] & columns["exhaustion"] & (columns["state"] == STATE_FORCED)
+    positions = empty_record(kernels.Positions, count, xp)
+    kernels.mode_a_positions(1, kernels.PositionInputs(
+        entry=entry.astype(np.float64), direction=columns["dir"].astype(np.float64),
+        lpi_down=lpi_down, lpi_up=lpi_up, mid=columns["mid"], sigma=columns["sigma"]), positions,
+        kernels.PositionParams(lpi_hi=float(params.lpi_hi), lpi_exit=float(params.lpi_exit),
+                               time_stop=params.seconds_to_ticks(params.time_stop_s),
+                               stop_sigma=float(params.stop_sigma), w_max=float(params.w_max)),
+        target)
+    columns["target_w"] = positions.target_w
+    columns["exit_reason"] = positions.exit_reason.astype(np.int8)
+
+
+def _sigma(rv, params: FeatureParams, target: str, block_origin: int):
+    """Realized volatility over the time stop: ``sqrt(mean RV per tick · T_max/Δ)``."""
+    window = params.seconds_to_ticks(params.sigma_window_s)
+    mean_rv, _ = trailing_mean_std(rv, window, params.min_periods_for(window), device=target,
+                                   block_origin=block_origin)
+    return (mean_rv * params.seconds_to_ticks(params.time_stop_s)) ** 0.5
+
+
+def load_mode_b(spec: str):
+    """The Mode B rule named by ``params.mode_b``: None for ``"flat"``, else the function
+    ``"package.module:function"``.
+
+    The function is called as ``rule(frame)`` with a pandas DataFrame of one chunk's ticks (the
+    feature and signal columns, history ticks first, ``ts`` included) and returns one target per
+    row; it is used at INFORMED ticks without a Mode A position. It must read only rows at or
+    before each tick (no look-ahead) for the run's results to be exact under chunking.
+
+    Raises
+    ------
+    ConfigError
+        When the name is malformed or does not import.
+    """
+    if spec == "flat":
+        return None
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ConfigError(f"params.mode_b: expected \"flat\" or \"package.module:function\", got {spec!r}")
+    try:
+        rule = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"params.mode_b: cannot load {spec!r} ({err})") from None
+    if not callable(rule):
+        raise ConfigError(f"params.mode_b: {spec!r} is not a function")
+    return rule
+
+
+def apply_mode_b(columns: dict, rule, times: np.ndarray, xp) -> None:
+    """Mode B targets at INFORMED ticks without a Mode A position (in place); see :func:`load_mode_b`."""
+    import pandas as pd
+
+    from gpu_lpi.device import to_device, to_host
+
+    frame = pd.DataFrame({name: to_host(values) for name, values in columns.items()
+                          if getattr(values, "ndim", 0) == 1 and values.size == times.size})
+    frame.insert(0, "ts", times)
+    targets = np.asarray(rule(frame), dtype=np.float64)
+    if targets.shape != (times.size,):
+        raise ConfigError(f"params.mode_b: the rule returned shape {targets.shape}, expected ({times.size},)")
+    informed_flat = (columns["state"] == STATE_INFORMED) & (columns["target_w"] == 0.0)
+    columns["target_w"] = xp.where(informed_flat, to_device(np.nan_to_num(targets), xp), columns["target_w"])
+
+
+def apply_crash_filter(target_w: np.ndarray, leader_forced_down: np.ndarray, scale: float) -> np.ndarray:
+    """Long targets scaled by ``scale`` at ticks where the leader is FORCED on its down side."""
+    return np.where(leader_forced_down & (target_w > 0.0), target_w * scale, target_w)

@@ -1,0 +1,172 @@
+"""Signals (gpu_lpi.signals, kernels.signals): against the tick-by-tick reference, known answers,
+prefix invariance, start invariance, and the CPU = CUDA-simulator parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpu_lpi.errors import ConfigError
+from gpu_lpi.params import FeatureParams
+from gpu_lpi.signals import SIGNAL_COLUMNS, add_signals, load_mode_b, state_path
+from tests import reference
+from tests.conftest import run_under_cuda_simulator
+
+PARAMS = FeatureParams(refractory_s=5.0, time_stop_s=10.0, sigma_window_s=2.0, min_periods_s=0.5)
+FEEDS = [(True, True, True), (True, False, True), (False, True, True), (False, False, True),
+         (False, False, False)]
+
+
+def market(n: int = 4000, seed: int = 0) -> dict:
+    """Feature columns with planted pressure bumps on both sides (and NaN gaps)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    bumps_down = sum(12 * np.exp(-0.5 * ((t - c) / 15.0) ** 2) for c in (400, 1500, 1530, 2600))
+    bumps_up = sum(9 * np.exp(-0.5 * ((t - c) / 10.0) ** 2) for c in (900, 3300))
+    noise = lambda scale: rng.normal(0, scale, n)  # noqa: E731
+    drift = np.cumsum(noise(2e-4)) - 0.01 * np.tanh((t - 400) / 20) - 0.01 * np.tanh((t - 1500) / 20)
+    columns = {
+        "mid": 100 * np.exp(drift + 0.01 * np.tanh((t - 900) / 10)),
+        "lpi_down": bumps_down + noise(0.4), "lpi_up": bumps_up + noise(0.4),
+        "z_fsi": bumps_down / 3 + noise(0.5), "z_fsi_up": bumps_up / 3 + noise(0.5),
+        "z_ldr": bumps_down / 4 + noise(0.5), "z_ldr_up": bumps_up / 4 + noise(0.5),
+        "z_doi": 0.4 * (bumps_down + bumps_up) + noise(0.5), "z_pi": noise(1.0) + bumps_down / 4,
+        "z_liq_sell": bumps_down / 2 + noise(0.5), "z_liq_buy": bumps_up / 2 + noise(0.5),
+        "rv": rng.gamma(2.0, 1e-9, n),
+    }
+    for name in ("lpi_down", "lpi_up", "z_fsi", "z_doi", "mid"):
+        gap = rng.integers(0, n - 20)
+        columns[name][gap:gap + 5] = np.nan
+    return columns
+
+
+def signals_of(columns, feeds=(True, True, True), params=PARAMS, origin=0, target="cpu") -> dict:
+    columns = {name: np.array(values) for name, values in columns.items()}
+    has_oi, has_liquidations, has_depth = feeds
+    add_signals(columns, params, np, target, block_origin=origin, has_oi=has_oi,
+                has_liquidations=has_liquidations, has_depth=has_depth)
+    return columns
+
+
+@pytest.mark.parametrize("feeds", FEEDS)
+def test_signals_match_the_tick_by_tick_reference(feeds):
+    columns = market()
+    got = signals_of(columns, feeds)
+    expected = reference.signals({**columns, "sigma": got["sigma"]}, PARAMS, *feeds)
+    for name in ("state", "side", "event", "target_w"):
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    np.testing.assert_array_equal(got["exhaustion"], expected["candidate"] & expected["oi_flush"])
+    assert got["event"].sum() >= 3 and (got["target_w"] != 0).any(), "the planted bumps make events"
+
+
+def test_every_signal_column_is_added_with_its_type():
+    got = signals_of(market())
+    for name in SIGNAL_COLUMNS:
+        assert got[name].size == got["mid"].size, name
+    assert got["state"].dtype == np.int8 and got["event"].dtype == bool
+    assert set(np.unique(got["state"])) <= {-1, 0, 1}
+
+
+def test_known_answer_sell_cascade_exhaustion_and_exits():
+    """A sell cascade whose LPI peaks and decays while the price still makes new lows: one event at
+    the first tick where every condition holds, a long position sized from the entry, closed by
+    the LPI exit."""
+    n = 200
+    lpi = np.concatenate([np.linspace(0, 10, 100), np.linspace(10, 0, 100)])
+    mid = 100 - 0.01 * np.minimum(np.arange(n), 130)         # new lows until tick 130
+    z_ldr = np.concatenate([np.linspace(0, 5, 100), np.linspace(5, 0, 100)])
+    columns = {"mid": mid, "lpi_down": lpi, "lpi_up": np.zeros(n), "z_fsi": np.full(n, 3.0),
+               "z_fsi_up": np.zeros(n), "z_ldr": z_ldr, "z_ldr_up": np.zeros(n),
+               "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
+               "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
+    params = FeatureParams(refractory_s=30.0, time_stop_s=60.0, sigma_window_s=2.0, min_periods_s=0.25)
+    got = signals_of(columns, (True, False, True), params)
+    # rollover holds from tick 102 (K = 3 falling ticks after the peak at 99); the divergence needs
+    # LPI_t < LPI_{t-τ} for every τ = 4..12 ticks, i.e. 10 - (t - 100)/9.9 < (t - 12)/9.9: t >= 106
+    assert np.flatnonzero(got["event"]).tolist() == [106]
+    assert got["state"][106] == 1 and got["dir"][106] == 1 and got["exhaustion"][106]
+    sigma = got["sigma"][106]
+    expected_w = params.w_max * np.tanh((lpi[106] - params.lpi_hi) / 2) / (sigma * 1e4)
+    held = np.flatnonzero(got["target_w"])
+    np.testing.assert_allclose(got["target_w"][106], expected_w, rtol=1e-12)
+    np.testing.assert_allclose(sigma, np.sqrt(1e-8 * params.seconds_to_ticks(params.time_stop_s)))
+    exit_tick = np.flatnonzero(lpi < params.lpi_exit)
+    exit_tick = exit_tick[exit_tick > 106][0]
+    assert held[0] == 106 and held[-1] == exit_tick - 1 and got["exit_reason"][exit_tick] == 1
+
+
+def test_time_stop_and_sigma_stop():
+    n = 400
+    lpi = np.concatenate([np.linspace(0, 10, 100), np.linspace(10, 8, 300)])   # never below lpi_exit
+    base = {"lpi_down": lpi, "lpi_up": np.zeros(n), "z_fsi": np.full(n, 3.0), "z_fsi_up": np.zeros(n),
+            "z_ldr": np.concatenate([np.zeros(100), -np.arange(300.0)]), "z_ldr_up": np.zeros(n),
+            "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
+            "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
+    params = FeatureParams(refractory_s=300.0, time_stop_s=20.0, sigma_window_s=2.0, min_periods_s=0.25)
+    falling = 100 - 0.001 * np.minimum(np.arange(n), 110)
+    got = signals_of({**base, "mid": falling}, (True, False, True), params)
+    entry = np.flatnonzero(got["event"])[0]
+    stop = entry + params.seconds_to_ticks(params.time_stop_s)
+    assert got["exit_reason"][stop] == 2 and got["target_w"][stop - 1] != 0 and got["target_w"][stop] == 0
+    crash = falling.copy()
+    crash[entry + 5:] *= 0.9                         # far beyond 2.5 σ against the long
+    got = signals_of({**base, "mid": crash}, (True, False, True), params)
+    assert got["exit_reason"][entry + 5] == 3 and not got["target_w"][entry + 5:].any()
+
+
+def test_prefix_invariance_and_start_invariance():
+    """Truncating after t changes nothing at or before t; starting later (history cut) changes nothing
+    once the signal lookback is covered."""
+    columns = market()
+    full = signals_of(columns)
+    cut = 2900
+    truncated = signals_of({k: v[:cut] for k, v in columns.items()})
+    start = 700
+    late = signals_of({k: v[start:] for k, v in columns.items()}, origin=start)
+    settled = PARAMS.signal_lookback_ticks
+    for name in SIGNAL_COLUMNS:
+        np.testing.assert_array_equal(truncated[name], full[name][:cut], err_msg=name)
+        np.testing.assert_array_equal(late[name][settled:], full[name][start + settled:], err_msg=name)
+
+
+def test_state_paths_and_mode_b_loading():
+    assert state_path(True, True, True) == "oi+liquidations"
+    assert state_path(False, False, True).startswith("proxy (liquidity shock")
+    assert state_path(False, False, False).startswith("proxy (impact per dollar")
+    assert load_mode_b("flat") is None
+    assert load_mode_b("tests.test_signals:trend_rule") is trend_rule
+    for bad in ("nomodule", "no.such.module:f", "tests.test_signals:missing"):
+        with pytest.raises(ConfigError, match="params.mode_b"):
+            load_mode_b(bad)
+
+
+def trend_rule(frame):
+    """A Mode B plug-in for the tests: long 0.1 while the 4-tick return is positive."""
+    return np.where(frame["mid"].pct_change(4).to_numpy() > 0, 0.1, 0.0)
+
+
+def test_bad_signal_params_are_one_line_errors():
+    with pytest.raises(ConfigError, match="divergence_max_s"):
+        FeatureParams(divergence_min_s=3.0, divergence_max_s=1.0)
+    with pytest.raises(ConfigError, match="crash_leader: expected a string"):
+        FeatureParams(crash_leader=5)
+    with pytest.raises(ConfigError, match="no multiple of the tick"):
+        FeatureParams(tick_ms=1000, divergence_min_s=1.2, divergence_max_s=1.8)
+
+
+SIMULATOR_SCRIPT = """
+import numpy as np
+from tests.test_signals import market, signals_of
+from gpu_lpi.signals import SIGNAL_COLUMNS
+columns = {k: v[:1500] for k, v in market().items()}
+for feeds in [(True, True, True), (False, False, False)]:
+    cpu = signals_of(columns, feeds)
+    gpu = signals_of(columns, feeds, target="gpu")
+    for name in SIGNAL_COLUMNS:
+        np.testing.assert_array_equal(cpu[name], gpu[name], err_msg=name)
+print("signals simulator parity ok")
+"""
+
+
+def test_signal_kernels_under_cuda_simulator_match_cpu():
+    assert "signals simulator parity ok" in run_under_cuda_simulator(SIMULATOR_SCRIPT)
