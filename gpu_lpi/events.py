@@ -8,8 +8,8 @@ and adds for each:
   (``fill_reference = "mid"``), or the touch a maker order would rest at (``"touch"``: the bid for
   a buy, the ask for a sell);
 * the markout at each horizon ``h``: ``dir·(m(decision_ts + h) − ref)/ref`` in basis points, with
-  ``m(T)`` the mid of the grid tick whose interval ``(t − Δ, t]`` holds ``T`` (NaN where that tick
-  has no valid book: a gap, or the end of the data);
+  ``m(T)`` the mid of the last grid tick at or before ``T`` (the book as of ``T``, no look-ahead;
+  NaN where that tick is missing or has no valid book: a gap, or the end of the data);
 * the funding rate in force at ``ts`` (the store's ``funding`` table, as of ``ts``, at most
   :data:`FUNDING_MAX_AGE_NS` old) and its regime: ``high_positive`` (rate > ``funding_high``),
   ``negative`` (rate < ``funding_low``), ``neutral``, or ``unknown`` without funding data.
@@ -142,10 +142,11 @@ def _add_markouts(events: pd.DataFrame, dataset: ds.Dataset, symbol: str, day: s
     direction = to_device(events["dir"].to_numpy().astype(np.float64), xp)
 
     def at(when, values):
-        """The value of the tick whose interval (t − Δ, t] holds ``when`` (NaN without one)."""
-        index = xp.searchsorted(times, when, side="left")
-        safe = xp.minimum(index, times.size - 1)
-        hit = (index < times.size) & (times[safe] - when < tick_ns)
+        """The value of the last tick at or before ``when`` (NaN when that tick is not the one
+        just before: a gap, or past the data)."""
+        index = xp.searchsorted(times, when, side="right") - 1
+        safe = xp.maximum(index, 0)
+        hit = (index >= 0) & (when - times[safe] < tick_ns)
         return xp.where(hit, values[safe], np.nan)
 
     reference = at(decision, mids)

@@ -6,8 +6,9 @@ conditions, what Mode A trades; ``forced_no_flush``: FORCED without the OI flush
 by state, side, funding regime and symbol -- and every horizon: the count, mean, median, 5th
 percentile and hit rate (share > 0) of the markouts, and a confidence interval of the mean that
 allows for overlapping and same-day events: the standard error is clustered by UTC day
-(statsmodels OLS on a constant, ``cov_type="cluster"``); with events on one day only the interval
-uses heteroskedasticity-robust errors (HC1) and says so (``ci_method``).
+(statsmodels OLS on a constant, ``cov_type="cluster"``, Student t quantiles with G − 1 degrees of
+freedom for G days); with events on one day only the interval uses heteroskedasticity-robust errors
+(HC1) and says so (``ci_method``).
 
 The verdict (``answer``) reads the spec's question off the answer horizon: Mode A's events
 (``forced_exhaustion``) are "positive after costs" when the lower end of their interval exceeds the
@@ -65,8 +66,8 @@ def markout_stats(values: np.ndarray, days: np.ndarray, level: float) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # a constant sample has a zero variance: its interval is a point
         model = sm.OLS(values, np.ones(values.size))
-        fit = (model.fit(cov_type="cluster", cov_kwds={"groups": groups}) if clustered
-               else model.fit(cov_type="HC1"))
+        fit = (model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True) if clustered
+               else model.fit(cov_type="HC1", use_t=True))
         low, high = fit.conf_int(alpha=1 - level)[0]
     stats.update(ci_low=_finite(low), ci_high=_finite(high),
                  ci_method="clustered by day" if clustered else "HC1 (one day)")
