@@ -46,6 +46,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
 
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.store import ns_to_date
@@ -163,14 +164,18 @@ def read_window(features_dir: Path, symbol: str, start_ns: int, end_ns: int,
     """
     first, last = ns_to_date(start_ns), ns_to_date(end_ns)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    files = [str(f) for day in days
-             for f in sorted((features_dir / f"symbol={symbol}" / f"date={day.isoformat()}").glob("part-*.parquet"))]
+    folder = features_dir / f"symbol={symbol}"
+    files = [] if "/" in symbol or os.sep in symbol else \
+        [str(f) for day in days for f in sorted((folder / f"date={day.isoformat()}").glob("part-*.parquet"))]
     if not files:
         return pd.DataFrame({"ts": np.array([], dtype=np.int64)})
-    dataset = ds.dataset(files, format="parquet")
-    present = [c for c in dict.fromkeys(["ts", *columns]) if c in dataset.schema.names]
-    table = dataset.to_table(columns=present,
-                             filter=(ds.field("ts") >= int(start_ns)) & (ds.field("ts") <= int(end_ns)))
+    try:
+        dataset = ds.dataset(files, format="parquet")
+        present = [c for c in dict.fromkeys(["ts", *columns]) if c in dataset.schema.names]
+        table = dataset.to_table(columns=present,
+                                 filter=(ds.field("ts") >= int(start_ns)) & (ds.field("ts") <= int(end_ns)))
+    except (pa.ArrowException, OSError) as err:
+        raise ConfigError(f"{folder}: features of {days[0]} to {days[-1]} not readable ({err})") from None
     return table.to_pandas().sort_values("ts", kind="stable").reset_index(drop=True)
 
 
@@ -207,11 +212,21 @@ def _yes_no(value: Any) -> str:
     return {True: "yes", False: "no"}.get(value, "unknown")
 
 
-def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
-    """An HTML table; cells are already-escaped HTML."""
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+def _table(header: list[str], rows: list[list[str]], numeric_from: int | None = None) -> str:
+    """An HTML table; cells are already-escaped HTML, those from column ``numeric_from`` on are
+    right-aligned."""
+    start = len(header) if numeric_from is None else numeric_from
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td class="n">{c}</td>' if i >= start else f"<td>{c}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _kv(title: str, pairs: list[tuple[str, str]]) -> str:
+    """A two-column table of names (escaped here) and already-escaped values."""
+    caption = f"<caption>{_e(title)}</caption>" if title else ""
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in pairs)
+    return f'<table class="kv">{caption}<tbody>{body}</tbody></table>'
 
 
 def _color(name: str, index: int) -> str:
@@ -221,7 +236,7 @@ def _color(name: str, index: int) -> str:
 def _img(fig: Figure, alt: str, caption: str) -> str:
     """The figure as an embedded PNG ``<figure>`` (``alt`` and ``caption`` are escaped here)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=100)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
@@ -238,20 +253,20 @@ def _verdict(run: _Run) -> str:
     tone = "good" if forced is True and informed is True else "bad" if forced is False or informed is False \
         else "unknown"
     horizon = answer.get("horizon_s")
-    rows = [["answer horizon", f"{_num(horizon, 3)} s"],
-            ["round-trip cost", f"{_num(answer.get('cost_bps'))} bps"],
-            ["forced exhaustion: mean markout (CI low)",
-             f"{_num(answer.get('forced_exhaustion_mean_bps'))} bps ({_num(answer.get('forced_ci_low_bps'))})"],
-            ["informed flow: mean markout (CI high)",
-             f"{_num(answer.get('informed_mean_bps'))} bps ({_num(answer.get('informed_ci_high_bps'))})"],
-            ["forced exhaustion positive after costs", _yes_no(forced)],
-            ["informed flow not positive", _yes_no(informed)],
-            ["events", _e(run.study.get("n_events", len(run.events)))]]
+    rows = [("answer horizon", f"{_num(horizon, 3)} s"),
+            ("round-trip cost", f"{_num(answer.get('cost_bps'))} bps"),
+            ("forced exhaustion: mean markout (CI low)",
+             f"{_num(answer.get('forced_exhaustion_mean_bps'))} bps ({_num(answer.get('forced_ci_low_bps'))})"),
+            ("informed flow: mean markout (CI high)",
+             f"{_num(answer.get('informed_mean_bps'))} bps ({_num(answer.get('informed_ci_high_bps'))})"),
+            ("forced exhaustion positive after costs", _yes_no(forced)),
+            ("informed flow not positive", _yes_no(informed)),
+            ("events", _e(run.study.get("n_events", len(run.events))))]
     ci = run.study.get("ci") or {}
     ci_text = f"Confidence intervals: {ci.get('method', 'not stated')}, level {ci.get('level', '?')}."
     text = answer.get("text") or "study.json gives no verdict text."
     return (f'<section id="verdict" class="verdict {tone}"><h2>Verdict</h2><p class="answer">{_e(text)}</p>'
-            + _table(["", ""], [[_e(a), b] for a, b in rows], "kv") + _note(ci_text) + "</section>")
+            + _kv("", rows) + _note(ci_text) + "</section>")
 
 
 def _groups(run: _Run, split: str) -> list[dict]:
@@ -276,7 +291,7 @@ def _markout_curves(run: _Run) -> str:
         return _note("study.json holds no state or kind groups: no markout curves to draw.")
     costs = run.study.get("costs_bps") or {}
     cost = (run.study.get("answer") or {}).get("cost_bps")
-    fig = Figure(figsize=(5.6 * len(panels), 4.2))
+    fig = Figure(figsize=(5.6 * len(panels), 4.2), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     for ax, (split, title) in zip(axes, panels):
         drawn = 0
@@ -316,94 +331,123 @@ def _largest_events(events: pd.DataFrame, n: int) -> pd.DataFrame:
     return events.assign(_size=size.fillna(-np.inf)).sort_values("_size", ascending=False, kind="stable").head(n)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """The features around one event; ``x`` is seconds from the event's tick."""
+
+    frame: pd.DataFrame
+    x: np.ndarray
+
+    def series(self, column: str) -> np.ndarray | None:
+        """The column as floats, None where the features lack it or hold no finite value there."""
+        if column not in self.frame.columns:
+            return None
+        values = self.frame[column].to_numpy(dtype=float)
+        return values if np.isfinite(values).any() else None
+
+
+def _missing(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#777777")
+
+
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def _price_panel(ax, window: _Window, event: dict, horizons: list[float]) -> None:
+    mid = window.series("mid")
+    if mid is None:
+        _missing(ax, "no mid price in the features")
+    else:
+        ax.plot(window.x, mid, color="#333333", linewidth=1.0, label="mid")
+        decision_s = (event["decision_ts"] - event["ts"]) / _NS
+        ahead = np.array([decision_s + h for h in horizons if decision_s + h <= window.x[-1]])
+        if ahead.size:     # the mids the markouts are taken at
+            at = np.searchsorted(window.x, ahead, side="right") - 1
+            ax.plot(ahead, mid[at], marker="|", markersize=10, color="#d6604d", linestyle="",
+                    label="markout horizons")
+        if _finite(event.get("ref_price")):
+            ax.plot([decision_s], [float(event["ref_price"])], marker="o", color="#d6604d", linestyle="",
+                    label="fill reference")
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax.set_ylabel("price")
+
+
+def _lpi_panel(ax, window: _Window, params: dict) -> None:
+    for column, color in (("lpi_down", "#c0392b"), ("lpi_up", "#1b7837")):
+        values = window.series(column)
+        if values is not None:
+            ax.plot(window.x, values, color=color, linewidth=1.0, label=column)
+    for name, style in (("lpi_hi", "--"), ("lpi_exit", ":")):
+        if _finite(params.get(name)):
+            ax.axhline(float(params[name]), color="#555555", linestyle=style, linewidth=0.9,
+                       label=f"{name} {float(params[name]):g}")
+    state = window.series("state")
+    if state is not None:
+        ax.fill_between(window.x, 0, 1, where=state == 1, transform=ax.get_xaxis_transform(), color="#c0392b",
+                        alpha=0.08, linewidth=0, label="state FORCED")
+    if window.frame.empty:
+        _missing(ax, "the run holds no features in this window")
+    ax.set_ylabel("LPI")
+
+
+def _depth_panel(ax, window: _Window, book_source: str) -> None:
+    sides = [(window.series(c), c, color) for c, color in (("depth_bid", "#2166ac"), ("depth_ask", "#b2182b"))]
+    if all(values is None for values, _, _ in sides):
+        _missing(ax, f"no book depth (book source: {book_source})")
+    for values, label, color in sides:
+        if values is not None:
+            ax.plot(window.x, values, color=color, linewidth=1.0, label=label)
+    ax.yaxis.set_major_formatter(EngFormatter())
+    ax.set_ylabel("depth in band")
+
+
+def _flow_panel(ax, window: _Window, state_path: str) -> None:
+    d_oi = window.series("d_oi")
+    liquidations = [(window.series(c), c, color)
+                    for c, color in (("liq_sell_notional", "#c0392b"), ("liq_buy_notional", "#1b7837"))]
+    if d_oi is not None:
+        ax.plot(window.x, d_oi, color="#762a83", linewidth=1.0, label="d_oi (OI drop)")
+        ax.set_ylabel("OI drop")
+    elif any(values is not None for values, _, _ in liquidations):
+        for values, label, color in liquidations:
+            if values is not None:
+                ax.plot(window.x, values, color=color, linewidth=1.0, label=label)
+        ax.set_ylabel("liquidations")
+    else:
+        _missing(ax, f"no open interest or liquidations (state path: {state_path})")
+        ax.set_ylabel("OI / liq.")
+    ax.yaxis.set_major_formatter(EngFormatter())
+
+
 def _event_window_figure(run: _Run, event: dict) -> str:
     symbol, ts = event["symbol"], int(event["ts"])
-    decision = int(event["decision_ts"]) if _finite(event.get("decision_ts")) else ts
+    event["decision_ts"] = int(event["decision_ts"]) if _finite(event.get("decision_ts")) else ts
     after = max([WINDOW_AFTER_S, *run.horizons]) * 1.1
-    start, end = ts - int(WINDOW_BEFORE_S * _NS), decision + int(after * _NS)
+    start, end = ts - int(WINDOW_BEFORE_S * _NS), event["decision_ts"] + int(after * _NS)
     frame = read_window(run.path / "features", symbol, start, end)
-    x = (frame["ts"].to_numpy(dtype=np.int64) - ts) / _NS
-    fig = Figure(figsize=(10.5, 7.6))
-    price, lpi, depth, flow = fig.subplots(4, 1, sharex=True, gridspec_kw={"hspace": 0.12})
-
-    def series(column):
-        return frame[column].to_numpy(dtype=float) if column in frame.columns else None
-
-    def missing(ax, text):
-        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#777777")
-
-    mid = series("mid")
-    if mid is not None and np.isfinite(mid).any():
-        price.plot(x, mid, color="#333333", linewidth=1.0, label="mid")
-        ref = event.get("ref_price")
-        if _finite(ref):
-            price.plot([(decision - ts) / _NS], [float(ref)], marker="o", color="#d6604d", linestyle="",
-                       label="fill reference")
-        price.ticklabel_format(axis="y", useOffset=False, style="plain")
-        price.legend(fontsize=8, loc="upper right")
-    else:
-        missing(price, "no mid price in the features")
-    price.set_ylabel("price")
-
-    for column, color in (("lpi_down", "#c0392b"), ("lpi_up", "#1b7837")):
-        values = series(column)
-        if values is not None:
-            lpi.plot(x, values, color=color, linewidth=1.0, label=column)
-    hi, exit_ = run.params.get("lpi_hi"), run.params.get("lpi_exit")
-    if _finite(hi):
-        lpi.axhline(float(hi), color="#555555", linestyle="--", linewidth=0.9, label=f"lpi_hi {float(hi):g}")
-    if _finite(exit_):
-        lpi.axhline(float(exit_), color="#555555", linestyle=":", linewidth=0.9, label=f"lpi_exit {float(exit_):g}")
-    state = series("state")
-    if state is not None and len(x):
-        lpi.fill_between(x, 0, 1, where=state == 1, transform=lpi.get_xaxis_transform(), color="#c0392b",
-                         alpha=0.08, linewidth=0, label="state FORCED")
-    lpi.set_ylabel("LPI")
-    lpi.legend(fontsize=8, loc="upper right", ncol=2)
-
-    bid, ask = series("depth_bid"), series("depth_ask")
-    if any(v is not None and np.isfinite(v).any() for v in (bid, ask)):
-        for values, label, color in ((bid, "depth_bid", "#2166ac"), (ask, "depth_ask", "#b2182b")):
-            if values is not None:
-                depth.plot(x, values, color=color, linewidth=1.0, label=label)
-        depth.legend(fontsize=8, loc="upper right")
-    else:
-        missing(depth, f"no book depth (book source: {(run.run.get('book_source') or {}).get(symbol, '?')})")
-    depth.set_ylabel("depth in band")
-
-    d_oi = series("d_oi")
-    liq = [(series(c), c, color) for c, color in (("liq_sell_notional", "#c0392b"), ("liq_buy_notional", "#1b7837"))]
-    if d_oi is not None and np.isfinite(d_oi).any():
-        flow.plot(x, d_oi, color="#762a83", linewidth=1.0, label="d_oi (OI drop)")
-        flow.set_ylabel("OI drop")
-        flow.legend(fontsize=8, loc="upper right")
-    elif any(v is not None and np.nansum(np.abs(v)) > 0 for v, _, _ in liq):
-        for values, label, color in liq:
-            if values is not None:
-                flow.plot(x, values, color=color, linewidth=1.0, label=label)
-        flow.set_ylabel("liquidations")
-        flow.legend(fontsize=8, loc="upper right")
-    else:
-        path = (run.run.get("state_path") or {}).get(symbol, event.get("state_path", "?"))
-        missing(flow, f"no open interest or liquidations (state path: {path})")
-        flow.set_ylabel("OI / liq.")
+    window = _Window(frame, (frame["ts"].to_numpy(dtype=np.int64) - ts) / _NS)
+    fig = Figure(figsize=(11.0, 7.6))
+    fig.subplots_adjust(left=0.09, right=0.83, top=0.94, bottom=0.08, hspace=0.12)
+    price, lpi, depth, flow = fig.subplots(4, 1, sharex=True)
+    _price_panel(price, window, event, run.horizons)
+    _lpi_panel(lpi, window, run.params)
+    _depth_panel(depth, window, (run.run.get("book_source") or {}).get(symbol, "not recorded"))
+    _flow_panel(flow, window, (run.run.get("state_path") or {}).get(symbol, event.get("state_path", "not recorded")))
     for ax in (price, lpi, depth, flow):
         ax.axvline(0.0, color="#d6604d", linewidth=1.0)
-        ax.axvline((decision - ts) / _NS, color="#d6604d", linewidth=1.0, linestyle="--")
+        ax.axvline((event["decision_ts"] - ts) / _NS, color="#d6604d", linewidth=1.0, linestyle="--")
         ax.grid(alpha=0.3)
+        _legend(ax)
     flow.set_xlabel("seconds from the event tick (solid: event, dashed: decision time)")
     flow.set_xlim(-WINDOW_BEFORE_S, (end - ts) / _NS)
-    horizon = (run.study.get("answer") or {}).get("horizon_s")
-    markout = event.get(markout_column(horizon)) if _finite(horizon) else None
     kind = "exhaustion" if bool(event.get("exhaustion", False)) else "no exhaustion"
-    title = (f"{symbol}  {event.get('side', '?')}  {event['state']}  {kind}  at {_utc(ts)}   "
+    title = (f"{symbol}   {event.get('side', '?')}   {event['state']}   {kind}   at {_utc(ts)}   "
              f"LPI {_num(event.get('lpi'))}")
-    if _finite(horizon):
-        title += f"   markout@{float(horizon):g}s {_num(markout, 1)} bps"
     price.set_title(title, fontsize=10)
-    if frame.empty:
-        missing(lpi, "the run holds no features in this window")
-    return _img(fig, f"event window {symbol} {_utc(ts)}", title)
+    markouts = ", ".join(f"{h:g} s {_num(event.get(markout_column(h)), 1)}" for h in run.horizons)
+    return _img(fig, f"event window {symbol} {_utc(ts)}", f"{title}. Markouts (bps): {markouts}.")
 
 
 def _event_windows(run: _Run, n: int) -> str:
@@ -433,7 +477,7 @@ def _distributions(run: _Run) -> str:
         return _note("No events in this run: no markout distributions to draw.")
     cost = (run.study.get("answer") or {}).get("cost_bps")
     states = sorted(run.events["state"].unique())
-    fig = Figure(figsize=(4.2 * len(horizons), 3.6))
+    fig = Figure(figsize=(4.2 * len(horizons), 3.6), layout="constrained")
     axes = fig.subplots(1, len(horizons), squeeze=False)[0]
     for ax, h in zip(axes, horizons):
         values = run.events[markout_column(h)].to_numpy(dtype=float)
@@ -455,10 +499,11 @@ def _distributions(run: _Run) -> str:
         if _finite(cost):
             ax.axvline(float(cost), color="#d6604d", linestyle="--", linewidth=1.2)
         ax.set_title(f"markout at {h:g} s")
-        ax.set_xlabel("markout (bps; 1st-99th percentile, tails clipped)")
+        ax.set_xlabel("markout (bps)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("density")
-    return _img(fig, "markout distributions", "Markout distributions per state; dashed: the round-trip cost.")
+    return _img(fig, "markout distributions", "Markout distributions per state (densities; the 1st to 99th "
+                "percentile of all events, tails gathered into the end bins); dashed: the round-trip cost.")
 
 
 def _symbol_table(run: _Run) -> str:
@@ -485,7 +530,7 @@ def _symbol_table(run: _Run) -> str:
                          f"{_num(hit * 100, 0)} %" if _finite(hit) else "–"])
     note = _note("Mean markouts in bps over the events with a known future mid; hit rate: the share of "
                  "markouts above zero.")
-    return _table(header, rows, "num") + note
+    return _table(header, rows, numeric_from=2) + note
 
 
 def _spans_text(spans: Any) -> str:
@@ -518,7 +563,7 @@ def _data_sections(run: _Run) -> str:
     table = _table(["symbol", "book source", "degraded", "state path", "covered spans (UTC)"], rows) if rows \
         else _note("run.json names no symbols.")
     crash = info.get("crash_filter")
-    crash_html = (_table(["crash filter", ""], [[_e(k), _e(v)] for k, v in crash.items()], "kv")
+    crash_html = (_kv("crash filter", [(k, _e(v)) for k, v in crash.items()])
                   if isinstance(crash, dict) and crash else _note("run.json records no crash filter."))
     return table + crash_html
 
@@ -537,7 +582,7 @@ def _drift_table(run: _Run) -> str:
                          _num((fit.get("p") or {}).get(name), 4)])
     if not rows:
         return _note("study.json holds no drift regression.")
-    return (_table(["fit", "n", "HAC lags", "coefficient", "estimate", "HAC s.e.", "t", "p"], rows, "num")
+    return (_table(["fit", "n", "HAC lags", "coefficient", "estimate", "HAC s.e.", "t", "p"], rows, numeric_from=4)
             + _note("Regression of the forward return on the current return and indicators of forced "
                     "exhaustion and informed flow, with heteroscedasticity- and autocorrelation-consistent "
                     "(Newey-West) standard errors."))
@@ -549,18 +594,18 @@ def _json_block(value: Any) -> str:
 
 def _metadata(run: _Run) -> str:
     info = run.run
-    top = [["run folder", _e(run.path.resolve())], ["status", _e(info.get("status", "?"))],
-           ["device", _e(info.get("device", "?"))], ["written", _e(info.get("written", "?"))],
-           ["latency", f"{_num(run.study.get('latency_ms'), 1)} ms"],
-           ["fill reference", _e(run.study.get("fill_reference", "?"))],
-           ["costs (bps)", _e(", ".join(f"{k} {v}" for k, v in (run.study.get("costs_bps") or {}).items()))]]
-    versions = [[_e(k), _e(v)] for k, v in (info.get("versions") or {}).items()]
-    seconds = [[_e(k), _num(v)] for k, v in (info.get("seconds") or {}).items()]
-    chunks = [[_e(k), _e(v)] for k, v in (info.get("chunks") or {}).items()]
-    parts = [_table(["", ""], top, "kv")]
+    top = [("run folder", _e(run.path.resolve())), ("status", _e(info.get("status", "?"))),
+           ("device", _e(info.get("device", "?"))), ("written", _e(info.get("written", "?"))),
+           ("latency", f"{_num(run.study.get('latency_ms'), 1)} ms"),
+           ("fill reference", _e(run.study.get("fill_reference", "?"))),
+           ("costs (bps)", _e(", ".join(f"{k} {v}" for k, v in (run.study.get("costs_bps") or {}).items())))]
+    versions = [(k, _e(v)) for k, v in (info.get("versions") or {}).items()]
+    seconds = [(k, _num(v)) for k, v in (info.get("seconds") or {}).items()]
+    chunks = [(k, _e(v)) for k, v in (info.get("chunks") or {}).items()]
+    parts = [_kv("study and run", top)]
     for title, rows in (("versions", versions), ("seconds", seconds), ("chunks", chunks)):
         if rows:
-            parts.append(_table([title, ""], rows, "kv"))
+            parts.append(_kv(title, rows))
     return ('<div class="meta">' + "".join(parts) + "</div><h3>config</h3>"
             + _json_block(info.get("config") or {}))
 
@@ -575,10 +620,11 @@ h3{font-size:1em}.sub{color:#666;margin:0}
 .verdict h2{border:0;margin-top:.6em}.answer{font-size:1.1em;font-weight:600}
 table{border-collapse:collapse;margin:8px 0 12px;font-size:.9em}
 th,td{border:1px solid #ddd;padding:3px 8px;vertical-align:top;text-align:left}
-th{background:#f0f0f0}table.num td{text-align:right}table.num td:first-child,table.num td:nth-child(2){text-align:left}
-table.kv td:first-child{color:#555}figure{margin:10px 0 22px}
+th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}
+table.kv th{background:none;font-weight:normal;color:#555}caption{text-align:left;font-weight:600;padding:2px 0}
+figure{margin:10px 0 22px}
 img{max-width:100%;height:auto;border:1px solid #eee}figcaption{color:#555;font-size:.88em}
-.note{color:#555;font-size:.9em}.meta{display:flex;flex-wrap:wrap;gap:18px}
+.note{color:#555;font-size:.9em}.meta{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:.82em}
 """
 
