@@ -103,13 +103,17 @@ def synth(out_dir, fmt, symbols, start, days, seed, rate_scale):
 @click.option("--latest", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Last UTC day a row's timestamp may fall on; later rows are rejected "
                    "[default: up to one day after now].")
+@click.option("--tables", default=None, metavar="T1,T2",
+              help="Store only these tables (e.g. trades: a trades-only store); the others are counted "
+                   "as not selected [default: all].")
 @_reports_errors
-def ingest(sources, fmt, store, symbols_file, strict, earliest, latest):
+def ingest(sources, fmt, store, symbols_file, strict, earliest, latest, tables):
     """Ingest raw market data files (or folders) into the tick store."""
     from gpu_lpi.ingest import ingest as run_ingest
 
     report = run_ingest(sources, fmt, store, symbols_files=symbols_file, strict=strict, progress=True,
-                        on_wait=_tell, earliest=earliest, latest=latest)
+                        on_wait=_tell, earliest=earliest, latest=latest,
+                        tables=tables.split(",") if tables else None)
     click.echo(report.summary())
     click.echo(f"store: {store}")
 

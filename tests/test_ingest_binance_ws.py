@@ -511,3 +511,21 @@ def test_all_lines_rejected_says_why_in_one_line(tmp_path):
     assert result.output == (f"error: {path}: no rows ingested: 1,000 rejected lines, most for 'trades price is not "
                              f"a finite number > 0' (e.g. {path}:1)\n")
     assert not (tmp_path / "s" / "trades").exists()
+
+
+def test_tables_selection_stores_only_those_and_reports_the_rest(real_captures, tmp_path):
+    """``--tables trades``: a trades-only store; the other tables' rows are counted as not selected,
+    their spans not recorded; an unknown table is a one-line error before anything changes."""
+    from gpu_lpi.errors import ConfigError
+    from gpu_lpi.ingest import ingest
+    from gpu_lpi.store import TickStore
+
+    report = ingest(real_captures[:2], "binance-ws", tmp_path / "store", tables=["trades"])
+    store = TickStore(tmp_path / "store")
+    assert store.tables() == ["trades"] and sum(report.rows.values()) > 0
+    assert {table for table, _ in report.not_selected} >= {"depth_diff", "book_ticker"}
+    assert {span["table"] for span in report.coverage} == {"trades"}
+    assert "not stored: table not selected" in report.summary()
+    with pytest.raises(ConfigError, match="--tables: unknown table"):
+        ingest(real_captures[:1], "binance-ws", tmp_path / "other", tables=["trade"])
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())

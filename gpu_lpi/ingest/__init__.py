@@ -13,11 +13,12 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gpu_lpi.errors import InputError
+from gpu_lpi.errors import ConfigError, InputError
 from gpu_lpi.ingest.report import IngestContext, IngestReport
 from gpu_lpi.ingest.value_rules import TimeBounds
 from gpu_lpi.interrupts import checkpoint
 from gpu_lpi.reference_data import SymbolRegistry
+from gpu_lpi.schema import TABLES
 from gpu_lpi.store import TickStore
 from gpu_lpi.store.transaction import probe_writable
 
@@ -73,7 +74,7 @@ def expand_sources(sources, suffixes=None) -> tuple[list[Path], list[Path]]:
 
 def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_files=(),
            strict: bool = False, progress: bool = False, on_wait=None, earliest=None,
-           latest=None) -> IngestReport:
+           latest=None, tables=None) -> IngestReport:
     """Parse ``sources`` in format ``fmt`` into ``store``; return the report (also saved in the store).
 
     Parameters
@@ -94,6 +95,10 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
         The first and last UTC day a row's ``ts`` or ``local_ts`` may fall on; rows outside are
         rejected (default: from 2017-01-01 to one day after now; see
         :mod:`gpu_lpi.ingest.value_rules`).
+    tables : iterable of str, optional
+        Store only these tables (e.g. ``["trades"]`` for a trades-only store); the rows of the
+        others are parsed, checked and counted in the report as not selected, and their spans are
+        not recorded.
 
     Raises
     ------
@@ -108,6 +113,7 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
         partition the ingest must merge into.
     """
     parse = format_parser(fmt)
+    selected = _selected_tables(tables)
     store = store if isinstance(store, TickStore) else TickStore(store)
     files, skipped = expand_sources(sources, FOLDER_SUFFIXES[fmt])
     report = IngestReport(format=fmt, sources=[str(f) for f in files])
@@ -120,11 +126,16 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
         tx.on_conflict = lambda table, symbol, count, examples: _report_conflicts(
             report, table, symbol, count, examples)
         for table, symbol, rows in parse(files, ctx, progress=progress):
+            if selected is not None and table not in selected:
+                report.not_selected[(table, symbol)] += rows.num_rows
+                continue
             report.rows[(table, symbol)] += rows.num_rows
             tx.write(table, symbol, rows)
             checkpoint()
         if (nothing := report.nothing_ingested(sources, fmt)) is not None:
             raise nothing
+        if selected is not None:
+            report.coverage = [span for span in report.coverage if span["table"] in selected]
         for span in report.coverage:
             tx.cover(span["table"], span["symbol"], span["start_ns"], span["end_ns"], span["source"])
         tx.write_symbols(ctx.registry.table(ctx.symbols_seen))
@@ -136,6 +147,18 @@ def ingest(sources, fmt: str, store: TickStore | str | os.PathLike, symbols_file
 
         tx.add_file(store.relative(report.path), report_bytes)
     return report
+
+
+def _selected_tables(tables) -> frozenset[str] | None:
+    """The ``tables`` selection of :func:`ingest`, checked against the store's tables."""
+    if tables is None:
+        return None
+    selected = frozenset(tables)
+    unknown = sorted(selected - set(TABLES))
+    if unknown or not selected:
+        raise ConfigError(f"--tables: unknown table(s) {', '.join(unknown) or '(none given)'}; expected "
+                          f"some of {', '.join(sorted(TABLES))}")
+    return selected
 
 
 def report_file_name() -> str:

@@ -32,6 +32,7 @@ class IngestReport:
     coverage: list = field(default_factory=list)            # covered spans: {symbol, table, start_ns, end_ns, source}
     conflicts: Counter = field(default_factory=Counter)     # (table, symbol) -> keyed rows re-ingested changed
     conflict_examples: dict = field(default_factory=dict)   # (table, symbol) -> [detail, ...]
+    not_selected: Counter = field(default_factory=Counter)  # (table, symbol) -> rows of tables not selected
     path: str | None = None                                 # where the JSON report is saved
 
     def reject(self, path, line: int | None, reason: str, detail: str = "") -> None:
@@ -117,6 +118,7 @@ class IngestReport:
             "coverage": self.coverage,
             "conflicts": {f"{t}/{s}": n for (t, s), n in sorted(self.conflicts.items())},
             "conflict_examples": {f"{t}/{s}": e for (t, s), e in sorted(self.conflict_examples.items())},
+            "not_selected": {f"{t}/{s}": n for (t, s), n in sorted(self.not_selected.items())},
         }
 
     def summary(self) -> str:
@@ -125,6 +127,8 @@ class IngestReport:
         for (table, symbol), n in sorted(self.rows.items()):
             added = self.rows_added.get((table, symbol), 0)
             lines.append(f"  {table:<14} {symbol:<14} {n:>12,} rows  ({added:,} new in store)")
+        for (table, symbol), n in sorted(self.not_selected.items()):
+            lines.append(f"  {table:<14} {symbol:<14} {n:>12,} rows  (not stored: table not selected)")
         if self.rejections:
             lines.append(f"  rejected: {sum(self.rejections.values()):,}")
             for reason, n in self.rejections.most_common():
