@@ -13,6 +13,18 @@ Sources, best first (the first table the store holds for the symbol is used, for
     from ``book_ticker``.
 ``book_ticker``
     Depth = top-of-book quantity.
+``trades``
+    No book table at all: quotes implied by trades (:func:`implied_book`, the body in
+    :mod:`kernels.implied_quotes`): the implied bid at ``t`` is the price of the latest
+    seller-aggressor market trade with ``ts <= t`` (it printed at the bid), the implied ask that of
+    the latest buyer-aggressor one; no quote (both NaN) where either side has not traded within
+    ``implied_quote_max_age_s``; a crossed or locked pair (bid >= ask, the price moved through the
+    older side since it traded) collapses to the later trade's price (spread 0). No depth and no quantities: ``depth_bid``, ``depth_ask``, ``bid_qty`` and
+    ``ask_qty`` are NaN, so the microprice, LDR and z(LDR) are NaN, and the LPI drops its LDR term
+    with the other weights rescaled to keep their sum (:func:`lpi_weights`).
+
+What each source gives up against the L2 replay is :data:`DEGRADATIONS` (recorded per symbol in a
+run's ``run.json``).
 
 Every function here is a pure function of rows already read (or of an iterator of row batches in
 storage order, consumed once, for the tables that are too large to hold: a full day of book tickers
@@ -30,8 +42,39 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-BOOK_SOURCES = ("depth_diff", "book_levels", "depth_bands", "book_ticker")
+from gpu_lpi.device import to_device, to_host
+from kernels import implied_quotes as kernels
+from kernels.per_tick import empty_record
+
+BOOK_SOURCES = ("depth_diff", "book_levels", "depth_bands", "book_ticker", "trades")
 TOP_COLUMNS = ("bid", "ask", "bid_qty", "ask_qty")
+#: Book sources without any depth (LDR is NaN, the LPI renormalised: :func:`lpi_weights`).
+DEPTHLESS_SOURCES = ("trades",)
+#: What each book source degrades against the L2 replay (``depth_diff``), in words.
+DEGRADATIONS: dict[str, tuple[str, ...]] = {
+    "depth_diff": (),
+    "book_levels": (
+        "depth: levels of top-N snapshots within eta (a band reaching past the N-th level is cut short)",
+        "quotes and depth: as of the latest snapshot (the snapshots' cadence, not every book change)",
+    ),
+    "depth_bands": (
+        "depth: the narrowest bookDepth percentage band of each snapshot, wider than eta (its width "
+        "cancels in LDR's D/mean D), one snapshot a minute",
+        "quotes: from book_ticker",
+    ),
+    "book_ticker": ("depth: top-of-book quantity, not the eta band",),
+    "trades": (
+        "quotes: implied by the latest seller-/buyer-aggressor market trade prices, each valid for "
+        "implied_quote_max_age_s; a crossed or locked pair collapses to the later trade's price",
+        "spread, mid, r: from the implied quotes (the spread also holds the price move since the older "
+        "side traded)",
+        "impact thresholds: against the implied quotes at t - tick",
+        "microprice: NaN (no quantities)",
+        "depth: unavailable: depth_bid, depth_ask, ldr, ldr_up, z_ldr, z_ldr_up are NaN",
+        "lpi: without the LDR term, w1 and w3 rescaled to keep the sum w1 + w2 + w3: "
+        "LPI = (w1 z(FSI) + w3 z(Pi)) (w1 + w2 + w3)/(w1 + w3)",
+    ),
+}
 
 
 @dataclass
@@ -68,6 +111,76 @@ def choose_source(tables_with_rows: Iterable[str]) -> str | None:
     """The best book source among the tables a symbol has rows in (None: no book at all)."""
     present = set(tables_with_rows)
     return next((table for table in BOOK_SOURCES if table in present), None)
+
+
+def degradations(source: str) -> list[str]:
+    """What the book source ``source`` degrades against the L2 replay (empty for ``depth_diff``)."""
+    return list(DEGRADATIONS[source])
+
+
+def has_depth(source: str) -> bool:
+    """Whether the book source gives any depth (LDR is NaN without)."""
+    return source not in DEPTHLESS_SOURCES
+
+
+def lpi_weights(source: str, w1: float, w2: float, w3: float) -> tuple[float, float, float]:
+    """The LPI weights of z(FSI), z(LDR) and z(Π) for a book from ``source``.
+
+    With depth, the weights as given. Without (``trades``), LDR is unknown everywhere: its weight is
+    0 and the other two are rescaled by ``(w1 + w2 + w3)/(w1 + w3)``, so that the LPI keeps the scale
+    of the full one (the thresholds ``lpi_hi``, ``lpi_exit`` assume the weights' sum) and a tick's
+    LPI is the same weighted mean of the z-scores that are known. Where ``w1 + w3 = 0`` there is
+    nothing to rescale: ``(w1, 0, w3)``.
+    """
+    if has_depth(source):
+        return w1, w2, w3
+    kept = w1 + w3
+    factor = (w1 + w2 + w3) / kept if kept != 0.0 else 1.0
+    return w1 * factor, 0.0, w3 * factor
+
+
+# -- quotes implied by trades ------------------------------------------------------------------------
+def implied_book(trades: dict, times: np.ndarray, max_age_ns: int, xp=np, target: str = "cpu") -> BookAtTicks:
+    """Quotes implied by market trades as of each sorted time (the ``trades`` source; see the
+    module docstring), computed on ``target`` by :func:`kernels.implied_quotes.implied_quotes`.
+
+    Parameters
+    ----------
+    trades : dict of arrays
+        Market trades in storage order: ``ts`` (int64), ``price``, ``is_buyer_maker`` (the
+        aggressor sold), owned by ``xp``; they must include every trade in
+        ``[times[0] − max_age_ns, times[-1]]``.
+    times : numpy.ndarray of int64
+    max_age_ns : int
+        A side whose latest trade is older than this is unknown (NaN).
+    xp : module
+        ``numpy`` or ``cupy``, owner of the trade arrays.
+    target : {"cpu", "gpu"}
+
+    Returns
+    -------
+    BookAtTicks
+        Host arrays; quantities and depths NaN.
+    """
+    ts = xp.ascontiguousarray(trades["ts"]).astype(xp.int64, copy=False)
+    at = to_device(np.ascontiguousarray(times, dtype=np.int64), xp)
+    is_sell = trades["is_buyer_maker"].astype(bool)
+
+    def latest(on_side):
+        rows = xp.flatnonzero(on_side).astype(xp.int64)
+        if not rows.size:
+            return xp.full(at.size, -1, dtype=xp.int64)
+        found = xp.searchsorted(ts[rows], at, side="right") - 1
+        return xp.ascontiguousarray(xp.where(found >= 0, rows[xp.maximum(found, 0)], -1).astype(xp.int64))
+
+    quotes = empty_record(kernels.ImpliedQuotes, int(at.size), xp)
+    kernels.implied_quotes(int(at.size), kernels.ImpliedQuoteInputs(
+        times=at, last_sell=latest(is_sell), last_buy=latest(~is_sell), ts=ts,
+        price=xp.ascontiguousarray(trades["price"]).astype(xp.float64, copy=False)),
+        quotes, kernels.QuoteAge(max_age_ns=int(max_age_ns)), target)
+    missing = np.full(int(at.size), np.nan)
+    return BookAtTicks(to_host(quotes.bid), to_host(quotes.ask), missing, missing.copy(), missing.copy(),
+                       missing.copy())
 
 
 # -- as-of sampling of row batches -------------------------------------------------------------------

@@ -15,13 +15,21 @@ depth_diff      from the latest snapshot at or before ``t_0 − Δ`` in its cove
 book_levels,    ``[t_0 − Δ − book_max_age, t_n]``, streamed (as-of samples)
 book_ticker
 depth_bands     the same range, read whole (one snapshot a minute)
-trades,         ``(t_0 − Δ, t_n]``: market trades only, as the ticks aggregate them
-liquidations
+trades,         ``(t_0 − Δ, t_n]``: market trades only, as the ticks aggregate them; with the
+liquidations    ``trades`` book source the trades from ``t_0 − Δ − implied_quote_max_age``
+                (the implied quotes at the first sub-sample time need them), read once for
+                both
 open_interest   ``[t_0 − Δ_OI − max_age − EWMA support, t_n]``
 ==============  ============================================================================
 
+Book source: the first table of the fallback chain
+:data:`~gpu_lpi.book_at_ticks.BOOK_SOURCES` that the store holds rows of for the symbol
+(:func:`book_source_of`), ending in ``trades``: without any book table, quotes are implied by the
+market trades (:func:`gpu_lpi.book_at_ticks.implied_book`) and there is no depth.
+
 Coverage (:mod:`gpu_lpi.store.coverage`): a tick's book is missing where its time is not covered
-by the book source's spans (for ``depth_bands``, by those of ``book_ticker`` too); its trade and
+by the book source's spans (for ``depth_bands``, by those of ``book_ticker`` too; for ``trades``,
+by the trades' spans); its trade and
 liquidation sums are missing unless the whole interval ``(t − Δ, t]`` is covered; an open-interest
 value is missing where its time is not covered. Missing is NaN, never zero volume nor a book frozen
 past a capture's end.
@@ -44,7 +52,7 @@ import pyarrow.compute as pc
 
 from gpu_lpi.book import REPLAY_COLUMNS, last_snapshot_ts, ladder_for_range, replay_stream
 from gpu_lpi.book_at_ticks import (BOOK_SOURCES, TOP_COLUMNS, BookAtTicks, band_depths, choose_source,
-                                   levels_book, table_batches, ticker_book)
+                                   implied_book, levels_book, table_batches, ticker_book)
 from gpu_lpi.device import read_arrays_on_device
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.grid import TickGrid
@@ -54,7 +62,7 @@ from gpu_lpi.store import Spans, TickStore
 from gpu_lpi.store.coverage import spans_of
 
 #: Bump when a change to the engine changes feature values: finished chunks are then recomputed.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 EWMA_SUPPORT_HALFLIVES = 4
 #: Tables whose coverage a chunk uses, besides its book source.
 FLOW_TABLES = ("trades", "liquidations", "open_interest")
@@ -85,8 +93,9 @@ class ChunkInputs:
     sub_mids : numpy.ndarray
         Mid at the RV sub-sample times :meth:`TickGrid.subsample_times`.
     trades : dict of arrays
-        Market trades in ``(t_0 − Δ, t_n]``: ``ts``, ``price``, ``notional``, ``is_buyer_maker``
-        (owned by the ``xp`` the chunk was loaded for).
+        Market trades in ``(t_0 − Δ, t_n]`` (from ``t_0 − Δ − implied_quote_max_age`` with the
+        ``trades`` book source): ``ts``, ``price``, ``notional``, ``is_buyer_maker`` (owned by the
+        ``xp`` the chunk was loaded for).
     trades_covered : numpy.ndarray of bool
         Per tick, whether its interval ``(t − Δ, t]`` is covered by the trades' spans.
     liquidations : dict of numpy.ndarray or None
@@ -150,6 +159,10 @@ def _max_age_ns(params: FeatureParams) -> int:
     return int(params.book_max_age_s * 1e9)
 
 
+def _implied_age_ns(params: FeatureParams) -> int:
+    return int(params.implied_quote_max_age_s * 1e9)
+
+
 def _oi_history_ns(params: FeatureParams) -> int:
     return int((params.oi_lag_s + params.oi_max_age_s
                 + EWMA_SUPPORT_HALFLIVES * params.oi_ewma_halflife_s) * 1e9)
@@ -165,6 +178,8 @@ def plan_reads(store: TickStore, symbol: str, grid: TickGrid, params: FeaturePar
         start = book_start
         if table == "depth_diff":
             start = _replay_start(store, symbol, first, book_start)
+        elif table == "trades" and book_source == "trades":
+            start = first - _implied_age_ns(params)     # the implied quotes at `first` look back
         elif table in ("trades", "liquidations"):
             start = first + 1
         elif table == "open_interest":
@@ -210,18 +225,21 @@ def _spans(coverage, symbol: str, read: TableRead) -> Spans:
 
 
 def load_chunk(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams,
-               book_source: str | None = None, xp=np) -> ChunkInputs:
+               book_source: str | None = None, xp=np, target: str | None = None) -> ChunkInputs:
     """Read one chunk's inputs (see the module docstring), as one consistent version of the store.
 
     ``xp`` (``numpy`` or ``cupy``) owns the trade arrays, the largest the features aggregate: on a
     GPU with cudf their Parquet is decoded on the device (:func:`gpu_lpi.device.read_arrays_on_device`).
+    ``target`` (``"cpu"`` or ``"gpu"``; default: the device of ``xp``) is where the quotes implied
+    by trades are computed (``trades`` book source).
     """
     source = book_source or book_source_of(store, symbol)
-    return store.read_consistent(lambda: _load(store, symbol, grid, params, source, xp))
+    target = target or ("cpu" if xp is np else "gpu")
+    return store.read_consistent(lambda: _load(store, symbol, grid, params, source, xp, target))
 
 
 def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, source: str,
-          xp) -> ChunkInputs:
+          xp, target: str) -> ChunkInputs:
     reads = plan_reads(store, symbol, grid, params, source)
     fingerprint = fingerprint_of(store, symbol, reads, params, source)
     by_table = {read.table: read for read in reads}
@@ -229,7 +247,13 @@ def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, 
     covered = {read.table: _spans(coverage, symbol, read) for read in reads}
     times = grid.times
     sub_times = grid.subsample_times(params.rv_subsamples)
-    book, sub_mids = _book(store, symbol, params, source, by_table, times, sub_times)
+    trades = _market_trades(store, symbol, by_table["trades"], xp)
+    if source == "trades":
+        book = implied_book(trades, sub_times, _implied_age_ns(params), xp, target)
+        sub_mids = book.mid()
+        book = book.at(slice(params.rv_subsamples, None, params.rv_subsamples))  # the ticks
+    else:
+        book, sub_mids = _book(store, symbol, params, source, by_table, times, sub_times)
     book_spans = covered[source]
     if source == "depth_bands":
         book_spans = book_spans.intersect(covered["book_ticker"])
@@ -238,7 +262,6 @@ def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, 
     sub_mids = np.where(mid_spans.contains(sub_times), sub_mids, np.nan)
 
     interval_low = times - grid.tick_ns
-    trades = _market_trades(store, symbol, by_table["trades"], xp)
     liquidations = None
     if _has_feed(store, symbol, "liquidations", covered):
         read = by_table["liquidations"]

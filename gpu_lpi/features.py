@@ -25,7 +25,13 @@ liq_buy_notional            liquidation feed)
 z_fsi, z_fsi_up, z_ldr,     robust z over W (:mod:`gpu_lpi.lpi`)
 z_ldr_up, z_pi, z_doi
 lpi_down, lpi_up            ``w1·z(FSI) + w2·z(LDR) + w3·z(Π)`` with the side's FSI and LDR
+                            (without depth: ``(w1·z(FSI) + w3·z(Π))·(w1 + w2 + w3)/(w1 + w3)``)
 ==========================  ======================================================================
+
+Trades only (book source ``trades``, :mod:`gpu_lpi.book_at_ticks`): the quotes are implied by
+the latest seller- and buyer-aggressor trade prices, so ``book_valid`` means "implied quotes
+valid", mid, spread, r and the impact thresholds come from them, and the microprice, depths, LDR
+and z(LDR) are NaN.
 
 Where the store has no open interest (the real captures), ``d_oi`` and ``z_doi`` are NaN and the OI
 amplifier is ``g = 1``: FSI is then the plain impact ratio. σ_ΔOI is the robust scale of ``d_oi``
@@ -55,6 +61,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from gpu_lpi.book_at_ticks import has_depth, lpi_weights
 from gpu_lpi.chunk_inputs import (EWMA_SUPPORT_HALFLIVES, ChunkInputs, TableRead, book_source_of,
                                   covered_spans, load_chunk)
 from gpu_lpi.device import array_module, resolve_device, to_device, to_host
@@ -179,7 +186,7 @@ def compute_feature_chunk(store: TickStore | str, symbol: str, start, end,
             continue     # no input covers the piece: it has no rows, nothing to compute
         grid = make_grid(low, high, params)
         with clock("load"):
-            piece = load_chunk(store, symbol, grid, params, source, array_module(target))
+            piece = load_chunk(store, symbol, grid, params, source, array_module(target), target)
         tables.append(features_from_inputs(piece, target, clock))
         inputs.append(PieceInputs(piece.fingerprint, tuple(piece.reads)))
     if not tables:
@@ -222,10 +229,12 @@ def features_from_inputs(inputs: ChunkInputs, target: str = "cpu", clock=None) -
         for name in ("fsi", "fsi_up", "ldr", "ldr_up", "pi"):
             columns[f"z_{name}"], _ = robust_z_and_scale(columns[name], params, target,
                                                          grid.first_tick)
-        columns["lpi_down"] = combine_lpi(columns["z_fsi"], columns["z_ldr"], columns["z_pi"],
-                                          params, xp, target)
-        columns["lpi_up"] = combine_lpi(columns["z_fsi_up"], columns["z_ldr_up"], columns["z_pi"],
-                                        params, xp, target)
+        # without depth (trades only) z(LDR) is NaN everywhere: weight 0, the others rescaled
+        weights = lpi_weights(inputs.book_source, params.w1, params.w2, params.w3)
+        for lpi, side in (("lpi_down", ""), ("lpi_up", "_up")):
+            z_ldr = columns[f"z_ldr{side}"] if has_depth(inputs.book_source) else xp.zeros(grid.count)
+            columns[lpi] = combine_lpi(columns[f"z_fsi{side}"], z_ldr, columns["z_pi"], params, xp,
+                                       target, weights)
     with clock("io"):
         return _output_table(columns, grid, inputs.symbol, inputs.covered_ticks())
 

@@ -45,10 +45,14 @@ def robust_z_and_scale(values, params: FeatureParams, target: str, block_origin:
                     block_origin=block_origin, return_scale=True)
 
 
-def combine_lpi(z_fsi, z_ldr, z_pi, params: FeatureParams, xp, target: str):
-    """``LPI = w1·z(FSI) + w2·z(LDR) + w3·z(Π)`` (spec §2.3), one side at a time."""
+def combine_lpi(z_fsi, z_ldr, z_pi, params: FeatureParams, xp, target: str, weights=None):
+    """``LPI = w1·z(FSI) + w2·z(LDR) + w3·z(Π)`` (spec §2.3), one side at a time.
+
+    ``weights`` ``(w1, w2, w3)`` replace those of ``params`` (the features pass them renormalised
+    where the book has no depth: :func:`gpu_lpi.book_at_ticks.lpi_weights`).
+    """
+    w1, w2, w3 = weights if weights is not None else (params.w1, params.w2, params.w3)
     outputs = empty_record(kernels.Lpi, z_fsi.size, xp)
     kernels.lpi_combination(z_fsi.size, kernels.LpiInputs(z_fsi, z_ldr, z_pi), outputs,
-                            kernels.LpiWeights(float(params.w1), float(params.w2),
-                                               float(params.w3)), target)
+                            kernels.LpiWeights(float(w1), float(w2), float(w3)), target)
     return outputs.lpi

@@ -82,6 +82,13 @@ class FeatureParams:
     std_floor_ratio : float, default 0.05
         Floor of the robust scale as a fraction of the window's standard deviation, used where the
         MAD collapses (sparse features); see :func:`gpu_lpi.robust.robust_z`.
+    implied_quote_max_age_s : float, default 10
+        Stores with trades only (book source ``trades``, :mod:`gpu_lpi.book_at_ticks`): the implied
+        bid (ask) at ``t`` is the price of the latest seller- (buyer-) aggressor market trade with
+        ``ts <= t``; there is no quote at ``t`` when either trade is older than this. Liquid
+        perpetuals trade on both sides every second; ten seconds keeps the quotes through a
+        one-sided cascade (the side not trading keeps its last price) and drops them in a quiet
+        market or a capture gap.
     """
 
     tick_ms: int = 250
@@ -110,6 +117,7 @@ class FeatureParams:
     pi_eps_adv_fraction: float = 0.1
     eps: float = 1e-12
     std_floor_ratio: float = 0.05
+    implied_quote_max_age_s: float = 10.0
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -207,4 +215,5 @@ _RULES: dict[str, tuple[type, float, float, bool]] = {
     "pi_eps_adv_fraction": (float, 0.0, 1e6, True),
     "eps": (float, 0.0, 1.0, False),
     "std_floor_ratio": (float, 0.0, 1.0, True),
+    "implied_quote_max_age_s": (float, 0.0, 3_600.0, True),
 }

@@ -24,7 +24,8 @@ store's covered spans meet are planned, so a long range costs no more than the d
 Run folder: ``RUN/features/symbol=<S>/date=<D>/part-<HHMM>.parquet`` (one file per chunk that the
 store's inputs cover, written into ``RUN/features/_tmp`` then renamed; chunks and days the inputs do
 not cover produce no file) and ``RUN/run.json`` (resolved config, versions, device, seconds per
-stage, book source and covered spans per symbol, chunk counts).
+stage, book source per symbol and what it degrades (``degraded``: e.g. ``trades`` -- quotes implied
+by aggressor prices, no depth, LPI without LDR), covered spans per symbol, chunk counts).
 
 Resuming: each chunk file records, in its Parquet metadata, the fingerprint of its inputs
 (:mod:`gpu_lpi.chunk_inputs`: the partitions and covered spans it read, the symbol's reference
@@ -51,6 +52,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from gpu_lpi.book_at_ticks import degradations
 from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, tables_read
 from gpu_lpi.device import resolve_device
 from gpu_lpi.errors import ConfigError, StoreError
@@ -105,6 +107,8 @@ class RunResult:
     seconds: dict[str, float]
     chunks: dict[str, int]
     covered: dict[str, dict[str, list]] = field(default_factory=dict)
+    #: Per symbol, what its book source degrades (:func:`gpu_lpi.book_at_ticks.degradations`).
+    degraded: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def features_dir(self) -> Path:
@@ -351,7 +355,7 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
                      for table, spans in by_table.items() if len(spans)}
             for symbol, by_table in spans.items()}
     result = RunResult(out=out, device=target, book_source=sources, seconds=seconds, chunks=counts,
-                       covered=used)
+                       covered=used, degraded={s: degradations(sources[s]) for s in spec.symbols})
     _write_run_json(out, config, result)
     return result
 
@@ -415,7 +419,7 @@ def _claim_run_folder(out: Path, config: dict) -> None:
 def _write_run_json(out: Path, config: dict, result: RunResult) -> None:
     _write_json(out / "run.json", {
         "config": config, "status": "complete", "device": result.device,
-        "versions": _versions(), "book_source": result.book_source,
+        "versions": _versions(), "book_source": result.book_source, "degraded": result.degraded,
         "covered_spans_ns": result.covered, "seconds": result.seconds, "chunks": result.chunks,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
