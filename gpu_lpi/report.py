@@ -49,6 +49,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
 from gpu_lpi.errors import ConfigError
+from gpu_lpi.events import markout_column
 from gpu_lpi.store import ns_to_date
 
 #: Events whose surroundings the page plots (largest LPI first).
@@ -95,11 +96,6 @@ class _Run:
         seen.update(dict.fromkeys(str(s) for s in self.run.get("book_source") or {}))
         seen.update(dict.fromkeys(self.events["symbol"].astype(str).unique()))
         return list(seen)
-
-
-def markout_column(horizon_s: float) -> str:
-    """Name of the markout column of ``events.parquet`` for a horizon (``markout_bps_0.5``, ``_1``)."""
-    return f"markout_bps_{horizon_s:g}"
 
 
 def _read_json(path: Path) -> dict:
@@ -195,7 +191,7 @@ def _num(value: Any, digits: int = 2) -> str:
     if not _finite(value):
         return "–"
     value = float(value)
-    if abs(value) >= 1e6 or (digits and value != 0 and abs(value) < 10 ** -digits):
+    if abs(value) >= 1e6 or 0 < abs(value) < 10 ** -min(digits + 1, 3):
         return f"{value:.{digits}e}"
     return f"{value:,.{digits}f}"
 
@@ -247,18 +243,23 @@ def _note(text: str) -> str:
 
 
 # -- sections --------------------------------------------------------------------------------------------
+def _mean_ci(answer: dict, mean: str, low: str, high: str) -> str:
+    """``mean bps (low .. high)`` from the answer's fields (an end it does not give is ``–``)."""
+    return f"{_num(answer.get(mean))} bps ({_num(answer.get(low))} .. {_num(answer.get(high))})"
+
+
 def _verdict(run: _Run) -> str:
     answer = run.study.get("answer") or {}
     forced, informed = answer.get("forced_positive_after_costs"), answer.get("informed_not_positive")
     tone = "good" if forced is True and informed is True else "bad" if forced is False or informed is False \
         else "unknown"
     horizon = answer.get("horizon_s")
-    rows = [("answer horizon", f"{_num(horizon, 3)} s"),
+    rows = [("answer horizon", f"{float(horizon):g} s" if _finite(horizon) else "–"),
             ("round-trip cost", f"{_num(answer.get('cost_bps'))} bps"),
-            ("forced exhaustion: mean markout (CI low)",
-             f"{_num(answer.get('forced_exhaustion_mean_bps'))} bps ({_num(answer.get('forced_ci_low_bps'))})"),
-            ("informed flow: mean markout (CI high)",
-             f"{_num(answer.get('informed_mean_bps'))} bps ({_num(answer.get('informed_ci_high_bps'))})"),
+            ("forced exhaustion: mean markout (CI)", _mean_ci(answer, "forced_exhaustion_mean_bps",
+                                                                "forced_ci_low_bps", "forced_ci_high_bps")),
+            ("informed flow: mean markout (CI)", _mean_ci(answer, "informed_mean_bps", "informed_ci_low_bps",
+                                                          "informed_ci_high_bps")),
             ("forced exhaustion positive after costs", _yes_no(forced)),
             ("informed flow not positive", _yes_no(informed)),
             ("events", _e(run.study.get("n_events", len(run.events))))]
@@ -384,7 +385,7 @@ def _lpi_panel(ax, window: _Window, params: dict) -> None:
             ax.axhline(float(params[name]), color="#555555", linestyle=style, linewidth=0.9,
                        label=f"{name} {float(params[name]):g}")
     state = window.series("state")
-    if state is not None:
+    if state is not None and (state == 1).any():
         ax.fill_between(window.x, 0, 1, where=state == 1, transform=ax.get_xaxis_transform(), color="#c0392b",
                         alpha=0.08, linewidth=0, label="state FORCED")
     if window.frame.empty:

@@ -28,7 +28,8 @@ from click.testing import CliRunner
 import gpu_lpi
 from gpu_lpi.cli import main
 from gpu_lpi.errors import ConfigError
-from gpu_lpi.report import markout_column, read_window, write_report
+from gpu_lpi.events import markout_column
+from gpu_lpi.report import read_window, write_report
 from gpu_lpi.store import date_to_ns
 
 DAY = date(2024, 8, 5)
