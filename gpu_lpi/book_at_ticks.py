@@ -19,9 +19,11 @@ Sources, best first (the first table the store holds for the symbol is used, for
     seller-aggressor market trade with ``ts <= t`` (it printed at the bid), the implied ask that of
     the latest buyer-aggressor one; no quote (both NaN) where either side has not traded within
     ``implied_quote_max_age_s``; a crossed or locked pair (bid >= ask, the price moved through the
-    older side since it traded) collapses to the later trade's price (spread 0). No depth and no quantities: ``depth_bid``, ``depth_ask``, ``bid_qty`` and
-    ``ask_qty`` are NaN, so the microprice, LDR and z(LDR) are NaN, and the LPI drops its LDR term
-    with the other weights rescaled to keep their sum (:func:`lpi_weights`).
+    older side since it traded) collapses to the later trade's price (spread 0). No depth and no
+    quantities: ``depth_bid``, ``depth_ask``, ``bid_qty`` and ``ask_qty`` are NaN, so the
+    microprice, LDR and z(LDR) are NaN, and the LPI drops its LDR term with the other weights
+    rescaled to keep their sum (:func:`lpi_weights`). The implied spread is not used in LDR's place:
+    it mostly measures the price move since the older side traded, which Π already counts.
 
 What each source gives up against the L2 replay is :data:`DEGRADATIONS` (recorded per symbol in a
 run's ``run.json``).
@@ -113,9 +115,15 @@ def choose_source(tables_with_rows: Iterable[str]) -> str | None:
     return next((table for table in BOOK_SOURCES if table in present), None)
 
 
-def degradations(source: str) -> list[str]:
-    """What the book source ``source`` degrades against the L2 replay (empty for ``depth_diff``)."""
-    return list(DEGRADATIONS[source])
+#: What reading Binance aggregate trades instead of trades changes.
+AGG_TRADES_DEGRADATION = ("trades: from agg_trades (one row per taker order and price; the same "
+                          "notionals and prices, all counted as market trades)")
+
+
+def degradations(source: str, trade_table: str = "trades") -> list[str]:
+    """What the book source ``source`` (and the trade table, when it is ``agg_trades``) degrades
+    against the L2 replay and trades (empty for ``depth_diff`` with ``trades``)."""
+    return list(DEGRADATIONS[source]) + ([AGG_TRADES_DEGRADATION] if trade_table == "agg_trades" else [])
 
 
 def has_depth(source: str) -> bool:

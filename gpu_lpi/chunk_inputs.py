@@ -18,27 +18,30 @@ depth_bands     the same range, read whole (one snapshot a minute)
 trades,         ``(t_0 − Δ, t_n]``: market trades only, as the ticks aggregate them; with the
 liquidations    ``trades`` book source the trades from ``t_0 − Δ − implied_quote_max_age``
                 (the implied quotes at the first sub-sample time need them), read once for
-                both
+                both. The trades are those of ``trades``, or of ``agg_trades`` where the
+                symbol has no ``trades`` (:data:`TRADE_TABLES`)
 open_interest   ``[t_0 − Δ_OI − max_age − EWMA support, t_n]``
 ==============  ============================================================================
 
 Book source: the first table of the fallback chain
 :data:`~gpu_lpi.book_at_ticks.BOOK_SOURCES` that the store holds rows of for the symbol
 (:func:`book_source_of`), ending in ``trades``: without any book table, quotes are implied by the
-market trades (:func:`gpu_lpi.book_at_ticks.implied_book`) and there is no depth.
+market trades (:func:`gpu_lpi.book_at_ticks.implied_book`) and there is no depth. The market trades
+come from ``trades``, or from ``agg_trades`` where the symbol has no ``trades``
+(:func:`trade_table_of`), for the flow features and the implied quotes alike.
 
 Coverage (:mod:`gpu_lpi.store.coverage`): a tick's book is missing where its time is not covered
 by the book source's spans (for ``depth_bands``, by those of ``book_ticker`` too; for ``trades``,
-by the trades' spans); its trade and
-liquidation sums are missing unless the whole interval ``(t − Δ, t]`` is covered; an open-interest
-value is missing where its time is not covered. Missing is NaN, never zero volume nor a book frozen
-past a capture's end.
+by the trade table's); its trade and liquidation sums are missing unless the whole interval
+``(t − Δ, t]`` is covered; an open-interest value is missing where its time is not covered.
+Missing is NaN, never zero volume nor a book frozen past a capture's end.
 
 Fingerprint: the record's :attr:`ChunkInputs.fingerprint` hashes what the values depend on: every
-partition file in the read ranges (relative path, size, modification time), the covered spans in
-those ranges, the symbol's reference data, the book source, the parameters and
-:data:`FEATURES_VERSION`. :func:`fingerprint_of` recomputes it from the recorded ranges without
-reading rows, so a run can tell whether a finished chunk is still up to date.
+partition file in the read ranges (relative path, size, modification time; the trade table is
+named by its read), the covered spans in those ranges, the symbol's reference data, the book
+source, the parameters (``implied_quote_max_age_s`` among them) and :data:`FEATURES_VERSION`.
+:func:`fingerprint_of` recomputes it from the recorded ranges without reading rows, so a run can
+tell whether a finished chunk is still up to date.
 """
 
 from __future__ import annotations
@@ -64,8 +67,12 @@ from gpu_lpi.store.coverage import spans_of
 #: Bump when a change to the engine changes feature values: finished chunks are then recomputed.
 FEATURES_VERSION = 3
 EWMA_SUPPORT_HALFLIVES = 4
-#: Tables whose coverage a chunk uses, besides its book source.
-FLOW_TABLES = ("trades", "liquidations", "open_interest")
+#: Tables whose coverage a chunk uses, besides its book source and its trade table.
+FLOW_TABLES = ("liquidations", "open_interest")
+#: Tables of market trades, best first: Binance aggregate trades (``agg_trades``, market trades only,
+#: one row per taker order and price) stand in where a symbol has no ``trades`` (an archive of
+#: aggTrades files); their notionals and prices are those of the trades they aggregate.
+TRADE_TABLES = ("trades", "agg_trades")
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,9 @@ class ChunkInputs:
     sub_mids : numpy.ndarray
         Mid at the RV sub-sample times :meth:`TickGrid.subsample_times`.
     trades : dict of arrays
-        Market trades in ``(t_0 − Δ, t_n]`` (from ``t_0 − Δ − implied_quote_max_age`` with the
-        ``trades`` book source): ``ts``, ``price``, ``notional``, ``is_buyer_maker`` (owned by the
-        ``xp`` the chunk was loaded for).
+        Market trades of the symbol's trade table (:func:`trade_table_of`) in ``(t_0 − Δ, t_n]``
+        (from ``t_0 − Δ − implied_quote_max_age`` with the ``trades`` book source): ``ts``,
+        ``price``, ``notional``, ``is_buyer_maker`` (owned by the ``xp`` the chunk was loaded for).
     trades_covered : numpy.ndarray of bool
         Per tick, whether its interval ``(t − Δ, t]`` is covered by the trades' spans.
     liquidations : dict of numpy.ndarray or None
@@ -135,23 +142,36 @@ class ChunkInputs:
 
 
 def book_source_of(store: TickStore, symbol: str) -> str:
-    """The best book source the store holds for ``symbol`` (see :mod:`gpu_lpi.book_at_ticks`)."""
-    source = choose_source(table for table in BOOK_SOURCES if store.dates(table, symbol))
+    """The best book source the store holds for ``symbol`` (see :mod:`gpu_lpi.book_at_ticks`);
+    ``trades`` stands for any of :data:`TRADE_TABLES`."""
+    held = [table for table in BOOK_SOURCES if table != "trades" and store.dates(table, symbol)]
+    if any(store.dates(table, symbol) for table in TRADE_TABLES):
+        held.append("trades")
+    source = choose_source(held)
     if source is None:
         raise ConfigError(f"data.symbols: {symbol} has no book data in {store.root} "
-                          f"(expected one of the tables {', '.join(BOOK_SOURCES)})")
+                          f"(expected one of the tables {', '.join(BOOK_SOURCES)} or agg_trades)")
     return source
 
 
-def tables_read(book_source: str) -> tuple[str, ...]:
-    """The tables a chunk reads with this book source (book tickers, where there are any, give the
-    RV sub-sample mids whatever the source)."""
-    return tuple(dict.fromkeys((book_source, "book_ticker") + FLOW_TABLES))
+def trade_table_of(store: TickStore, symbol: str) -> str:
+    """The table of market trades a chunk reads for ``symbol``: the first of :data:`TRADE_TABLES`
+    with rows (``trades`` where there are none)."""
+    return next((table for table in TRADE_TABLES if store.dates(table, symbol)), "trades")
+
+
+def tables_read(book_source: str, trade_table: str = "trades") -> tuple[str, ...]:
+    """The tables a chunk reads with this book source and trade table (book tickers, where there
+    are any, give the RV sub-sample mids whatever the source; the ``trades`` source is the trade
+    table)."""
+    book = trade_table if book_source == "trades" else book_source
+    return tuple(dict.fromkeys((book, "book_ticker", trade_table) + FLOW_TABLES))
 
 
 def covered_spans(store: TickStore, symbol: str, book_source: str) -> Spans:
     """The times some table a chunk reads is covered for ``symbol``: the ticks that get rows."""
-    spans = [store.coverage(symbol, table) for table in tables_read(book_source)]
+    spans = [store.coverage(symbol, table)
+             for table in tables_read(book_source, trade_table_of(store, symbol))]
     return Spans.union(np.concatenate([s.start for s in spans]), np.concatenate([s.end for s in spans]))
 
 
@@ -174,13 +194,13 @@ def plan_reads(store: TickStore, symbol: str, grid: TickGrid, params: FeaturePar
     first, end = grid.start_ns - grid.tick_ns, grid.end_ns + 1
     book_start = first - _max_age_ns(params)
     reads = []
-    for table in tables_read(book_source):
+    for table in tables_read(book_source, trade_table_of(store, symbol)):
         start = book_start
         if table == "depth_diff":
             start = _replay_start(store, symbol, first, book_start)
-        elif table == "trades" and book_source == "trades":
+        elif table in TRADE_TABLES and book_source == "trades":
             start = first - _implied_age_ns(params)     # the implied quotes at `first` look back
-        elif table in ("trades", "liquidations"):
+        elif table in TRADE_TABLES or table == "liquidations":
             start = first + 1
         elif table == "open_interest":
             start = grid.start_ns - _oi_history_ns(params)
@@ -247,14 +267,15 @@ def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, 
     covered = {read.table: _spans(coverage, symbol, read) for read in reads}
     times = grid.times
     sub_times = grid.subsample_times(params.rv_subsamples)
-    trades = _market_trades(store, symbol, by_table["trades"], xp)
+    trade_read = next(read for read in reads if read.table in TRADE_TABLES)
+    trades = _market_trades(store, symbol, trade_read, xp)
     if source == "trades":
         book = implied_book(trades, sub_times, _implied_age_ns(params), xp, target)
         sub_mids = book.mid()
         book = book.at(slice(params.rv_subsamples, None, params.rv_subsamples))  # the ticks
     else:
         book, sub_mids = _book(store, symbol, params, source, by_table, times, sub_times)
-    book_spans = covered[source]
+    book_spans = covered[trade_read.table if source == "trades" else source]
     if source == "depth_bands":
         book_spans = book_spans.intersect(covered["book_ticker"])
     book = book.where(book_spans.contains(times))
@@ -275,7 +296,7 @@ def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, 
         open_interest = {"ts": rows["ts"][keep], "oi": rows["oi"][keep].astype(np.float64)}
     return ChunkInputs(
         symbol=symbol, grid=grid, params=params, book_source=source, book=book, sub_mids=sub_mids,
-        trades=trades, trades_covered=covered["trades"].contains_intervals(interval_low, times),
+        trades=trades, trades_covered=covered[trade_read.table].contains_intervals(interval_low, times),
         liquidations=liquidations,
         liquidations_covered=covered["liquidations"].contains_intervals(interval_low, times),
         open_interest=open_interest, coverage=covered, reads=reads, fingerprint=fingerprint)
@@ -290,8 +311,11 @@ def _has_feed(store: TickStore, symbol: str, table: str, covered: dict[str, Span
 
 
 def _market_trades(store: TickStore, symbol: str, read: TableRead, xp) -> dict:
-    rows = read_arrays_on_device(store, "trades", symbol, read.start_ns, read.end_ns,
-                                 ("ts", "price", "notional", "is_buyer_maker", "kind"), xp)
+    """The market trades of a trade table's read range (aggregate trades are market trades only)."""
+    columns = ("ts", "price", "notional", "is_buyer_maker")
+    if read.table == "agg_trades":
+        return read_arrays_on_device(store, "agg_trades", symbol, read.start_ns, read.end_ns, columns, xp)
+    rows = read_arrays_on_device(store, "trades", symbol, read.start_ns, read.end_ns, (*columns, "kind"), xp)
     market = rows.pop("kind") == TRADE_KIND_MARKET
     return {name: xp.ascontiguousarray(values[market]) for name, values in rows.items()}
 

@@ -53,7 +53,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from gpu_lpi.book_at_ticks import degradations
-from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, tables_read
+from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, tables_read, trade_table_of
 from gpu_lpi.device import resolve_device
 from gpu_lpi.errors import ConfigError, StoreError
 from gpu_lpi.features import STAGES, PieceInputs, compute_feature_chunk
@@ -284,7 +284,8 @@ def _compute_and_write(store_root: str, chunk: Chunk, params: FeatureParams, dev
 
 def _covered_spans(store: TickStore, symbol: str, source: str) -> dict[str, Spans]:
     """Per table a chunk reads, the spans the store's inputs cover for ``symbol``."""
-    return {table: store.coverage(symbol, table) for table in tables_read(source)}
+    return {table: store.coverage(symbol, table)
+            for table in tables_read(source, trade_table_of(store, symbol))}
 
 
 # -- the job -------------------------------------------------------------------------------------------
@@ -354,8 +355,9 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
     used = {symbol: {table: [[int(a), int(b)] for a, b in spans.clip(*job_range).to_list()]
                      for table, spans in by_table.items() if len(spans)}
             for symbol, by_table in spans.items()}
+    degraded = {s: degradations(sources[s], trade_table_of(store, s)) for s in spec.symbols}
     result = RunResult(out=out, device=target, book_source=sources, seconds=seconds, chunks=counts,
-                       covered=used, degraded={s: degradations(sources[s]) for s in spec.symbols})
+                       covered=used, degraded=degraded)
     _write_run_json(out, config, result)
     return result
 
