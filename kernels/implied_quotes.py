@@ -3,9 +3,10 @@
 A seller-aggressor trade prints at the bid and a buyer-aggressor trade at the ask, so the implied
 bid at time ``t`` is the price of the latest seller-aggressor trade with ``ts <= t`` and the
 implied ask that of the latest buyer-aggressor trade; both are unknown (NaN) when either side has
-no trade within the age limit (a book is valid or not, as with every other source). A crossed or locked pair (bid >= ask: the price moved through the older side
-since it traded) keeps only the later trade's information: both quotes become the price of the
-later of the two trades (zero spread, mid = that price).
+no trade within the age limit (a book is valid or not, as with every other source). A crossed or
+locked pair (bid >= ask: the price moved through the older side since it traded) keeps only the
+later trade's information: both quotes become the price of the later of the two trades (zero
+spread, mid = that price).
 
 The caller finds, per time, the latest trade of each side (two searches over the side's trade
 times); the body reads element ``i`` only, so CPU and GPU give the same numbers and a time's
