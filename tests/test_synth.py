@@ -86,11 +86,16 @@ class SymbolCapture:
             if data.get("e") == "bookTicker":
                 bid, ask = Decimal(data["b"]), Decimal(data["a"])
                 points["bid"].append((data["T"], bid))
+                points["ask"].append((data["T"], ask))
                 points["mid"].append((data["T"], (bid + ask) / 2))
+                points["spread"].append((data["T"], (ask - bid) / ((bid + ask) / 2)))
             elif data.get("e") == "forceOrder":
                 points["forceOrder"].append((data["o"]["T"], data["o"]))
-            elif data.get("e") == "trade" and data["m"]:
-                points["sell"].append((data["T"], Decimal(data["p"])))
+            elif data.get("e") == "trade":
+                price, qty = Decimal(data["p"]), Decimal(data["q"])
+                points["trade"].append((data["T"], (price, qty, -1 if data["m"] else 1)))
+                if data["m"]:
+                    points["sell"].append((data["T"], price))
         self.series = {kind: ([t for t, _ in pairs], [v for _, v in pairs]) for kind, pairs in points.items()}
         self.series.setdefault("forceOrder", ([], []))
 
@@ -230,7 +235,7 @@ def _window(series, start, end):
 
 
 def test_labels_have_the_documented_columns(labels):
-    assert list(labels.columns) == ["symbol", "ts_start", "ts_end", "kind", "side"]
+    assert list(labels.columns) == ["symbol", "ts_start", "ts_end", "kind", "side", "violent"]
     assert str(labels["ts_start"].dtype) == "int64" and str(labels["ts_end"].dtype) == "int64"
     assert set(labels["kind"]) == {"forced", "informed"} and set(labels["side"]) <= {"down", "up"}
     assert (labels["ts_end"] > labels["ts_start"]).all()
@@ -339,3 +344,154 @@ def test_tardis_liquidations_and_ticker_fields(tardis_run):
     assert len(funding_ts) == 16 and predicted == "" and abs(Decimal(rate) - Decimal("0.0001")) < Decimal("0.0001")
     assert Decimal(oi) > 0 and Decimal(last) > 0 and abs(Decimal(mark) / Decimal(index) - 1) < Decimal("0.01")
 
+
+
+# --- violent informed repricings: cascade-sized flow, informed mechanism ----------------------------
+
+#: Impact threshold θ of the spec (trades this far beyond the touch ``IMPACT_LAG_MS`` before them).
+IMPACT_THETA = Decimal("0.0005")
+IMPACT_LAG_MS = 250
+
+
+def _impact_flow(capture, start, end, sign, inverse):
+    """Peak notional and peak count per second of the trades of side ``sign`` through θ beyond the
+    touch 250 ms earlier, over ``[start, end]``; notional in contracts for an inverse symbol (only
+    compared within a symbol)."""
+    touch = capture.series["bid" if sign < 0 else "ask"]
+    notional, count = defaultdict(Decimal), defaultdict(int)
+    times, trades = capture.series["trade"]
+    lo, hi = bisect_left(times, start), bisect_right(times, end)
+    for t, (price, qty, side) in zip(times[lo:hi], trades[lo:hi]):
+        reference = _value_at(touch, t - IMPACT_LAG_MS)
+        if side == sign and sign * (price - reference) > IMPACT_THETA * reference:
+            notional[(t - start) // 1000] += qty if inverse else qty * price
+            count[(t - start) // 1000] += 1
+    return max(notional.values(), default=Decimal(0)), Decimal(max(count.values(), default=0))
+
+
+def _median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+@pytest.fixture(scope="module")
+def impact_flows(ws_run, labels):
+    """Per symbol and kind (``forced``, ``violent`` informed, ``calm`` informed): the impact flow of
+    each label, as ``(peak notional per second, peak impact trades per second)``."""
+    flows = defaultdict(list)
+    for row in labels.itertuples():
+        kind = row.kind if row.kind == "forced" else ("violent" if row.violent else "calm")
+        flows[row.symbol, kind].append(_impact_flow(ws_run[2][row.symbol], row.ts_start // 1_000_000,
+                                                    row.ts_end // 1_000_000, -1 if row.side == "down" else 1,
+                                                    row.symbol.endswith("_PERP")))
+    return flows
+
+
+def test_labels_mark_cascades_and_half_the_informed_repricings_violent(labels):
+    assert labels["violent"].dtype == bool
+    assert labels[labels.kind == "forced"]["violent"].all()
+    informed = labels[labels.kind == "informed"]
+    per_day = informed.groupby([informed["symbol"], informed["ts_start"] // 86_400_000_000_000])["violent"]
+    assert per_day.nunique().eq(2).all()
+
+
+def test_violent_informed_flow_is_cascade_sized(impact_flows):
+    """Peak impact notional and impact trades per second, relative to the median cascade of the
+    symbol: the median violent informed repricing is within a factor 2, each one of the same order
+    (a factor 8: one sweep on a fresh book makes a peak); calm ones are far below."""
+    for measure in (0, 1):
+        ratios, calm = [], []
+        for symbol in SYMBOLS:
+            cascade = _median([flow[measure] for flow in impact_flows[symbol, "forced"]])
+            assert cascade > 0
+            ratios += [flow[measure] / cascade for flow in impact_flows[symbol, "violent"]]
+            calm += [flow[measure] / cascade for flow in impact_flows[symbol, "calm"]]
+        assert len(ratios) >= 2 * len(SYMBOLS) and calm
+        assert Decimal("0.5") <= _median(ratios) <= 2
+        assert all(Decimal(1) / 8 <= ratio <= 8 for ratio in ratios)
+        assert all(ratio < Decimal("0.05") for ratio in calm)
+
+
+def _oi_change(oi, start, end):
+    return (_value_at(oi, end) - _value_at(oi, start)) / _value_at(oi, start)
+
+
+def test_open_interest_rises_in_violent_informed_repricings_and_falls_in_cascades(ws_run, labels):
+    for _, capture, start, end in _episodes(labels, "forced", ws_run[2]):
+        assert _oi_change(capture.series["openInterest"], start, end) < Decimal("-0.005")
+    violent = [(capture, start, end) for row, capture, start, end in _episodes(labels, "informed", ws_run[2])
+               if row.violent]
+    assert violent
+    for capture, start, end in violent:
+        assert _oi_change(capture.series["openInterest"], start, end) > Decimal("0.005")
+
+
+def _reverted_share(capture, row, start, end):
+    """Share of the move given back by ``end``, on the mid as of each second (the move: its 90th
+    percentile over the label, so that the instant after a sweep, before makers re-quote, does not
+    count as the extreme)."""
+    mids = capture.series["mid"]
+    sign = -1 if row.side == "down" else 1
+    before = _value_at(mids, start)
+    moves = sorted(sign * (_value_at(mids, t) - before) for t in range(start, end + 1, 1000))
+    extreme = moves[int(0.9 * (len(moves) - 1))]
+    return (extreme - sign * (_value_at(mids, end) - before)) / extreme
+
+
+def _mean_spread(capture, start, end):
+    """Time-weighted mean relative spread over ``[start, end]`` (ms), from the book tickers."""
+    times, values = capture.series["spread"]
+    lo, hi = bisect_right(times, start), bisect_right(times, end)
+    edges = [start] + times[lo:hi] + [end]
+    levels = [_value_at(capture.series["spread"], start)] + values[lo:hi]
+    return sum(level * (b - a) for level, a, b in zip(levels, edges, edges[1:])) / (end - start)
+
+
+def test_violent_informed_moves_last_and_their_spread_shocks_are_smaller(ws_run, labels):
+    """Cascades revert and keep the book wide while the pressure lasts; violent informed repricings
+    keep (or extend) their move, and makers re-quote, so their spread shock is smaller."""
+    cascade_spreads, cascade_reverted = defaultdict(list), []
+    for row, capture, start, end in _episodes(labels, "forced", ws_run[2]):
+        cascade_spreads[row.symbol].append(_mean_spread(capture, start, end))
+        cascade_reverted.append(_reverted_share(capture, row, start, end))
+    reverted = []
+    for row, capture, start, end in _episodes(labels, "informed", ws_run[2]):
+        if not row.violent:
+            continue
+        reverted.append(_reverted_share(capture, row, start, end))
+        calm_before = _mean_spread(capture, start - 600_000, start)
+        assert calm_before < _mean_spread(capture, start, end) < _median(cascade_spreads[row.symbol]) / 2
+    assert reverted and all(share < Decimal("0.2") for share in reverted)
+    assert _median(reverted) < Decimal("0.1") < Decimal("0.3") < _median(cascade_reverted)
+
+
+def _tardis_points(out, data_type, symbol, column):
+    """``(times ms, values)`` of one column of a Tardis data type over both days (empty fields skipped)."""
+    exchange = "binance-delivery" if symbol.endswith("_PERP") else "binance-futures"
+    points = []
+    for day in ("2024-08-05", "2024-08-06"):
+        for row in _csv_rows(out / f"{exchange}_{data_type}_{day}_{symbol}.csv.gz")[1:]:
+            fields = row.split(",")
+            if fields[column]:
+                points.append((int(fields[2]) // 1000, Decimal(fields[column])))
+    return [t for t, _ in points], [v for _, v in points]
+
+
+def test_tardis_open_interest_and_liquidations_tell_cascades_from_violent_informed(tardis_run):
+    labels = pd.read_parquet(tardis_run / "labels.parquet")
+    assert labels["violent"].any() and (labels["kind"] == "informed").any()
+    for symbol in ("BTCUSDT", "BTCUSD_PERP"):
+        oi = _tardis_points(tardis_run, "derivative_ticker", symbol, 7)
+        liquidations = _tardis_points(tardis_run, "liquidations", symbol, 7)[0]
+        inside = set()
+        for row in labels[labels.symbol == symbol].itertuples():
+            start, end = row.ts_start // 1_000_000, row.ts_end // 1_000_000
+            hits = [t for t in liquidations if start <= t <= end]
+            inside.update(hits)
+            change = _oi_change(oi, start, end)
+            if row.kind == "forced":
+                assert hits and change < Decimal("-0.005")
+            else:
+                assert not hits and change > 0
+                assert change > Decimal("0.005") or not row.violent
+        assert inside == set(liquidations)

@@ -1,15 +1,35 @@
 """Planted, labelled episodes: forced liquidation cascades / squeezes and informed repricings.
 
-An episode shapes the latent fair price, the order flow, the book's liquidity and open interest:
+An episode shapes the latent fair price, the order flow, the book's liquidity and open interest.
+Spec §0: high sell volume is not forced selling. So half of the informed repricings are as violent
+as a cascade -- the same flow, sweeps through the book and speed of the move -- and what tells
+the two apart is the mechanism (open interest, liquidation orders, how liquidity behaves, whether
+the move lasts), never the size:
 
 * **forced** (a long-liquidation cascade for side ``down``, a short squeeze for ``up``): for
   ``push_s`` seconds (20-120 s) liquidation orders and aggressive flow push the price by ``move``
-  (0.6-1.5 %) along a smoothstep path, whose speed peaks mid-way and dies out (selling exhausts);
-  liquidity withdraws (thinner depth, wider spread) in proportion to the pressure; open interest
-  falls by 1-3 %. Then ``revert`` (30-70 %) of the move comes back with time constant ``revert_tau_s``
-  (10-40 s). The label spans the push and three reversion time constants.
-* **informed**: for 60-300 s a persistent one-sided flow moves the price by 0.4-1.0 % and the move
-  stays; open interest rises (new positions), no liquidation prints, depth stays normal.
+  (0.6-1.5 %) along a smoothstep path, whose speed peaks mid-way and dies out (selling exhausts).
+  Liquidation orders (1.5-4 per second at peak pressure) sweep 5-25 bps of the book at one
+  timestamp and print ``forceOrder`` messages. Liquidity withdraws (thinner depth, wider spread) in
+  proportion to the pressure and stays withdrawn to the end of the push; open interest falls by
+  1-3 % (positions are closed). Then ``revert`` (30-70 %) of the move comes back with time constant
+  ``revert_tau_s`` (10-40 s). The label spans the push and three reversion time constants.
+* **informed, violent** (``violent``): the push, move, flow and sweeps of a cascade (same ranges,
+  same sweep law), but the sweeps are block orders of traders opening positions: open interest
+  rises by 1-3 %, no liquidation order prints. Flow is persistent (pressure rises over the first
+  sixth of the push, stays full, falls over the last sixth) rather than peaking mid-push. Makers
+  learn instead of withdrawing: a sweep leaves a short liquidity shock (half a cascade's at most,
+  decaying within seconds, :data:`INFORMED_SHOCK` / :data:`INFORMED_RECOVERY_MS` in
+  :mod:`.market`) and they re-post the swept band at the new price within a second. The move is
+  permanent and continues by 5-15 % of the push over ``revert_tau_s`` (``revert`` < 0); the label
+  spans the push and three such time constants.
+* **informed, calm**: for 60-300 s a persistent one-sided flow moves the price by 0.4-1.0 % and the
+  move stays; open interest rises by 0.2-1 %, no sweeps, no liquidation prints, depth stays normal.
+  The label spans the push.
+
+Every day has at least one forced sell cascade, one violent and one calm informed repricing; the
+others are forced (60 %) or informed (40 %, half of them violent), so about half of all informed
+repricings are violent.
 
 Labels are in exchange time: ``ts_start`` is the start of the push, ``ts_end`` the end of the label
 span above.
@@ -36,37 +56,52 @@ EPISODE_DTYPE = np.dtype([
     ("revert", np.float64),        # share of the push that comes back (0 for informed)
     ("revert_tau_ms", np.float64),  # reversion time constant
     ("oi_change", np.float64),     # open-interest change over the push, fraction of OI
-    ("liquidations_per_s", np.float64),  # liquidation-order rate at peak pressure (0 for informed)
+    ("sweeps_per_s", np.float64),  # rate of book sweeps at peak pressure (0 for calm informed)
+    ("violent", np.int64),         # 1: cascade-sized flow and sweeps (every forced, violent informed)
 ])
 
 #: Episodes per symbol-day (inclusive bounds).
 EPISODES_PER_DAY = (3, 8)
+#: Share of the drawn (not guaranteed) episodes that are forced, and of informed ones that are violent.
+FORCED_SHARE = 0.6
+VIOLENT_INFORMED_SHARE = 0.5
 #: No episode starts closer than this to a UTC-day boundary, so each lies inside one day.
 DAY_MARGIN_MS = 15 * 60_000
 #: Revert phases last this many reversion time constants inside the label.
 REVERT_SPAN_TAUS = 3.0
 
 
+def _push(rng: np.random.Generator) -> tuple[int, float, float]:
+    """Push length (ms), move and time constant (ms) of the after-push phase of a violent episode."""
+    return int(rng.uniform(20, 120) * 1000), rng.uniform(0.006, 0.015), rng.uniform(10, 40) * 1000
+
+
 def _forced(rng: np.random.Generator, start_ms: int, direction: float) -> tuple:
-    push_ms = int(rng.uniform(20, 120) * 1000)
-    tau_ms = rng.uniform(10, 40) * 1000
+    push_ms, move, tau_ms = _push(rng)
     end_ms = start_ms + push_ms + int(REVERT_SPAN_TAUS * tau_ms)
-    return (start_ms, start_ms + push_ms, end_ms, KIND_FORCED, direction, rng.uniform(0.006, 0.015),
-            rng.uniform(0.3, 0.7), tau_ms, -rng.uniform(0.01, 0.03), rng.uniform(1.5, 4.0))
+    return (start_ms, start_ms + push_ms, end_ms, KIND_FORCED, direction, move, rng.uniform(0.3, 0.7), tau_ms,
+            -rng.uniform(0.01, 0.03), rng.uniform(1.5, 4.0), 1)
 
 
-def _informed(rng: np.random.Generator, start_ms: int, direction: float) -> tuple:
+def _violent_informed(rng: np.random.Generator, start_ms: int, direction: float) -> tuple:
+    push_ms, move, tau_ms = _push(rng)
+    end_ms = start_ms + push_ms + int(REVERT_SPAN_TAUS * tau_ms)
+    return (start_ms, start_ms + push_ms, end_ms, KIND_INFORMED, direction, move, -rng.uniform(0.05, 0.15),
+            tau_ms, rng.uniform(0.01, 0.03), rng.uniform(1.5, 4.0), 1)
+
+
+def _calm_informed(rng: np.random.Generator, start_ms: int, direction: float) -> tuple:
     push_ms = int(rng.uniform(60, 300) * 1000)
     return (start_ms, start_ms + push_ms, start_ms + push_ms, KIND_INFORMED, direction,
-            rng.uniform(0.004, 0.010), 0.0, 1.0, rng.uniform(0.002, 0.01), 0.0)
+            rng.uniform(0.004, 0.010), 0.0, 1.0, rng.uniform(0.002, 0.01), 0.0, 0)
 
 
 def plan_day(rng: np.random.Generator, day_start_ms: int) -> np.ndarray:
     """Draw the episodes of one symbol-day.
 
-    Every day has at least one forced sell cascade and one informed repricing; the others are drawn
-    among forced down, forced up (squeeze) and informed. Episodes are spread over the day, one per
-    equal slot, so that they never overlap.
+    Every day has at least one forced sell cascade, one violent and one calm informed repricing;
+    the others are drawn (see the module docstring) with a random side. Episodes are spread over the
+    day, one per equal slot, so that they never overlap.
 
     Parameters
     ----------
@@ -81,16 +116,20 @@ def plan_day(rng: np.random.Generator, day_start_ms: int) -> np.ndarray:
         Episodes of :data:`EPISODE_DTYPE`, in time order.
     """
     count = int(rng.integers(EPISODES_PER_DAY[0], EPISODES_PER_DAY[1] + 1))
-    kinds = [(KIND_FORCED, -1.0), (KIND_INFORMED, float(rng.choice([-1.0, 1.0])))]
-    kinds += [((KIND_FORCED if rng.random() < 0.6 else KIND_INFORMED), float(rng.choice([-1.0, 1.0])))
-              for _ in range(count - 2)]
+    draws = [(_forced, -1.0), (_violent_informed, float(rng.choice([-1.0, 1.0]))),
+             (_calm_informed, float(rng.choice([-1.0, 1.0])))]
+    for _ in range(count - len(draws)):
+        if rng.random() < FORCED_SHARE:
+            draw = _forced
+        else:
+            draw = _violent_informed if rng.random() < VIOLENT_INFORMED_SHARE else _calm_informed
+        draws.append((draw, float(rng.choice([-1.0, 1.0]))))
     order = rng.permutation(count)
     slot_ms = (86_400_000 - 2 * DAY_MARGIN_MS) // count
     episodes = np.zeros(count, dtype=EPISODE_DTYPE)
     for slot, pick in enumerate(order):
-        kind, direction = kinds[pick]
+        draw, direction = draws[pick]
         start_ms = day_start_ms + DAY_MARGIN_MS + slot * slot_ms + int(rng.uniform(0.0, 0.5) * slot_ms)
-        draw = _forced if kind == KIND_FORCED else _informed
         episodes[slot] = draw(rng, start_ms, direction)
     return episodes
 
@@ -123,13 +162,15 @@ def price_offset(episode, t_ms):
 def pressure(episode, t_ms):
     """One-sided flow pressure in [0, 1], 0 outside the push.
 
-    Forced flow peaks mid-push and dies out (exhaustion); informed flow is steady over the push.
+    Forced flow peaks mid-push and dies out (exhaustion); calm informed flow is steady over the
+    push; violent informed flow is persistent: ``min(1, 2 sin(pi u))`` over the push fraction ``u``.
     """
     if t_ms <= episode.start_ms or t_ms >= episode.push_end_ms:
         return 0.0
-    if episode.kind == KIND_INFORMED:
-        return 1.0
-    return math.sin(math.pi * (t_ms - episode.start_ms) / (episode.push_end_ms - episode.start_ms))
+    shape = math.sin(math.pi * (t_ms - episode.start_ms) / (episode.push_end_ms - episode.start_ms))
+    if episode.kind == KIND_FORCED:
+        return shape
+    return min(1.0, 2.0 * shape) if episode.violent == 1 else 1.0
 
 
 @njit

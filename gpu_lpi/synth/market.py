@@ -12,9 +12,15 @@ Model (numba, one event loop per symbol):
   profile (or delete them, with the profile's vacancy share); *touch churn* adds to or cancels part of
   the best levels; aggressive orders arrive as a self-exciting (Hawkes) process, pick a side from a
   pull towards fair plus the episode's one-sided pressure, and walk the book (each level filled
-  against several makers, one trade print and one book update per fill). During forced episodes
-  liquidation orders sweep 5-25 bps of the book and print ``forceOrder`` messages (at most one per
-  1000 ms, as Binance pushes them).
+  against several makers, one trade print and one book update per fill). During violent episodes
+  sweeping market orders take most of a 5-25 bps band of the book at one timestamp (Poisson, on
+  the exchange clock: ``rate_scale`` leaves them alone). In forced episodes they are liquidation
+  orders and print ``forceOrder`` messages (at most one per 1000 ms, as Binance pushes them); in
+  violent informed episodes they are block orders that print nothing, and makers learn rather
+  than withdraw: each sweep leaves a liquidity shock of :data:`INFORMED_SHOCK` (the cascade's
+  withdrawal at full stress is 1) that decays with :data:`INFORMED_RECOVERY_MS`, and
+  :data:`REPOST_DELAY_MS` after it they re-post the swept band around the new reference with the
+  profile's occupancy and sizes.
 * Every book change takes a new update id (ids advance at the measured rate per second); a change of
   the top of book emits a book ticker with that id; changed levels are batched into one depth diff
   per diff interval (``U`` first id, ``u`` last id, ``pu`` previous ``u``). When a batch changed the
@@ -63,8 +69,15 @@ MESSAGE_MARGIN = 250_000
 FUNDING_PERIOD_MS = 8 * 3_600_000
 #: Aggressive orders never walk further than this from the touch (fraction of price).
 MAX_WALK = 0.005
-#: Liquidation orders sweep this band of the book (fraction of price).
-LIQUIDATION_SWEEP = (0.0005, 0.0025)
+#: Sweeping orders (liquidations, informed blocks) sweep this band of the book (fraction of price).
+SWEEP_BAND = (0.0005, 0.0025)
+#: Liquidity shock of one informed sweep (as a share of a cascade's full stress) and its decay time
+#: constant (ms); the delay (ms) after which makers re-post the swept levels near the touch at the
+#: new price, out to at most this distance (fraction of price).
+INFORMED_SHOCK = 0.5
+INFORMED_RECOVERY_MS = 1_500.0
+REPOST_DELAY_MS = 750.0
+REPOST_REACH = 0.00075
 #: Spread widening at full liquidity stress (fraction of price), and depth left at full stress.
 STRESS_WIDEN = 0.0003
 STRESS_DEPTH_LEFT = 0.2
@@ -94,14 +107,15 @@ STATE_DTYPE = np.dtype([
     ("batch_moved_top", np.int64), ("last_ticker_u", np.int64), ("quiet_top", np.int64),
     ("next_flush_ms", np.float64), ("next_mark_ms", np.float64), ("next_oi_ms", np.float64),
     ("snapshot_ms", np.float64), ("next_touch_ms", np.float64),
-    ("next_order_ms", np.float64), ("next_liquidation_ms", np.float64),
+    ("next_order_ms", np.float64), ("next_sweep_ms", np.float64), ("next_repost_ms", np.float64),
     ("hawkes_excess", np.float64), ("hawkes_ms", np.float64), ("hawkes_bound", np.float64),
     ("trade_id", np.int64), ("oi_noise_lots", np.float64), ("oi_base_lots", np.float64),
     ("oi_target_lots", np.float64), ("funding", np.float64), ("premium", np.float64),
     ("last_force_ms", np.float64), ("last_local_ns", np.int64), ("next_day_ns", np.int64),
     ("episode", np.int64), ("ref_bid", np.int64), ("ref_ask", np.int64), ("depth_scale", np.float64),
     ("buy_probability", np.float64), ("order_rate", np.float64), ("order_scale", np.float64),
-    ("liquidation_rate", np.float64), ("liquidation_side", np.int64),
+    ("sweep_rate", np.float64), ("sweep_side", np.int64), ("sweep_prints", np.int64),
+    ("last_sweep_ms", np.float64), ("repost_side", np.int64), ("repost_ticks", np.int64),
 ])
 
 
@@ -328,17 +342,29 @@ def _aggressive_order(state, params, qty, stamp, dirty, rng, messages, level_pri
 
 
 @njit
-def _liquidation(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
-    """A liquidation order sweeps part of the book; Binance pushes at most one per second."""
-    side = state.liquidation_side
+def _sweep(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
+    """A market order sweeps most of a :data:`SWEEP_BAND` band of the book at one timestamp.
+
+    A liquidation order (``sweep_prints``) prints a ``forceOrder``, at most one per second as Binance
+    pushes them; an informed block order prints nothing, shocks liquidity and has makers re-post
+    the band :data:`REPOST_DELAY_MS` later.
+    """
+    side = state.sweep_side
     best = state.best_bid if side == BID else state.best_ask
     if best == NO_BID or best == NO_ASK:
         return
-    sweep = LIQUIDATION_SWEEP[0] + (LIQUIDATION_SWEEP[1] - LIQUIDATION_SWEEP[0]) * uniform(rng)
+    sweep = SWEEP_BAND[0] + (SWEEP_BAND[1] - SWEEP_BAND[0]) * uniform(rng)
     limit = _walk_limit(state, side, sweep)
     size = max(1, np.int64(depth_between(qty, side, best, limit) * (0.6 + 0.4 * uniform(rng))))
     filled, notional_ticks, last_fill = _walk_book(state, params, qty, stamp, dirty, rng, messages,
                                                    level_price, level_qty, counts, side, size, limit)
+    if state.sweep_prints == 0:
+        state.last_sweep_ms = state.t_ms
+        state.next_repost_ms = min(state.next_repost_ms, state.t_ms + REPOST_DELAY_MS)
+        state.repost_side = side
+        reach = min(abs(best - limit), np.int64(REPOST_REACH * (best + state.base_tick)))
+        state.repost_ticks = max(state.repost_ticks, reach)
+        return
     now_ms = _abs_ms(state, state.t_ms)
     if filled > 0 and now_ms - state.last_force_ms >= cal.FORCE_ORDER_PERIOD_MS:
         average = np.int64(round(notional_ticks / filled * AVG_PRICE_TICK_SCALE))
@@ -346,6 +372,28 @@ def _liquidation(state, params, qty, stamp, dirty, rng, messages, level_price, l
               now_ms + 1 + np.int64(uniform(rng) * 5.0), now_ms, 1 if side == BID else 0, filled,
               limit + state.base_tick, average, last_fill, 0)
         state.last_force_ms = now_ms
+
+
+@njit
+def _repost(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
+    """Makers re-post the swept levels near the touch: empty levels from the reference out to the
+    sweep's depth (at most :data:`REPOST_REACH`) get the profile's occupancy and sizes (scaled by the
+    current depth)."""
+    side = state.repost_side
+    reach = min(state.repost_ticks, cal.OCCUPANCY_BY_DISTANCE.size - 1)
+    for distance in range(reach + 1):
+        index = state.ref_bid - distance if side == BID else state.ref_ask + distance
+        if index < 0 or index >= LADDER_SIZE or qty[side, index] > 0:
+            continue
+        if (side == BID and index >= state.best_ask) or (side == ASK and index <= state.best_bid):
+            continue
+        word = next_u64(rng)
+        if float(word & np.uint64(0xFFFFF)) / 1048576.0 < cal.OCCUPANCY_BY_DISTANCE[distance]:
+            _apply_update(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts, side,
+                          index, _level_size(params, state, cal.SIZE_BY_DISTANCE[distance], word,
+                                             cal.LEVEL_SIZE_MULTIPLIER))
+    state.next_repost_ms = np.inf
+    state.repost_ticks = 0
 
 
 @njit
@@ -441,8 +489,8 @@ def _fold_finished_episodes(state, episodes, now_ms):
 @njit
 def _set_regime(state, params, episodes, now_ms):
     """Fair reference, liquidity and flow of this control step, from the active episode if any."""
-    offset = stress = push = oi_change = direction = liquidations = 0.0
-    forced = False
+    offset = stress = push = oi_change = direction = sweeps = 0.0
+    forced = violent = False
     if state.episode < episodes.size and now_ms >= episodes[state.episode].start_ms:
         episode = episodes[state.episode]
         offset = price_offset(episode, now_ms)
@@ -451,7 +499,10 @@ def _set_regime(state, params, episodes, now_ms):
         oi_change = oi_offset(episode, now_ms)
         direction = episode.direction
         forced = episode.kind == KIND_FORCED
-        liquidations = episode.liquidations_per_s / 1000.0 * push
+        violent = episode.violent == 1
+        sweeps = episode.sweeps_per_s / 1000.0 * push
+        if violent and not forced:
+            stress = INFORMED_SHOCK * math.exp(-(state.t_ms - state.last_sweep_ms) / INFORMED_RECOVERY_MS)
     fair = math.exp(state.x_walk + offset) / params.tick - state.base_tick
     widen = np.int64(round(stress * params.widen_max_ticks))
     state.ref_bid = np.int64(math.floor(fair)) - widen
@@ -459,12 +510,13 @@ def _set_regime(state, params, episodes, now_ms):
     state.depth_scale = 1.0 - (1.0 - STRESS_DEPTH_LEFT) * stress
     mid = _mid_ticks(state) - state.base_tick if state.best_bid != NO_BID and state.best_ask != NO_ASK else fair
     tilt = 0.35 * math.tanh((fair - mid) / params.tilt_ticks)
-    bias = direction * push * (0.45 if forced else 0.3)
+    bias = direction * push * (0.45 if violent else 0.3)
     state.buy_probability = min(max(0.5 + tilt + bias, 0.03), 0.97)
-    state.order_rate = params.order_per_ms * (1.0 + (5.0 if forced else 1.0) * push)
-    state.order_scale = 1.0 + (2.0 if forced else 0.5) * push
-    state.liquidation_rate = liquidations
-    state.liquidation_side = BID if direction < 0 else ASK
+    state.order_rate = params.order_per_ms * (1.0 + (5.0 if violent else 1.0) * push)
+    state.order_scale = 1.0 + (2.0 if violent else 0.5) * push
+    state.sweep_rate = sweeps
+    state.sweep_side = BID if direction < 0 else ASK
+    state.sweep_prints = 1 if forced else 0
     state.oi_target_lots = state.oi_base_lots * (1.0 + oi_change)
 
 
@@ -532,11 +584,11 @@ def _control_step(state, params, episodes, qty, stamp, dirty, rng, messages, lev
     _set_regime(state, params, episodes, now_ms)
     _requote(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
     state.next_touch_ms = _next_arrival(rng, start, params.touch_per_ms)
-    state.next_liquidation_ms = _next_arrival(rng, start, state.liquidation_rate)
+    state.next_sweep_ms = _next_arrival(rng, start, state.sweep_rate)
     _draw_order_candidate(state, rng, start)
     while True:
         now = min(state.next_flush_ms, state.next_touch_ms, state.next_order_ms,
-                  state.next_liquidation_ms, state.next_mark_ms, state.next_oi_ms)
+                  state.next_sweep_ms, state.next_repost_ms, state.next_mark_ms, state.next_oi_ms)
         if now >= stop:
             break
         state.t_ms = now
@@ -549,9 +601,11 @@ def _control_step(state, params, episodes, qty, stamp, dirty, rng, messages, lev
         elif now == state.next_touch_ms:
             _touch_churn(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
             state.next_touch_ms = _next_arrival(rng, now, params.touch_per_ms)
-        elif now == state.next_liquidation_ms:
-            _liquidation(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
-            state.next_liquidation_ms = _next_arrival(rng, now, state.liquidation_rate)
+        elif now == state.next_sweep_ms:
+            _sweep(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
+            state.next_sweep_ms = _next_arrival(rng, now, state.sweep_rate)
+        elif now == state.next_repost_ms:
+            _repost(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
         else:
             if _order_arrives(state, rng):
                 _aggressive_order(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty,
@@ -660,6 +714,8 @@ def _initial_state(profile: cal.MarketProfile, params: np.ndarray, lot: float, f
     state["oi_base_lots"] = profile.open_interest / lot
     state["funding"] = 1e-4
     state["last_force_ms"] = -1e18
+    state["last_sweep_ms"] = -1e18
+    state["next_repost_ms"] = np.inf
     state["last_local_ns"] = first_day_ms * 1_000_000
     state["next_day_ns"] = (first_day_ms + DAY_MS) * 1_000_000
     return state

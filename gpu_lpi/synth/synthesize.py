@@ -32,7 +32,7 @@ from .writers_tardis import TardisWriter
 WRITERS = {"binance-ws": BinanceWsWriter, "tardis": TardisWriter}
 SYMBOLS_CSV = Path(__file__).resolve().parent.parent / "data" / "symbols.csv"
 LABEL_SCHEMA = pa.schema([("symbol", pa.string()), ("ts_start", pa.int64()), ("ts_end", pa.int64()),
-                          ("kind", pa.string()), ("side", pa.string())])
+                          ("kind", pa.string()), ("side", pa.string()), ("violent", pa.bool_())])
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ def _labels(symbol: str, episodes: np.ndarray) -> pd.DataFrame:
         "ts_end": episodes["end_ms"].astype(np.int64) * 1_000_000,
         "kind": [KIND_NAMES[kind] for kind in episodes["kind"]],
         "side": np.where(episodes["direction"] < 0, "down", "up"),
+        "violent": episodes["violent"] == 1,
     })
 
 
@@ -111,7 +112,9 @@ def synthesize(out_dir, fmt: str, symbols, start: date, days: int, seed: int, ra
     out_dir : str or Path
         Output folder (created if missing). Raw files go directly in it, plus ``labels.parquet``
         (symbol, ts_start, ts_end in ns exchange time, kind ``forced``/``informed``, side
-        ``down``/``up``).
+        ``down``/``up``, and ``violent``: cascade-sized flow and sweeps through the book -- true
+        for every forced episode and for about half of the informed ones, see
+        :mod:`gpu_lpi.synth.episodes`).
     fmt : {"binance-ws", "tardis"}
         ``binance-ws``: ``<symbol>_<YYYYMMDD>.gz`` websocket captures; ``tardis``:
         ``<exchange>_<data_type>_<YYYY-MM-DD>_<SYMBOL>.csv.gz``.
