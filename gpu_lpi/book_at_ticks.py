@@ -148,7 +148,8 @@ def lpi_weights(source: str, w1: float, w2: float, w3: float) -> tuple[float, fl
 
 
 # -- quotes implied by trades ------------------------------------------------------------------------
-def implied_book(trades: dict, times: np.ndarray, max_age_ns: int, xp=np, target: str = "cpu") -> BookAtTicks:
+def implied_book(trades: dict, times: np.ndarray, max_age_ns: int, xp=np, target: str = "cpu",
+                 not_before: np.ndarray | None = None) -> BookAtTicks:
     """Quotes implied by market trades as of each sorted time (the ``trades`` source; see the
     module docstring), computed on ``target`` by :func:`kernels.implied_quotes.implied_quotes`.
 
@@ -164,6 +165,9 @@ def implied_book(trades: dict, times: np.ndarray, max_age_ns: int, xp=np, target
     xp : module
         ``numpy`` or ``cupy``, owner of the trade arrays.
     target : {"cpu", "gpu"}
+    not_before : numpy.ndarray of int64, optional
+        Per time, the earliest trade time that counts (the start of the time's covered span: quotes
+        never carry over from an earlier capture); default: no bound but the age limit.
 
     Returns
     -------
@@ -172,6 +176,8 @@ def implied_book(trades: dict, times: np.ndarray, max_age_ns: int, xp=np, target
     """
     ts = xp.ascontiguousarray(trades["ts"]).astype(xp.int64, copy=False)
     at = to_device(np.ascontiguousarray(times, dtype=np.int64), xp)
+    lower = np.full(at.size, np.iinfo(np.int64).min) if not_before is None else not_before
+    lower = to_device(np.ascontiguousarray(lower, dtype=np.int64), xp)
     is_sell = trades["is_buyer_maker"].astype(bool)
 
     def latest(on_side):
@@ -184,7 +190,7 @@ def implied_book(trades: dict, times: np.ndarray, max_age_ns: int, xp=np, target
     quotes = empty_record(kernels.ImpliedQuotes, int(at.size), xp)
     kernels.implied_quotes(int(at.size), kernels.ImpliedQuoteInputs(
         times=at, last_sell=latest(is_sell), last_buy=latest(~is_sell), ts=ts,
-        price=xp.ascontiguousarray(trades["price"]).astype(xp.float64, copy=False)),
+        price=xp.ascontiguousarray(trades["price"]).astype(xp.float64, copy=False), not_before=lower),
         quotes, kernels.QuoteAge(max_age_ns=int(max_age_ns)), target)
     missing = np.full(int(at.size), np.nan)
     return BookAtTicks(to_host(quotes.bid), to_host(quotes.ask), missing, missing.copy(), missing.copy(),

@@ -65,7 +65,7 @@ from gpu_lpi.store import Spans, TickStore
 from gpu_lpi.store.coverage import spans_of
 
 #: Bump when a change to the engine changes feature values: finished chunks are then recomputed.
-FEATURES_VERSION = 3
+FEATURES_VERSION = 4
 EWMA_SUPPORT_HALFLIVES = 4
 #: Tables whose coverage a chunk uses, besides its book source and its trade table.
 FLOW_TABLES = ("liquidations", "open_interest")
@@ -270,7 +270,8 @@ def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, 
     trade_read = next(read for read in reads if read.table in TRADE_TABLES)
     trades = _market_trades(store, symbol, trade_read, xp)
     if source == "trades":
-        book = implied_book(trades, sub_times, _implied_age_ns(params), xp, target)
+        book = implied_book(trades, sub_times, _implied_age_ns(params), xp, target,
+                            _span_starts(covered[trade_read.table], sub_times))
         sub_mids = book.mid()
         book = book.at(slice(params.rv_subsamples, None, params.rv_subsamples))  # the ticks
     else:
@@ -300,6 +301,13 @@ def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, 
         liquidations=liquidations,
         liquidations_covered=covered["liquidations"].contains_intervals(interval_low, times),
         open_interest=open_interest, coverage=covered, reads=reads, fingerprint=fingerprint)
+
+
+def _span_starts(spans: Spans, times: np.ndarray) -> np.ndarray:
+    """Per time, the start of the covered span holding it (after the time where none does)."""
+    at = np.minimum(np.searchsorted(spans.end, times, side="right"), max(len(spans) - 1, 0))
+    starts = spans.start[at] if len(spans) else np.full(times.size, 0, dtype=np.int64)
+    return np.where(spans.contains(times), starts, times + 1)
 
 
 def _has_feed(store: TickStore, symbol: str, table: str, covered: dict[str, Spans]) -> bool:

@@ -6,7 +6,8 @@ implied ask that of the latest buyer-aggressor trade; both are unknown (NaN) whe
 no trade within the age limit (a book is valid or not, as with every other source). A crossed or
 locked pair (bid >= ask: the price moved through the older side since it traded) keeps only the
 later trade's information: both quotes become the price of the later of the two trades (zero
-spread, mid = that price).
+spread, mid = that price). Only trades at or after ``not_before`` (the start of the time's covered
+span) count: a new capture never continues the quotes of an earlier one, whatever the age limit.
 
 The caller finds, per time, the latest trade of each side (two searches over the side's trade
 times); the body reads element ``i`` only, so CPU and GPU give the same numbers and a time's
@@ -29,6 +30,7 @@ class ImpliedQuoteInputs(NamedTuple):
     last_buy: np.ndarray  #: int64: the same for buyer-aggressor trades
     ts: np.ndarray  #: int64 trade times, in storage order
     price: np.ndarray  #: trade prices
+    not_before: np.ndarray  #: int64 per time: trades before it do not count
 
 
 class ImpliedQuotes(NamedTuple):
@@ -51,9 +53,10 @@ def implied_quotes(i, inputs: ImpliedQuoteInputs, outputs: ImpliedQuotes, params
     buy = inputs.last_buy[i]
     bid = math.nan
     ask = math.nan
-    if sell >= 0 and t - inputs.ts[sell] <= params.max_age_ns:
+    oldest = max(t - params.max_age_ns, inputs.not_before[i])
+    if sell >= 0 and inputs.ts[sell] >= oldest:
         bid = inputs.price[sell]
-    if buy >= 0 and t - inputs.ts[buy] <= params.max_age_ns:
+    if buy >= 0 and inputs.ts[buy] >= oldest:
         ask = inputs.price[buy]
     if math.isnan(bid) or math.isnan(ask):
         bid = math.nan      # a quote needs both sides

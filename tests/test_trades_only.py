@@ -144,6 +144,29 @@ def test_only_trades_read_from_the_staleness_limit_back(tmp_path):
     np.testing.assert_allclose(inputs.book.mid(), 100.01, rtol=1e-15)
     np.testing.assert_allclose(inputs.sub_mids, 100.01, rtol=1e-15)
     assert inputs.book_source == "trades" and inputs.trades_covered.all()
+    shorter = load_chunk(store, SYMBOL, grid, FeatureParams(implied_quote_max_age_s=3.0))
+    assert shorter.fingerprint != inputs.fingerprint and np.isnan(shorter.book.mid()).all()
+
+
+def test_quotes_never_carry_over_from_an_earlier_capture(tmp_path):
+    """Two captures 90 s apart (two covered spans): with an age limit longer than the gap, the
+    second capture's quotes still start from its own trades, like its L2 book would."""
+    quotes = {"ts": [T0], "bid": [1.0], "ask": [2.0], "bid_qty": [1.0], "ask_qty": [1.0]}
+    full = build_store(tmp_path / "full", quotes, {
+        "ts": T0 + np.array([-100_000, -99_000, 1_100, 1_600]) * MS, "price": [100.0, 100.02, 101.0, 101.02],
+        "qty": [1.0] * 4, "is_buyer_maker": [True, False, True, False]},
+        covered={"trades": (T0 - 120_000 * MS, T0 - 90_000 * MS)})
+    store = without_book(full, tmp_path / "trades")
+    with store.transaction() as tx:
+        tx.cover("trades", SYMBOL, T0, T0 + 10_000 * MS, "second capture")
+    assert len(store.coverage(SYMBOL, "trades")) == 2
+    params = FeatureParams(implied_quote_max_age_s=300.0, window_hours=0.001, adv_window_hours=0.001,
+                           depth_window_hours=0.001, min_periods_s=0.5)
+    table = compute_features(store, SYMBOL, T0 - 100_000 * MS, T0 + 3_000 * MS, params, "cpu").to_pandas()
+    mid = table.set_index("ts")["mid"]
+    assert mid[T0 - 98_000 * MS] == pytest.approx(100.01)               # inside the first capture
+    assert np.isnan(mid[[T0, T0 + 250 * MS, T0 + 1_500 * MS]]).all()    # not carried into the second
+    assert mid[T0 + 1_750 * MS] == pytest.approx(101.01)
 
 
 def test_a_store_without_book_or_trades_is_a_one_line_error(tmp_path):
@@ -244,6 +267,46 @@ print("simulator parity ok")
 
 def test_trades_only_under_cuda_simulator_matches_cpu():
     assert "simulator parity ok" in run_under_cuda_simulator(SIMULATOR_SCRIPT)
+
+
+PTX_SCRIPT = """
+import types
+import numpy as np
+import numba.cuda.dispatcher as cuda_dispatcher
+from numba import cuda
+from numba.cuda.typing.typeof import typeof
+cuda_dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+try:
+    cuda.compile_ptx(lambda out: None, (typeof(np.ones(1)),), cc=(9, 0))
+except Exception as err:
+    print("unavailable:", type(err).__name__, str(err).splitlines()[0][:200])
+    raise SystemExit(0)
+from kernels import implied_quotes as k, per_tick_cuda
+ints, floats = np.zeros(4, np.int64), np.zeros(4)
+arguments = (4, k.ImpliedQuoteInputs(ints, ints, ints, ints, floats, ints), k.ImpliedQuotes(floats, floats),
+             k.QuoteAge(5))
+ptx, _ = cuda.compile_ptx(per_tick_cuda.element_function(k.implied_quotes),
+                          tuple(typeof(value) for value in arguments), cc=(9, 0))
+assert ".entry" in ptx
+print("compiled")
+"""
+
+
+def test_implied_quotes_launcher_compiles_to_ptx():
+    """The real CUDA compiler accepts the implied-quote launcher (``tests/test_cuda_ptx.py`` covers
+    the kernels of a run with a book)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run([sys.executable, "-c", PTX_SCRIPT], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, NUMBA_ENABLE_CUDASIM="0"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    if done.stdout.startswith("unavailable:"):
+        pytest.skip(f"no CUDA compiler here ({done.stdout.strip()})")
+    assert "compiled" in done.stdout
 
 
 # -- run.json and the command line ---------------------------------------------------------------------
