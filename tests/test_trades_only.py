@@ -398,11 +398,29 @@ TOP_MOVES = 10
 
 
 @pytest.fixture(scope="module")
-def real_pairs(real_store, tmp_path_factory):
+def real_trades_only(real_store, tmp_path_factory) -> TickStore:
+    """The store of the real captures with its book tables removed."""
+    return without_book(real_store[0], tmp_path_factory.mktemp("real_trades_only") / "store")
+
+
+@pytest.mark.realdata
+def test_real_captures_ingested_as_trades_only_give_the_same_features(real_captures, real_trades_only,
+                                                                     tmp_path):
+    """``ingest --tables trades`` of the captures makes the store the book tables were removed from."""
+    from gpu_lpi.ingest import ingest
+
+    usdm = [path for path in real_captures if path.parent.name == "binance-usdm-ws"]
+    ingest(usdm, "binance-ws", tmp_path / "store", tables=["trades"])
+    start, end = REAL_WINDOWS[0]
+    _assert_same(compute_features(real_trades_only, "ETHUSDT", start, end, REAL, "cpu"),
+                 compute_features(TickStore(tmp_path / "store"), "ETHUSDT", start, end, REAL, "cpu"))
+
+
+@pytest.fixture(scope="module")
+def real_pairs(real_store, real_trades_only):
     """Per USD-M capture and symbol, the full features and those of the store without book tables,
     joined on the tick (pandas, ``_t`` = trades only)."""
-    full = real_store[0]
-    trades_only = without_book(full, tmp_path_factory.mktemp("real_trades_only") / "store")
+    full, trades_only = real_store[0], real_trades_only
     pairs = {}
     for start, end in REAL_WINDOWS:
         for symbol in ("BTCUSDT", "ETHUSDT"):
