@@ -179,7 +179,7 @@ def test_a_store_without_book_or_trades_is_a_one_line_error(tmp_path):
 
 
 def as_agg_trades(store: TickStore, root) -> TickStore:
-    """A copy of a trades-only ``store`` whose market trades are ``agg_trades`` rows (no ``trades``)."""
+    """A copy of ``store`` whose market trades are ``agg_trades`` rows (and that has no ``trades``)."""
     copy = TickStore(root)
     with copy.transaction() as tx:
         tx.write_symbols(store.symbols())
@@ -228,11 +228,16 @@ def test_chunked_and_pieces_equal_unchunked_trades_only(random_trades_only, monk
 
 def test_aggregate_trades_stand_in_for_trades(random_trades_only, tmp_path):
     """A store of Binance aggregate trades only (an aggTrades archive) gives the features of the
-    same market trades stored as trades."""
+    same market trades stored as trades; with a book too, the flow features come from them."""
     agg = as_agg_trades(random_trades_only, tmp_path / "agg")
     assert book_source_of(agg, SYMBOL) == "trades" and trade_table_of(agg, SYMBOL) == "agg_trades"
     _assert_same(compute_features(random_trades_only, SYMBOL, T0, T0 + 120_000 * MS, SMALL, "cpu"),
                  compute_features(agg, SYMBOL, T0, T0 + 120_000 * MS, SMALL, "cpu"))
+    with_book = random_store(tmp_path / "full", seed=3, minutes=3.0)
+    agg_with_book = as_agg_trades(with_book, tmp_path / "agg_book")
+    assert book_source_of(agg_with_book, SYMBOL) == "book_ticker"
+    _assert_same(compute_features(with_book, SYMBOL, T0, T0 + 120_000 * MS, SMALL, "cpu"),
+                 compute_features(agg_with_book, SYMBOL, T0, T0 + 120_000 * MS, SMALL, "cpu"))
     assert degradations("trades", "agg_trades") == degradations("trades") + [AGG_TRADES_DEGRADATION]
 
 
