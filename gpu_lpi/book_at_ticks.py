@@ -161,7 +161,7 @@ def implied_book(trades: dict, times: np.ndarray, max_age_ns: int, xp=np, target
         ``[times[0] − max_age_ns, times[-1]]``.
     times : numpy.ndarray of int64
     max_age_ns : int
-        A side whose latest trade is older than this is unknown (NaN).
+        No quote (both NaN) where either side's latest trade is older than this.
     xp : module
         ``numpy`` or ``cupy``, owner of the trade arrays.
     target : {"cpu", "gpu"}
