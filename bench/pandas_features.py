@@ -4,8 +4,9 @@ and the reference of the engine's tests (same inputs, same definitions, plain pa
 The book samples are the library's (:func:`gpu_lpi.chunk_inputs.load_chunk`: a researcher would not
 rewrite the L2 replay);
 everything after it — trade bucketing, impact notionals, ADV$, mean depth, FSI/LDR/Π, RV, rolling
-median/MAD/std, z-scores and LPI — is pandas. The rolling MAD has no pandas built-in, so it is a
-``rolling.apply`` of ``nanmedian(|w − nanmedian(w)|)``: O(W) per tick.
+median/MAD/std, flow-window sums, z-scores and LPI — is pandas. The rolling MAD (and the non-zero
+MAD of the default z scale) has no pandas built-in, so it is a ``rolling.apply`` of
+``nanmedian(|w − nanmedian(w)|)``: O(W) per tick.
 """
 
 from __future__ import annotations
@@ -24,10 +25,21 @@ def _rolling_z(x: pd.Series, p: FeatureParams) -> pd.Series:
     window = p.window_ticks
     rolling = x.rolling(window, min_periods=p.min_periods_for(window))
     median = rolling.median()
-    mad = rolling.apply(lambda w: np.nanmedian(np.abs(w - np.nanmedian(w))), raw=True)
-    std = rolling.std(ddof=0)
-    scale = np.maximum(1.4826 * mad, p.std_floor_ratio * std)
+    if p.z_scale == "nonzero_mad":
+        scale = 1.4826 * rolling.apply(_nonzero_mad, raw=True)
+    else:
+        mad = rolling.apply(lambda w: np.nanmedian(np.abs(w - np.nanmedian(w))), raw=True)
+        floor = p.std_floor_ratio * rolling.std(ddof=0) if p.z_scale == "mad_std_floor" else 0.0
+        scale = np.maximum(1.4826 * mad, floor)
     return (x - median) / (scale + p.eps), scale
+
+
+def _nonzero_mad(w: np.ndarray) -> float:
+    """Median of ``|x − median|`` over the values that are neither 0 nor the median (0 if none)."""
+    w = w[~np.isnan(w)]
+    center = np.median(w)
+    kept = w[(w != 0) & (w != center)]
+    return float(np.median(np.abs(kept - center))) if kept.size else 0.0
 
 
 def pandas_features(store_root, symbol: str, start, end, p: FeatureParams) -> pd.DataFrame:
@@ -76,13 +88,17 @@ def pandas_features(store_root, symbol: str, start, end, p: FeatureParams) -> pd
     f["d_oi"] = _oi_drop(store, symbol, f.index, p)
     f["z_doi"], sigma_doi = _rolling_z(f["d_oi"], p)
     amplifier = (1 + p.kappa * np.tanh(f["d_oi"] / (sigma_doi + p.eps))).fillna(1.0)
-    per_tick = f["adv"] * tick_s
-    f["fsi"] = f["v_impact"] / (per_tick + p.eps) * amplifier
-    f["fsi_up"] = f["v_impact_up"] / (per_tick + p.eps) * amplifier
+    k = p.flow_ticks
+    per_window = f["adv"] * tick_s * k
+    flow = {name: f[name].rolling(k, min_periods=k).sum() for name in ("v_impact", "v_impact_up",
+                                                                       "dollar_volume")}
+    f["fsi"] = flow["v_impact"] / (per_window + p.eps) * amplifier
+    f["fsi_up"] = flow["v_impact_up"] / (per_window + p.eps) * amplifier
     relative_spread = f["spread"] / f["mid"]
     f["ldr"] = relative_spread / (f["depth_bid"] / mean_depth["bid"])
     f["ldr_up"] = relative_spread / (f["depth_ask"] / mean_depth["ask"])
-    f["pi"] = f["r"].abs() / (f["dollar_volume"] + p.pi_eps_adv_fraction * per_tick + p.eps)
+    flow_return = np.log(f["mid"] / f["mid"].shift(k))
+    f["pi"] = flow_return.abs() / (flow["dollar_volume"] + p.pi_eps_adv_fraction * per_window + p.eps)
 
     n = p.rv_subsamples
     sub = inputs.sub_mids
@@ -97,9 +113,12 @@ def pandas_features(store_root, symbol: str, start, end, p: FeatureParams) -> pd
             f[name] = liq[liq["side"] == side].groupby("tick")["notional"].sum().reindex(f.index, fill_value=0.0)
 
     for name in ("fsi", "fsi_up", "ldr", "ldr_up", "pi"):
-        f[f"z_{name}"], _ = _rolling_z(f[name], p)
+        log = name.startswith("ldr") and p.z_ldr_transform == "log"
+        f[f"z_{name}"], _ = _rolling_z(np.log(f[name]) if log else f[name], p)
     f["lpi_down"] = p.w1 * f["z_fsi"] + p.w2 * f["z_ldr"] + p.w3 * f["z_pi"]
     f["lpi_up"] = p.w1 * f["z_fsi_up"] + p.w2 * f["z_ldr_up"] + p.w3 * f["z_pi"]
+    for side in ("sell", "buy"):
+        f[f"z_liq_{side}"], _ = _rolling_z(f[f"liq_{side}_notional"].rolling(k, min_periods=k).sum(), p)
     f = f.iloc[grid.output_start:].reset_index()
     f.insert(1, "symbol", symbol)
     return f

@@ -15,17 +15,21 @@ v_impact, v_impact_up       impact sell / buy notional: sells below ``b_{t−Δ}
 adv                         ADV$: mean V$ per second over the ticks with a valid book in the
                             trailing ``adv_window_hours`` (current tick included)
 depth_bid, depth_ask        D(η) per side (source in :mod:`gpu_lpi.book_at_ticks`)
-fsi, fsi_up                 ``V_impact/(ADV$·Δ)·g(ΔOI)``, ``g = 1 + κ·tanh(ΔOI/σ_ΔOI)``
+fsi, fsi_up                 ``ΣV_impact/(ADV$·T)·g(ΔOI)``, ``g = 1 + κ·tanh(ΔOI/σ_ΔOI)``, the sum
+                            over the flow window ``(t − T, t]``, ``T = flow_window_s``
 ldr, ldr_up                 ``(s/m)/(D/mean D)``, D = bid depth (down) / ask depth (up)
-pi                          ``|r|/(V$ + ε)``, ``ε = pi_eps_adv_fraction·ADV$·Δ``
+pi                          ``|ln(m_t/m_{t−T})|/(ΣV$ + ε)`` over the flow window,
+                            ``ε = pi_eps_adv_fraction·ADV$·T``
 d_oi                        OI drop ``OI_{t−Δ_OI} − OI_t`` (contracts; NaN without an OI feed)
 rv                          Σ squared log returns of ``rv_subsamples`` mids inside the tick
 liq_sell_notional,          liquidation orders' notional in the tick (NaN without a
 liq_buy_notional            liquidation feed)
-z_fsi, z_fsi_up, z_ldr,     robust z over W (:mod:`gpu_lpi.lpi`)
-z_ldr_up, z_pi, z_doi
+z_fsi, z_fsi_up, z_ldr,     robust z over W (:mod:`gpu_lpi.lpi`); z(LDR) of ``ln LDR`` by default
+z_ldr_up, z_pi, z_doi       (``z_ldr_transform``)
 lpi_down, lpi_up            ``w1·z(FSI) + w2·z(LDR) + w3·z(Π)`` with the side's FSI and LDR
                             (without depth: ``(w1·z(FSI) + w3·z(Π))·(w1 + w2 + w3)/(w1 + w3)``)
+z_liq_sell, z_liq_buy       robust z of the liquidation notional per side over the flow window
+                            (NaN without a liquidation feed)
 ==========================  ======================================================================
 
 Trades only (book source ``trades``, :mod:`gpu_lpi.book_at_ticks`): the quotes are implied by
@@ -79,7 +83,7 @@ FEATURE_COLUMNS = (
     "book_valid", "mid", "spread", "microprice", "r", "dollar_volume", "v_impact", "v_impact_up",
     "adv", "depth_bid", "depth_ask", "fsi", "fsi_up", "ldr", "ldr_up", "pi", "d_oi", "rv",
     "liq_sell_notional", "liq_buy_notional", "z_fsi", "z_fsi_up", "z_ldr", "z_ldr_up", "z_pi",
-    "z_doi", "lpi_down", "lpi_up",
+    "z_doi", "lpi_down", "lpi_up", "z_liq_sell", "z_liq_buy",
 )
 #: Stages timed by :func:`compute_feature_chunk` ("load" includes the book replay).
 STAGES = ("load", "grid", "features", "robust_z", "io")
@@ -219,6 +223,7 @@ def features_from_inputs(inputs: ChunkInputs, target: str = "cpu", clock=None) -
         _aggregate_trades(inputs, columns, xp, target)
         _aggregate_liquidations(inputs, columns, xp, target)
     with clock("features"):
+        _flow_sums(columns, grid, params, xp, target)
         _trailing_means(columns, grid, params, xp, target)
     with clock("robust_z"):
         columns["z_doi"], columns["sigma_doi"] = robust_z_and_scale(columns["d_oi"], params, target,
@@ -227,14 +232,19 @@ def features_from_inputs(inputs: ChunkInputs, target: str = "cpu", clock=None) -
         _tick_features(columns, grid, params, xp, target)
     with clock("robust_z"):
         for name in ("fsi", "fsi_up", "ldr", "ldr_up", "pi"):
-            columns[f"z_{name}"], _ = robust_z_and_scale(columns[name], params, target,
-                                                         grid.first_tick)
+            values = columns[name]
+            if name.startswith("ldr") and params.z_ldr_transform == "log":
+                values = xp.log(values)
+            columns[f"z_{name}"], _ = robust_z_and_scale(values, params, target, grid.first_tick)
         # without depth (trades only) z(LDR) is NaN everywhere: weight 0, the others rescaled
         weights = lpi_weights(inputs.book_source, params.w1, params.w2, params.w3)
         for lpi, side in (("lpi_down", ""), ("lpi_up", "_up")):
             z_ldr = columns[f"z_ldr{side}"] if has_depth(inputs.book_source) else xp.zeros(grid.count)
             columns[lpi] = combine_lpi(columns[f"z_fsi{side}"], z_ldr, columns["z_pi"], params, xp,
                                        target, weights)
+        for side in ("sell", "buy"):
+            columns[f"z_liq_{side}"], _ = robust_z_and_scale(columns[f"flow_liq_{side}"], params,
+                                                             target, grid.first_tick)
     with clock("io"):
         return _output_table(columns, grid, inputs.symbol, inputs.covered_ticks())
 
@@ -295,6 +305,15 @@ def _aggregate_liquidations(inputs: ChunkInputs, columns: dict, xp, target):
     columns["liq_buy_notional"] = _covered(outputs.buy_notional, inputs.liquidations_covered, xp)
 
 
+def _flow_sums(columns: dict, grid: TickGrid, params: FeatureParams, xp, target):
+    """The flows summed over the trailing flow window (``flow_*`` columns, NaN if a tick in it is)."""
+    outputs = empty_record(kernels.FlowSums, grid.count, xp)
+    kernels.flow_sums(grid.count, kernels.FlowInputs(**{
+        name: columns[_KERNEL_NAMES.get(name, name)] for name in kernels.FlowInputs._fields}),
+        outputs, kernels.FlowWindow(int(params.flow_ticks)), target)
+    columns.update(outputs._asdict())
+
+
 def _trailing_means(columns: dict, grid: TickGrid, params: FeatureParams, xp, target):
     """ADV$ ($/s over ticks with a valid book) and the mean depths of LDR's denominators."""
     valid = ~xp.isnan(columns["bid"]) & ~xp.isnan(columns["ask"])
@@ -321,8 +340,8 @@ def _tick_features(columns: dict, grid: TickGrid, params: FeatureParams, xp, tar
         name: columns[_KERNEL_NAMES.get(name, name)] for name in kernels.TickFeatureInputs._fields})
     outputs = empty_record(kernels.TickFeatures, grid.count, xp)
     kernels.tick_features(grid.count, inputs, outputs, kernels.TickFeatureParams(
-        tick_s=params.tick_ms / 1000.0, kappa=float(params.kappa), eps=float(params.eps),
-        pi_eps_adv_fraction=float(params.pi_eps_adv_fraction)), target)
+        tick_s=params.tick_ms / 1000.0, flow_ticks=int(params.flow_ticks), kappa=float(params.kappa),
+        eps=float(params.eps), pi_eps_adv_fraction=float(params.pi_eps_adv_fraction)), target)
     columns.update((_KERNEL_NAMES.get(name, name), values)
                    for name, values in zip(outputs._fields, outputs))
     rv = empty_record(kernels.RealizedVariance, grid.count, xp)

@@ -1,16 +1,50 @@
 """Robust z-scores and the LPI of the feature engine (spec §2.3, DESIGN.md §4 steps 4–5).
 
-Robust scale. The spec's denominator ``1.4826·MAD + ε`` collapses on sparse features (impact
-notional is 0 at most ticks, so median and MAD are 0 and the first non-zero tick gets z ≈ 1e12). The
-scale is floored at a fraction of the window's standard deviation::
+Normalization (issue 7, item 1; figures in bench/RESULTS.md, "Robust z calibration"). The spec's
+``z = (x − median)/(1.4826·MAD + ε)`` assumes z of unit scale: its thresholds ``lpi_hi = 3``,
+``z(FSI) > 2``, ``z(ΔOI) > 1.5``, ``lpi_exit = 1.2`` and ``h(LPI) = tanh((LPI − 3)/2)`` mean
+"unusually high" only then. Three choices make it so by default; each is a parameter, and
+``z_scale="mad", flow_window_s=tick_ms/1000, z_ldr_transform="none"`` is the spec's plain form:
 
-    scale = max(1.4826·MAD, std_floor_ratio·std(window))
+1. ``z_scale="nonzero_mad"`` (:func:`gpu_lpi.robust.robust_z`): the denominator is
+   ``1.4826 × median{|x − median| : x ≠ 0, x ≠ median}`` over the window W. It is the MAD on
+   continuous data (z ≈ N(0, 1) on normal data) and, on the zero-inflated flow features (FSI,
+   Π, liquidations: zero at most ticks, so MAD = 0), the spread of their non-zero values, so a
+   typical impact tick has z ≈ 1 whatever the share of zeros, the symbol or W. Still median-
+   centred, exact (wavelet-matrix order statistics and rank counts, one body on both devices),
+   free of look-ahead and chunk-invariant bit for bit. The former ``"mad_std_floor"`` (MAD
+   floored at 5 % of the window's std) gave a sparse spike ``z ≈ 20·x/σ``, capped near
+   ``20·√n``: z grew with W and a single Π tick moved LPI past 3 (issue 7: 3.9 % of calm real
+   ticks); it stays selectable.
+2. ``flow_window_s = 2``: FSI's impact notional (over ``ADV$·T``), Π's return and dollar volume,
+   and the liquidation notionals are summed over the trailing 2 s at every tick (directly, in a
+   fixed order: :func:`kernels.tick_features.flow_sums`), instead of per 250 ms tick, where they
+   are zero at most ticks and spike on one trade. 0.25, 1 and 5 s were measured too: 1–2 s gives
+   the lowest calm shares on the real captures, 5 s raises them on generated data (0.7 %), 0.25 s
+   spreads the planted peaks widest (16–97).
+3. ``z_ldr_transform = "log"``: z(LDR) is the robust z of ``ln LDR``. LDR is a product of ratios
+   that a cascade multiplies by 10²–10⁵ (spread × thin depth) while its calm values cluster
+   tightly, so even a non-zero-MAD z of LDR itself reached 10⁵ in planted cascades and p99.9 = 66
+   on calm real BTCUSDT; on the log scale those are 13–36 and 6.6.
 
-so every z is finite where its input is and comparable across symbols. There is one implementation,
-:func:`gpu_lpi.robust.robust_z` (``scale="mad_std_floor"``): exact median and MAD, and a standard
-deviation merged from moments of blocks aligned on absolute tick numbers (``block_origin``). That
-makes every z independent of where the loaded history begins: chunked runs equal unchunked runs and
-a tick's z never changes when later data is removed, bit for bit.
+Measured (bench/bench_calibration.py, 2026-12-02, dev VM, 2 cores): share of calm ticks with LPI
+> 3 on either side 0.34–0.57 % on the real captures (8-minute captures, so windows of 1–7 min with
+min_periods_s = 60 s; the former default 6.7–10.5 %) and 0.02–0.19 % on calm stretches of
+generated data (former: 27–30 %), 0.189 % at W = 2 h and 0.178 % at W = 24 h on the same day;
+planted forced cascades peak at LPI 13–36 at W = 2 h (16–153 at 24 h; former: 340–4,200), planted
+informed repricings at 2.2–2.4. The flow window does not smooth the decay after a peak (1.7–2.1
+sign changes of ΔLPI per second at 0.25–5 s): that decay is z(LDR)'s, a book state.
+
+Known limits. Where a flow feature is 0 at every calm tick of the window (the generated markets
+print no impact trades outside their cascades) its scale comes from the cascade's own values: a
+lone non-zero value has z = 1/1.4826, and the first planted cascade of a day reaches z(FSI) ≈ 2
+only (later ones 3–19); real markets print impact trades in calm stretches too. On the CPU the
+non-zero MAD is a wavelet-matrix query per tick (the sliding path gives the plain MAD only), about
+20–40 µs at W = 2 h on the dev VM: a symbol-day's features take ~100 s there instead of ~18 s.
+
+There is one implementation of every z, :func:`gpu_lpi.robust.robust_z`; the std floor's moments
+are merged from blocks aligned on absolute tick numbers (``block_origin``), so whatever the scale
+a tick's z never depends on where the loaded history begins nor on later data, bit for bit.
 """
 
 from __future__ import annotations
@@ -29,7 +63,8 @@ def robust_z_and_scale(values, params: FeatureParams, target: str, block_origin:
     values : array of float64
         On the device of ``target`` (CuPy, or NumPy on the CPU and under the CUDA simulator).
     params : FeatureParams
-        ``window_ticks``, ``min_periods_for``, ``eps`` and ``std_floor_ratio`` are used.
+        ``window_ticks``, ``min_periods_for``, ``eps``, ``z_scale`` and ``std_floor_ratio`` are
+        used.
     target : {"cpu", "gpu"}
     block_origin : int, default 0
         Absolute tick number of ``values[0]`` (see :func:`gpu_lpi.robust.robust_z`).
@@ -41,7 +76,8 @@ def robust_z_and_scale(values, params: FeatureParams, target: str, block_origin:
     """
     window = params.window_ticks
     return robust_z(values, window, params.min_periods_for(window), eps=float(params.eps),
-                    device=target, std_floor_ratio=float(params.std_floor_ratio),
+                    device=target, scale=params.z_scale,
+                    std_floor_ratio=float(params.std_floor_ratio),
                     block_origin=block_origin, return_scale=True)
 
 

@@ -80,8 +80,25 @@ class FeatureParams:
     eps : float, default 1e-12
         ε added to the robust scale (spec §2.3) and to σ_ΔOI.
     std_floor_ratio : float, default 0.05
-        Floor of the robust scale as a fraction of the window's standard deviation, used where the
-        MAD collapses (sparse features); see :func:`gpu_lpi.robust.robust_z`.
+        Floor of the robust scale as a fraction of the window's standard deviation, with
+        ``z_scale = "mad_std_floor"`` only; see :func:`gpu_lpi.robust.robust_z`.
+    z_scale : {"nonzero_mad", "mad_std_floor", "mad"}, default "nonzero_mad"
+        Denominator of every robust z (:func:`gpu_lpi.robust.robust_z`; the choice and its figures
+        in :mod:`gpu_lpi.lpi`): ``"nonzero_mad"`` = 1.4826 × the median of the deviations from the
+        window's median of its values that are neither 0 nor the median (unit scale on sparse flow
+        features too); ``"mad"`` = the spec's plain ``1.4826·MAD + ε``; ``"mad_std_floor"`` = the
+        former default, the MAD floored at ``std_floor_ratio`` × the window's standard deviation.
+    flow_window_s : float, default 2
+        Trailing window T of the flow features in seconds (rounded to whole ticks, at least one):
+        FSI's impact notional (and its ADV$·T scale), Π's return and dollar volume, and the
+        liquidation notionals behind ``z_liq_sell``/``z_liq_buy`` are taken over ``(t − T, t]`` at
+        every tick. A 250 ms sum is zero at most ticks and spiky; ``flow_window_s = tick_ms/1000``
+        is the spec's per-tick form. The columns ``r``, ``dollar_volume``, ``v_impact`` and the
+        liquidation notionals stay per tick.
+    z_ldr_transform : {"log", "none"}, default "log"
+        ``"log"``: z(LDR) is the robust z of ``ln LDR`` (LDR > 0 is a product of ratios whose calm
+        values are tightly clustered while a cascade multiplies them by 10²–10⁵, so its plain z runs
+        into the thousands); ``"none"``: of LDR itself (the spec's form). The ``ldr`` column is LDR.
     implied_quote_max_age_s : float, default 10
         Stores with trades only (book source ``trades``, :mod:`gpu_lpi.book_at_ticks`): the implied
         bid (ask) at ``t`` is the price of the latest seller- (buyer-) aggressor market trade with
@@ -117,6 +134,9 @@ class FeatureParams:
     pi_eps_adv_fraction: float = 0.1
     eps: float = 1e-12
     std_floor_ratio: float = 0.05
+    z_scale: str = "nonzero_mad"
+    flow_window_s: float = 2.0
+    z_ldr_transform: str = "log"
     implied_quote_max_age_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -158,6 +178,11 @@ class FeatureParams:
         """W in ticks: ``window_hours·3600·1000/tick_ms``."""
         return self.hours_to_ticks(self.window_hours)
 
+    @property
+    def flow_ticks(self) -> int:
+        """Ticks k of the flow window: ``flow_window_s`` rounded to whole ticks, at least 1."""
+        return max(1, int(round(self.flow_window_s * 1000 / self.tick_ms)))
+
     def min_periods_for(self, window_ticks: int) -> int:
         """``min_periods_s`` in ticks, at least 1 and at most ``window_ticks``."""
         return min(window_ticks, max(1, math.ceil(self.min_periods_s * 1000 / self.tick_ms)))
@@ -167,15 +192,20 @@ class FeatureParams:
         """Ticks a chunk must load before its start so its values equal an unchunked run's.
 
         A z-score at ``t`` reads W ticks of its feature, and the feature at the oldest of them reads
-        its own trailing window (ADV$, mean depth, or σ_ΔOI over W), plus one tick for ``r`` and the
-        previous quotes of the impact thresholds.
+        its own trailing window (ADV$, mean depth, σ_ΔOI over W, or the flow window's k ticks and
+        the mid k ticks back), plus one tick for ``r`` and the previous quotes of the impact
+        thresholds.
         """
         feature_lookback = max(self.window_ticks, self.hours_to_ticks(self.adv_window_hours),
-                               self.hours_to_ticks(self.depth_window_hours))
+                               self.hours_to_ticks(self.depth_window_hours), self.flow_ticks)
         return self.window_ticks + feature_lookback + 1
 
 
 def _check(name: str, value: Any) -> None:
+    if name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise ConfigError(f"params.{name}: expected one of {list(_CHOICES[name])}, got {value!r}")
+        return
     rule = _RULES[name]
     kind, low, high, open_low = rule
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -215,5 +245,11 @@ _RULES: dict[str, tuple[type, float, float, bool]] = {
     "pi_eps_adv_fraction": (float, 0.0, 1e6, True),
     "eps": (float, 0.0, 1.0, False),
     "std_floor_ratio": (float, 0.0, 1.0, True),
+    "flow_window_s": (float, 0.0, 3600.0, True),
     "implied_quote_max_age_s": (float, 0.0, 3_600.0, True),
+}
+# name -> the values allowed (strings of a fixed set)
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "z_scale": ("nonzero_mad", "mad_std_floor", "mad"),
+    "z_ldr_transform": ("log", "none"),
 }

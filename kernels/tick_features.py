@@ -97,6 +97,55 @@ def side_sums(i, inputs: SideRows, outputs: SideSums, params: NoParams):
     outputs.buy_notional[i] = buy
 
 
+# -- flow sums over a short trailing window -----------------------------------------------------------
+class FlowInputs(NamedTuple):
+    """Per-tick flows (NaN: not covered)."""
+
+    dollar_volume: np.ndarray
+    impact_sell_notional: np.ndarray
+    impact_buy_notional: np.ndarray
+    liq_sell_notional: np.ndarray
+    liq_buy_notional: np.ndarray
+
+
+class FlowSums(NamedTuple):
+    """The flows of :class:`FlowInputs` summed over the trailing flow window, same order."""
+
+    flow_dollar_volume: np.ndarray
+    flow_impact_sell: np.ndarray
+    flow_impact_buy: np.ndarray
+    flow_liq_sell: np.ndarray
+    flow_liq_buy: np.ndarray
+
+
+class FlowWindow(NamedTuple):
+    ticks: int  #: ticks in the flow window (the current one included), >= 1
+
+
+@njit
+def _trailing_sum(values, i, ticks):
+    """``values[i − ticks + 1] + … + values[i]`` added in that order; NaN if one is NaN or the
+    window starts before the series."""
+    if i + 1 < ticks:
+        return math.nan
+    total = 0.0
+    for j in range(i - ticks + 1, i + 1):
+        total += values[j]
+    return total
+
+
+@per_tick
+def flow_sums(i, inputs: FlowInputs, outputs: FlowSums, params: FlowWindow):
+    """Each flow summed over ticks ``i − ticks + 1 .. i``, directly (no running sum), so a value
+    depends only on its own ticks: the same bits whatever the series' start."""
+    ticks = params.ticks
+    outputs.flow_dollar_volume[i] = _trailing_sum(inputs.dollar_volume, i, ticks)
+    outputs.flow_impact_sell[i] = _trailing_sum(inputs.impact_sell_notional, i, ticks)
+    outputs.flow_impact_buy[i] = _trailing_sum(inputs.impact_buy_notional, i, ticks)
+    outputs.flow_liq_sell[i] = _trailing_sum(inputs.liq_sell_notional, i, ticks)
+    outputs.flow_liq_buy[i] = _trailing_sum(inputs.liq_buy_notional, i, ticks)
+
+
 class SubsampledMids(NamedTuple):
     sub_mid: np.ndarray  #: float64[n_ticks·n + 1]; index ``i·n + j`` is the mid at ``t_i − Δ + jΔ/n``
 
@@ -281,9 +330,9 @@ class TickFeatureInputs(NamedTuple):
     ask_qty: np.ndarray
     depth_bid: np.ndarray  #: depth within η
     depth_ask: np.ndarray
-    dollar_volume: np.ndarray
-    impact_sell_notional: np.ndarray
-    impact_buy_notional: np.ndarray
+    flow_dollar_volume: np.ndarray  #: V$ and impact notionals over the flow window
+    flow_impact_sell: np.ndarray
+    flow_impact_buy: np.ndarray
     adv: np.ndarray  #: ADV$ in $/s
     mean_depth_bid: np.ndarray
     mean_depth_ask: np.ndarray
@@ -305,6 +354,7 @@ class TickFeatures(NamedTuple):
 
 class TickFeatureParams(NamedTuple):
     tick_s: float  #: Δ in seconds
+    flow_ticks: int  #: ticks k of the flow window (FSI's and Π's trades, Π's return)
     kappa: float
     eps: float
     pi_eps_adv_fraction: float
@@ -314,8 +364,10 @@ class TickFeatureParams(NamedTuple):
 def tick_features(i, inputs: TickFeatureInputs, outputs: TickFeatures, params: TickFeatureParams):
     """Mid, spread, microprice, log return, FSI, LDR and Π of tick ``i`` (spec §2.1–2.2).
 
-    ``FSI = V_impact/(ADV$·Δ + ε)·g``, ``g = 1 + κ·tanh(ΔOI/(σ_ΔOI + ε))`` (1 where ΔOI or σ_ΔOI is
-    unknown: no OI feed); ``LDR = (s/m)/(D/mean D)``; ``Π = |r|/(V$ + f·ADV$·Δ + ε)``.
+    Over the flow window of ``k`` ticks (``T = k·Δ``; ``k = 1`` is the spec's per-tick form):
+    ``FSI = ΣV_impact/(ADV$·T + ε)·g``, ``g = 1 + κ·tanh(ΔOI/(σ_ΔOI + ε))`` (1 where ΔOI or σ_ΔOI
+    is unknown: no OI feed); ``Π = |ln(m_t/m_{t−T})|/(ΣV$ + f·ADV$·T + ε)``. ``LDR = (s/m)/(D/mean
+    D)``; the log return ``r`` is over one tick.
     """
     bid, ask, eps = inputs.bid, inputs.ask, params.eps
     middle = 0.5 * (bid[i] + ask[i])
@@ -328,17 +380,21 @@ def tick_features(i, inputs: TickFeatureInputs, outputs: TickFeatures, params: T
     if i > 0:
         change = math.log(middle / (0.5 * (bid[i - 1] + ask[i - 1])))
     outputs.log_return[i] = change
+    k = params.flow_ticks
+    flow_change = math.nan
+    if i >= k:
+        flow_change = math.log(middle / (0.5 * (bid[i - k] + ask[i - k])))
     amplifier = 1.0
     if not (math.isnan(inputs.d_oi[i]) or math.isnan(inputs.sigma_doi[i])):
         amplifier = 1.0 + params.kappa * math.tanh(inputs.d_oi[i] / (inputs.sigma_doi[i] + eps))
-    volume_per_tick = inputs.adv[i] * params.tick_s
-    outputs.fsi[i] = inputs.impact_sell_notional[i] / (volume_per_tick + eps) * amplifier
-    outputs.fsi_up[i] = inputs.impact_buy_notional[i] / (volume_per_tick + eps) * amplifier
+    volume_per_window = inputs.adv[i] * params.tick_s * k
+    outputs.fsi[i] = inputs.flow_impact_sell[i] / (volume_per_window + eps) * amplifier
+    outputs.fsi_up[i] = inputs.flow_impact_buy[i] / (volume_per_window + eps) * amplifier
     relative_spread = width / middle
     outputs.ldr[i] = relative_spread / (inputs.depth_bid[i] / inputs.mean_depth_bid[i])
     outputs.ldr_up[i] = relative_spread / (inputs.depth_ask[i] / inputs.mean_depth_ask[i])
-    outputs.pi[i] = abs(change) / (inputs.dollar_volume[i]
-                                   + params.pi_eps_adv_fraction * volume_per_tick + eps)
+    outputs.pi[i] = abs(flow_change) / (inputs.flow_dollar_volume[i]
+                                        + params.pi_eps_adv_fraction * volume_per_window + eps)
 
 
 class RobustZInputs(NamedTuple):
@@ -360,7 +416,8 @@ class RobustZParams(NamedTuple):
 
 @per_tick
 def robust_z(i, inputs: RobustZInputs, outputs: RobustZ, params: RobustZParams):
-    """Robust z of tick ``i``: ``(x − median)/(scale + ε)``, ``scale = max(1.4826·MAD, r·std)``.
+    """Robust z of tick ``i``: ``(x − median)/(scale + ε)``, ``scale = max(1.4826·MAD, r·std)``
+    (``mad`` may be the non-zero MAD, :mod:`kernels.wavelet_matrix`).
 
     NaN where any input is NaN.
     """

@@ -21,7 +21,11 @@ sorted window ``y``, the left deviations ``center - y[k - t]`` and the right
 deviations ``y[k + 1 + t] - center`` are two ascending sequences. The ``k``-th smallest
 deviation is found by the classic binary search over how many of the ``k + 1``
 smallest deviations come from the left; each probe reads the two order statistics it
-compares with one fused two-cursor descent, so a MAD costs O(log(count) * levels).
+compares with one fused two-cursor descent, so a MAD costs O(log(count) * levels). The same
+search gives any deviation order statistic: the *non-zero MAD* (the robust scale of a zero-inflated
+feature, :func:`gpu_lpi.robust.robust_z`), the median of the deviations of the values that are
+neither 0 nor the median, skips those values' deviations, whose counts are rank queries (one
+descent each).
 """
 
 from collections import namedtuple
@@ -132,16 +136,16 @@ def _two_order_values(inputs, start, stop, first_k, second_k):
 
 
 @njit(refcounts=False)
-def _left_taken(inputs, start, stop, center):
-    """How many of the ``k + 1`` smallest deviations lie left of the median."""
+def _left_taken(inputs, start, stop, center, kth):
+    """How many of the ``kth + 1`` smallest deviations from ``center`` lie left of the median."""
     count = stop - start
     lower_k = (count - 1) // 2
-    low = max(0, lower_k + 1 - (count - lower_k - 1))
-    high = lower_k + 1
+    low = max(0, kth + 1 - (count - lower_k - 1))
+    high = min(kth + 1, lower_k + 1)
     while low < high:
         middle = (low + high) // 2
         left, right = _two_order_values(inputs, start, stop, lower_k - middle,
-                                        2 * lower_k + 1 - middle)
+                                        lower_k + 1 + kth - middle)
         if center - left >= right - center:
             high = middle
         else:
@@ -150,25 +154,31 @@ def _left_taken(inputs, start, stop, center):
 
 
 @njit(refcounts=False)
-def _median_mad(inputs, start, stop):
+def _deviation_median(inputs, start, stop, center, first, size):
+    """Median of the deviations ``|y - center|`` of sorted order ``first .. first + size - 1``.
+
+    ``size >= 1`` deviations of the window ``[start, stop)``, counted from the smallest: the MAD is
+    ``first = 0, size = count``. The ``kth``-th smallest deviation is the larger of the last left
+    and the last right deviation taken; for an even ``size`` it is averaged with the next one, the
+    smaller of the next left and the next right deviation.
+    """
     count = stop - start
     lower_k = (count - 1) // 2
-    lower, upper = _two_order_values(inputs, start, stop, lower_k, count // 2)
-    center = lower if count % 2 == 1 else (lower + upper) / 2.0
-    taken = _left_taken(inputs, start, stop, center)
+    kth = first + (size - 1) // 2
+    taken = _left_taken(inputs, start, stop, center, kth)
     # Left deviation t is at order lower_k - t, right deviation t at lower_k + 1 + t.
-    right_used = lower_k - taken  # index of the last right deviation taken
+    right_used = kth - taken  # index of the last right deviation taken
     last_left, last_right = _two_order_values(
         inputs, start, stop,
         lower_k - max(taken - 1, 0), min(lower_k + 1 + right_used, count - 1),
     )
-    kth = 0.0
+    deviation = 0.0
     if taken > 0:
-        kth = center - last_left
+        deviation = center - last_left
     if right_used >= 0:
-        kth = max(kth, last_right - center)
-    if count % 2 == 1:
-        return center, kth
+        deviation = max(deviation, last_right - center)
+    if size % 2 == 1:
+        return deviation
     next_left, next_right = _two_order_values(
         inputs, start, stop,
         lower_k - min(taken, lower_k), min(lower_k + 2 + right_used, count - 1),
@@ -178,7 +188,91 @@ def _median_mad(inputs, start, stop):
         following = center - next_left
     if lower_k + 2 + right_used < count:
         following = min(following, next_right - center)
-    return center, (kth + following) / 2.0
+    return (deviation + following) / 2.0
+
+
+@njit(refcounts=False)
+def _window_median(inputs, start, stop):
+    count = stop - start
+    lower_k = (count - 1) // 2
+    lower, upper = _two_order_values(inputs, start, stop, lower_k, count // 2)
+    return lower if count % 2 == 1 else (lower + upper) / 2.0
+
+
+@njit(refcounts=False)
+def _count_below(inputs, start, stop, symbol):
+    """How many ranks in positions ``[start, stop)`` are below ``symbol`` (one descent)."""
+    levels = inputs.level_zeros.shape[0]
+    if symbol >= inputs.sorted_values.shape[0]:
+        return stop - start
+    below = 0
+    for level in range(levels):
+        zeros_at_start = _zeros_before(inputs.directory, level, start)
+        zeros_at_stop = _zeros_before(inputs.directory, level, stop)
+        if (symbol >> (levels - 1 - level)) & 1 == 0:
+            start, stop = zeros_at_start, zeros_at_stop
+        else:
+            below += zeros_at_stop - zeros_at_start
+            level_zeros = inputs.level_zeros[level]
+            start = start + level_zeros - zeros_at_start
+            stop = stop + level_zeros - zeros_at_stop
+    return below
+
+
+@njit(refcounts=False)
+def _first_rank_at_least(sorted_values, value, strictly):
+    """First rank whose value is ``>= value`` (``> value`` when ``strictly``): a binary search."""
+    low = 0
+    high = sorted_values.shape[0]
+    while low < high:
+        middle = (low + high) // 2
+        if sorted_values[middle] < value or (strictly and sorted_values[middle] == value):
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+@njit(refcounts=False)
+def _count_between(inputs, start, stop, low, high, closed):
+    """Window values in ``[low, high]`` (``closed``) or in ``(low, high)``: two rank counts."""
+    first = _first_rank_at_least(inputs.sorted_values, low, not closed)
+    last = _first_rank_at_least(inputs.sorted_values, high, closed)
+    if last <= first:
+        return 0
+    return _count_below(inputs, start, stop, last) - _count_below(inputs, start, stop, first)
+
+
+@njit(refcounts=False)
+def _nonzero_mad(inputs, start, stop, center):
+    """Median of the deviations ``|y - center|`` of the window's values that are neither 0 nor
+    ``center`` (0 if there are none).
+
+    In the sorted deviations, the values at the center come first (deviation 0), then those
+    strictly between 0 and ``2·center`` (deviation below ``|center|``), then the zeros (deviation
+    ``|center|``): the ``q``-th remaining deviation is the ``q``-th overall shifted past the
+    center's values, and past the zeros once ``q`` reaches the nearer values' count.
+    """
+    count = stop - start
+    at_center = _count_between(inputs, start, stop, center, center, True)
+    zeros = 0
+    nearer = 0
+    if center != 0.0:
+        zeros = _count_between(inputs, start, stop, 0.0, 0.0, True)
+        nearer = (_count_between(inputs, start, stop, min(0.0, 2.0 * center),
+                                 max(0.0, 2.0 * center), False) - at_center)
+    remaining = count - at_center - zeros
+    if remaining == 0:
+        return 0.0
+    lower_q = (remaining - 1) // 2
+    upper_q = remaining // 2
+    lower_position = at_center + lower_q + (zeros if lower_q >= nearer else 0)
+    upper_position = at_center + upper_q + (zeros if upper_q >= nearer else 0)
+    if upper_q == lower_q or upper_position == lower_position + 1:  # one search: 1 or 2 values
+        return _deviation_median(inputs, start, stop, center, lower_position,
+                                 upper_position - lower_position + 1)
+    return (_deviation_median(inputs, start, stop, center, lower_position, 1)
+            + _deviation_median(inputs, start, stop, center, upper_position, 1)) / 2.0
 
 
 class WaveletQueryInputs(NamedTuple):
@@ -196,24 +290,29 @@ class MedianMad(NamedTuple):
 class QueryWindow(NamedTuple):
     window: int  #: window length in ticks
     min_periods: int  #: fewest valid values for an output
+    nonzero: bool  #: the non-zero MAD (:func:`_nonzero_mad`) instead of the MAD
 
 
 @per_tick
 def wavelet_query(tick, inputs: WaveletQueryInputs, outputs: MedianMad, params: QueryWindow):
-    """Median and MAD of the trailing window of ``tick`` (NaN below ``min_periods`` values)."""
+    """Median and MAD (or non-zero MAD) of the trailing window of ``tick`` (NaN below
+    ``min_periods`` values)."""
     start = inputs.valid_before[max(0, tick - params.window + 1)]
     stop = inputs.valid_before[tick + 1]
     if stop - start < params.min_periods:
         outputs.median[tick] = np.nan
         outputs.mad[tick] = np.nan
         return
-    center, mad = _median_mad(inputs, start, stop)
+    center = _window_median(inputs, start, stop)
     outputs.median[tick] = center
-    outputs.mad[tick] = mad
+    if params.nonzero:
+        outputs.mad[tick] = _nonzero_mad(inputs, start, stop, center)
+    else:
+        outputs.mad[tick] = _deviation_median(inputs, start, stop, center, 0, stop - start)
 
 
 def wavelet_median_mad(matrix, sorted_values, valid_before, window, min_periods, xp=np,
-                       target="cpu"):
+                       target="cpu", nonzero=False):
     """Median and MAD of every trailing window, one independent query per tick.
 
     Parameters
@@ -232,6 +331,9 @@ def wavelet_median_mad(matrix, sorted_values, valid_before, window, min_periods,
         Owner of the arrays.
     target : {"cpu", "gpu"}
         ``"gpu"``: a CUDA kernel, one thread per tick; ``"cpu"``: the same body in a loop.
+    nonzero : bool, default False
+        Return the non-zero MAD instead of the MAD: the median of the deviations ``|x - median|``
+        of the window's values that are neither 0 nor the median (0 where there are none).
 
     Returns
     -------
@@ -242,5 +344,5 @@ def wavelet_median_mad(matrix, sorted_values, valid_before, window, min_periods,
     inputs = WaveletQueryInputs(**matrix._asdict(), sorted_values=sorted_values,
                                 valid_before=valid_before)
     wavelet_query(tick_count, inputs, outputs,
-                  QueryWindow(int(window), int(min_periods)), target)
+                  QueryWindow(int(window), int(min_periods), bool(nonzero)), target)
     return outputs

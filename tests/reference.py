@@ -80,3 +80,21 @@ def rolling_median_mad(values, window, min_periods):
             median[end] = np.median(window_values)
             mad[end] = np.median(np.abs(window_values - median[end]))
     return median, mad
+
+
+def rolling_median_nonzero_mad(values, window, min_periods):
+    """Trailing-window median and non-zero MAD: the ``numpy.median`` of ``|x - median|`` over the
+    window's values that are neither 0 nor the median (0 where there are none), window by window."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    median = np.full(values.size, np.nan)
+    nonzero = np.full(values.size, np.nan)
+    for end in range(values.size):
+        window_values = values[max(0, end - window + 1) : end + 1]
+        window_values = window_values[~np.isnan(window_values)]
+        if window_values.size >= max(min_periods, 1):
+            median[end] = np.median(window_values)
+            kept = window_values[(window_values != 0) & (window_values != median[end])]
+            nonzero[end] = np.median(np.abs(kept - median[end])) if kept.size else 0.0
+    return median, nonzero

@@ -16,8 +16,9 @@ from tests.conftest import REPO, cuda_device_present, run_under_cuda_simulator
 from tests.feature_stores import MS, SYMBOL, T0, build_store, random_store
 
 TICK = 250 * MS
+#: Per-tick flows (the spec's form: a flow window of one tick) for the known answers.
 TINY = FeatureParams(window_hours=0.001, adv_window_hours=0.001, depth_window_hours=0.001,
-                     min_periods_s=0.5, book_max_age_s=3600.0, oi_lag_s=1.0)
+                     min_periods_s=0.5, book_max_age_s=3600.0, oi_lag_s=1.0, flow_window_s=0.25)
 SMALL = FeatureParams(window_hours=0.01, adv_window_hours=0.01, depth_window_hours=0.01,
                       min_periods_s=5.0)
 
@@ -85,6 +86,34 @@ def test_known_answers(known_store):
         assert not np.isinf(values).any(), name
 
 
+def test_flow_window_known_answers(known_store):
+    """FSI, Π and the liquidation z over a 3-tick flow window: sums over (t − 0.75 s, t], added
+    directly; with one tick (TINY) they are the per-tick values."""
+    import dataclasses
+
+    params = dataclasses.replace(TINY, flow_window_s=0.75)
+    assert params.flow_ticks == 3 and params.history_ticks == TINY.history_ticks
+    # a flow window longer than every other window (20 ticks > 14) lengthens the history
+    assert dataclasses.replace(TINY, flow_window_s=5.0).history_ticks == TINY.history_ticks + 6
+    table = compute_features(known_store, SYMBOL, T0, T0 + 12 * TICK, params, "cpu").to_pydict()
+    one = compute_features(known_store, SYMBOL, T0, T0 + 12 * TICK, TINY, "cpu").to_pydict()
+    for name in ("v_impact", "dollar_volume", "r", "liq_sell_notional", "ldr", "adv"):
+        np.testing.assert_array_equal(np.array(table[name], float), np.array(one[name], float),
+                                      err_msg=name)
+    v, volume, adv, mid = (np.array(table[name]) for name in ("v_impact", "dollar_volume", "adv", "mid"))
+    for i in (2, 3, 4, 6):
+        per_window = adv[i] * 0.25 * 3
+        assert table["fsi"][i] == ((v[i - 2] + v[i - 1]) + v[i]) / (per_window + 1e-12)
+        expected_pi = abs(np.log(mid[i] / mid[i - 3])) / (
+            ((volume[i - 2] + volume[i - 1]) + volume[i]) + 0.1 * per_window + 1e-12)
+        assert table["pi"][i] == expected_pi
+    assert table["fsi"][4] > 0 and one["fsi"][4] == 0.0   # tick 2's impact is still in the window
+    assert np.isfinite(table["z_liq_sell"][3:]).all() and np.isfinite(table["z_liq_buy"][3:]).all()
+    # the liquidation of tick 3 (500 sold) is in the flow sums of ticks 3..5, its z the largest
+    z_liq = np.array(table["z_liq_sell"])
+    assert z_liq[3] > 0 and z_liq[3] == z_liq.max()
+
+
 def test_stale_book_gives_nan_not_carried_values(tmp_path):
     quotes = {"ts": [T0 - 5_000 * MS, T0 + 1_000 * MS], "bid": [100.0, 101.0], "ask": [100.02, 101.02],
               "bid_qty": [1.0, 1.0], "ask_qty": [1.0, 1.0]}
@@ -110,6 +139,11 @@ def test_params_validation_names_the_field():
         FeatureParams(tick_ms=7)
     with pytest.raises(ConfigError, match="params.lpi_exit"):
         FeatureParams(lpi_hi=1.0, lpi_exit=2.0)
+    with pytest.raises(ConfigError, match=r"params.z_scale: expected one of \['nonzero_mad'"):
+        FeatureParams(z_scale="plain")
+    with pytest.raises(ConfigError, match=r"params.flow_window_s.*\(0.0, 3600.0\]"):
+        FeatureParams(flow_window_s=0.0)
+    assert FeatureParams().flow_ticks == 8 and FeatureParams(flow_window_s=0.1).flow_ticks == 1
     with pytest.raises(ConfigError, match="params.theta: unknown parameter"):
         FeatureParams.from_mapping({"theta": 5})
     assert FeatureParams().window_ticks == 2 * 3600 * 4
@@ -231,6 +265,27 @@ def test_pandas_reference_equals_engine(tmp_path):
         np.testing.assert_allclose(reference[name].to_numpy(dtype=float),
                                    engine[name].to_numpy(dtype=float), rtol=1e-9, atol=1e-12,
                                    equal_nan=True, err_msg=name)
+
+
+@pytest.mark.parametrize("changes", [
+    dict(z_scale="mad_std_floor", z_ldr_transform="none"),
+    dict(z_scale="mad", z_ldr_transform="none", flow_window_s=0.25),   # the spec's plain formula
+    dict(flow_window_s=5.0),
+])
+def test_pandas_reference_equals_engine_for_other_z_settings(tmp_path, changes):
+    """Each z scale, LDR transform and flow window the parameters select, against pandas."""
+    import dataclasses
+
+    params = dataclasses.replace(SMALL, **changes)
+    store = random_store(tmp_path / "store", seed=5, minutes=2.0)
+    start, end = T0, T0 + 120_000 * MS
+    engine = compute_features(store, SYMBOL, start, end, params, "cpu").to_pandas()
+    reference = _pandas_module().pandas_features(store.root, SYMBOL, start, end, params)
+    for name in (name for name in FEATURE_COLUMNS if name in reference.columns):
+        np.testing.assert_allclose(reference[name].to_numpy(dtype=float),
+                                   engine[name].to_numpy(dtype=float), rtol=1e-9, atol=1e-12,
+                                   equal_nan=True, err_msg=name)
+    assert np.isfinite(engine["z_liq_sell"]).sum() > 100
 
 
 # -- CPU = GPU --------------------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ def test_robust_z_floor_keeps_sparse_features_finite():
     values[[700, 1500, 1501]] = [3.0, 250.0, 1e6]
     values[100:130] = np.nan
     plain = robust_z(values, 500, 1, scale="mad")
-    floored = robust_z(values, 500, 1)
+    floored = robust_z(values, 500, 1, scale="mad_std_floor")
     assert np.nanmax(np.abs(plain)) > 1e11  # MAD = 0: the plain formula explodes
     assert np.all(np.isfinite(floored[~np.isnan(values)]))
     assert np.nanmax(np.abs(floored)) < 1e4
@@ -176,7 +176,8 @@ def test_robust_z_floor_keeps_sparse_features_finite():
 
 def test_robust_z_floor_is_idle_on_normal_data():
     values = np.random.default_rng(9).normal(size=3000)
-    np.testing.assert_array_equal(robust_z(values, 400), robust_z(values, 400, scale="mad"))
+    np.testing.assert_array_equal(robust_z(values, 400, scale="mad_std_floor"),
+                                  robust_z(values, 400, scale="mad"))
 
 
 @pytest.mark.parametrize("window", [20, 150])  # inside one block / across blocks
@@ -214,34 +215,37 @@ def test_robust_z_is_prefix_and_chunk_invariant_bit_for_bit(window):
     """
     values = _sparse_series(3000, seed=14)
     min_periods = window // 2
-    full_z, full_scale = robust_z(values, window, min_periods, return_scale=True)
+    full_z, full_scale = robust_z(values, window, min_periods, scale="mad_std_floor",
+                                  return_scale=True)
     _, full_std = trailing_mean_std(values, window, min_periods)
     floored = full_scale == 0.05 * full_std
     assert floored.sum() > 1000 and np.isfinite(full_z).sum() > 2000
     assert block_length(window) == 64 < 300
 
     for stop in (1, 63, 64, 65, 1000, 1537, 2999):  # prefix invariance
-        z, scale = robust_z(values[:stop], window, min_periods, return_scale=True)
+        z, scale = robust_z(values[:stop], window, min_periods, scale="mad_std_floor",
+                            return_scale=True)
         _, std = trailing_mean_std(values[:stop], window, min_periods)
         assert_same((z, scale, std), (full_z[:stop], full_scale[:stop], full_std[:stop]))
 
     for start in (1, 63, 64, 100, 1001, 1536):  # chunk invariance, given the chunk's origin
-        z, scale = robust_z(values[start:], window, min_periods, block_origin=start,
-                            return_scale=True)
+        z, scale = robust_z(values[start:], window, min_periods, scale="mad_std_floor",
+                            block_origin=start, return_scale=True)
         mean, std = trailing_mean_std(values[start:], window, min_periods, block_origin=start)
         full_mean, _ = trailing_mean_std(values, window, min_periods)
         full = slice(start + window - 1, None)  # ticks whose window lies inside the chunk
         assert_same((z[window - 1 :], scale[window - 1 :], mean[window - 1 :], std[window - 1 :]),
                     (full_z[full], full_scale[full], full_mean[full], full_std[full]))
         # an origin moved by a multiple of the block length gives the same blocks
-        shifted = robust_z(values[start:], window, min_periods, block_origin=start + 5 * 1024)
+        shifted = robust_z(values[start:], window, min_periods, scale="mad_std_floor",
+                           block_origin=start + 5 * 1024)
         np.testing.assert_array_equal(shifted, z)
 
 
 def test_robust_z_return_scale_and_block_origin_arguments():
     values = make_series("student_t", seed=15)
-    z, scale = robust_z(values, 31, 5, return_scale=True)
-    np.testing.assert_array_equal(z, robust_z(values, 31, 5))
+    z, scale = robust_z(values, 31, 5, scale="mad_std_floor", return_scale=True)
+    np.testing.assert_array_equal(z, robust_z(values, 31, 5, scale="mad_std_floor"))
     median, mad = rolling_median_mad(values, 31, 5)
     _, std = trailing_mean_std(values, 31, 5)
     expected = np.maximum(MAD_TO_SIGMA * mad, 0.05 * std)
@@ -254,9 +258,108 @@ def test_robust_z_return_scale_and_block_origin_arguments():
     np.testing.assert_array_equal(plain, expected)
     for bad in (1.5, "3", None):
         with pytest.raises(ValueError):
-            robust_z(values, 31, 5, block_origin=bad)
+            robust_z(values, 31, 5, scale="mad_std_floor", block_origin=bad)
     assert robust_z(np.array([]), 3, 1).size == 0
     assert all(part.size == 0 for part in trailing_mean_std(np.array([]), 3, 1, block_origin=-5))
+
+
+# -- the non-zero MAD: the default scale ----------------------------------------------------------------
+def _half_zero_series(size=SIZE, seed=21):
+    """About half zeros, half positive values, some ties and negatives: the median falls between
+    0 and the smallest non-zero value, where leaving out only the median's ties fails."""
+    rng = np.random.default_rng(seed)
+    values = np.where(rng.random(size) < 0.5, 0.0, rng.exponential(size=size))
+    values[rng.random(size) < 0.1] = -1.5
+    values[::13] = 2.0
+    values[rng.random(size) < 0.05] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("kind", KINDS + ["sparse", "half_zero"])
+@pytest.mark.parametrize("window", [1, 2, 3, 16, 51, SIZE + 7])
+def test_nonzero_mad_is_exact_on_both_bodies(kind, window):
+    """Median and non-zero MAD equal the reference, on the wavelet query body the CUDA kernel
+    runs; robust_z's default z is (x − median)/(1.4826·non-zero MAD + ε)."""
+    if kind == "sparse":
+        values = np.zeros(SIZE)
+        values[::9] = np.random.default_rng(17).exponential(size=values[::9].size)
+        values[5] = np.nan
+    elif kind == "half_zero":
+        values = _half_zero_series()
+    else:
+        values = make_series(kind, seed=16)
+    median, nonzero = reference.rolling_median_nonzero_mad(values, window, 1)
+    assert_same(rolling_median_mad_wavelet(values, window, 1, nonzero=True), (median, nonzero))
+    z, scale = robust_z(values, window, 1, return_scale=True)
+    np.testing.assert_array_equal(scale, np.where(np.isnan(values), np.nan, MAD_TO_SIGMA * nonzero))
+    np.testing.assert_array_equal(z, (values - median) / (MAD_TO_SIGMA * nonzero + 1e-12))
+
+
+def test_nonzero_mad_known_answers():
+    # [0, 0, 0, 2, 5]: median 0, the non-zero values' deviations (2, 5): scale 3.5 (the MAD is 0)
+    z, scale = robust_z(np.array([0.0, 0.0, 0.0, 2.0, 5.0]), 5, 5, return_scale=True)
+    assert scale[4] == MAD_TO_SIGMA * 3.5 and z[4] == 5.0 / (MAD_TO_SIGMA * 3.5 + 1e-12)
+    # [0, 0, 1, 3]: median 0.5 between the zeros and 1; the zeros left out: deviations 0.5, 2.5
+    # -> 1.5 (the MAD is 0.5, the zeros' own deviation: z(Π) of 2,000 on BTCUSD_PERP)
+    _, scale = robust_z(np.array([0.0, 0.0, 1.0, 3.0]), 4, 4, return_scale=True)
+    assert scale[3] == MAD_TO_SIGMA * 1.5
+    # [1, 2, 4, 4]: median 3, no value 0 or 3: the MAD, 1
+    _, scale = robust_z(np.array([1.0, 2.0, 4.0, 4.0]), 4, 4, return_scale=True)
+    assert scale[3] == MAD_TO_SIGMA * 1.0
+    # [-2, 0, 0.5, 1, 1, 1, 4]: median 1, kept -2, 0.5, 4: deviations 3, 0.5, 3 -> 3
+    _, scale = robust_z(np.array([-2.0, 0.0, 0.5, 1.0, 1.0, 1.0, 4.0]), 7, 7, return_scale=True)
+    assert scale[6] == MAD_TO_SIGMA * 3.0
+    # a constant window: scale 0, z 0; a lone first spike is its own scale: z = 1/1.4826
+    z, scale = robust_z(np.array([3.0, 3.0, 3.0, 7.0]), 4, 1, return_scale=True)
+    np.testing.assert_array_equal(scale[:3], 0.0)
+    np.testing.assert_array_equal(z[:3], 0.0)
+    assert z[3] == 4.0 / (MAD_TO_SIGMA * 4.0 + 1e-12)
+
+
+def test_nonzero_z_is_unit_normal_on_gaussian_data():
+    values = np.random.default_rng(18).normal(5.0, 3.0, 40_000)
+    z = robust_z(values, 4000, 1000)[4000:]
+    assert abs(np.mean(z)) < 0.05 and abs(np.std(z) - 1.0) < 0.05
+    assert abs(np.mean(z > 2.0) - 0.02275) < 0.005       # the tail of N(0, 1)
+
+
+def _sparse_flow(size, seed):
+    """A zero-inflated flow: 0 at 95 % of ticks, lognormal sizes elsewhere (impact notional)."""
+    rng = np.random.default_rng(seed)
+    values = np.where(rng.random(size) < 0.05, rng.lognormal(0.0, 1.0, size), 0.0)
+    values[rng.random(size) < 0.01] = np.nan
+    return values
+
+
+def test_nonzero_z_of_a_spike_is_bounded_and_does_not_grow_with_the_window():
+    """The same spike (10 typical sizes) gets about the same z in a window of W and of 12·W, of
+    unit scale; the std floor's z is about 20 times the spike over the window's std."""
+    window = 2000
+    values = _sparse_flow(13 * window, seed=19)
+    spike = values.size - 1
+    values[spike] = 10.0 * np.nanmedian(values[values > 0])
+    short = robust_z(values, window, window // 2)[spike]
+    long = robust_z(values, 12 * window, window // 2)[spike]
+    assert 4.0 < short < 12.0 and 4.0 < long < 12.0       # unit scale: about 10 / 1.48 / 0.8
+    assert abs(short / long - 1.0) < 0.2
+    floored = robust_z(values, window, window // 2, scale="mad_std_floor")[spike]
+    assert floored > 20.0 * short                          # the std floor: z far from unit scale
+    z = robust_z(values, window, window // 2)
+    assert np.nanmax(z) < 50.0 and np.nanmean(z[window:] > 3.0) < 0.01
+
+
+@pytest.mark.parametrize("window", [40, 300])
+def test_nonzero_z_is_prefix_and_chunk_invariant_bit_for_bit(window):
+    values = _sparse_flow(3000, seed=20)
+    full_z, full_scale = robust_z(values, window, window // 2, return_scale=True)
+    assert (full_scale > 0).sum() > 2000
+    for stop in (1, 64, 1000, 2999):
+        assert_same(robust_z(values[:stop], window, window // 2, return_scale=True),
+                    (full_z[:stop], full_scale[:stop]))
+    for start in (1, 100, 1536):
+        z, scale = robust_z(values[start:], window, window // 2, return_scale=True)
+        full = slice(start + window - 1, None)
+        assert_same((z[window - 1 :], scale[window - 1 :]), (full_z[full], full_scale[full]))
 
 
 _SIMULATOR_SCRIPT = textwrap.dedent(
@@ -265,6 +368,7 @@ _SIMULATOR_SCRIPT = textwrap.dedent(
     from numba import config
     assert config.ENABLE_CUDASIM
     from gpu_lpi.robust import robust_z, rolling_median_mad, trailing_mean_std
+    from kernels.rolling_order_stats import rolling_median_mad_wavelet
     from tests.test_rolling_order_stats import make_series
     cases = [("student_t", 40, 5), ("integer_ties", 8, 1), ("constant_runs", 300, 1),
              ("all_nan", 10, 1), ("normal_gaps", 3, None)]
@@ -277,10 +381,18 @@ _SIMULATOR_SCRIPT = textwrap.dedent(
     values = make_series("student_t", size=200, seed=12)
     np.testing.assert_array_equal(robust_z(values, 33, 3, device="gpu"),
                                   robust_z(values, 33, 3, device="cpu"))
+    for kind, window in (("constant_runs", 60), ("integer_ties", 17), ("normal_gaps", 200)):
+        values = make_series(kind, size=240, seed=13)  # non-zero MAD: zeros and ties left out
+        for nonzero in (False, True):
+            for got, want in zip(rolling_median_mad_wavelet(values, window, 2, np, "gpu", nonzero),
+                                 rolling_median_mad_wavelet(values, window, 2, np, "cpu", nonzero)):
+                np.testing.assert_array_equal(got, want)
     values = make_series("constant_runs", size=300, seed=12) + 1e5
     for window, origin in ((20, 0), (150, 45)):  # inside one block / across blocks
-        on_gpu = robust_z(values, window, 3, device="gpu", block_origin=origin, return_scale=True)
-        on_cpu = robust_z(values, window, 3, device="cpu", block_origin=origin, return_scale=True)
+        on_gpu = robust_z(values, window, 3, device="gpu", scale="mad_std_floor",
+                          block_origin=origin, return_scale=True)
+        on_cpu = robust_z(values, window, 3, device="cpu", scale="mad_std_floor",
+                          block_origin=origin, return_scale=True)
         for got, want in zip(on_gpu, on_cpu):
             np.testing.assert_array_equal(got, want)
         for got, want in zip(trailing_mean_std(values, window, 3, "gpu", origin),
@@ -378,3 +490,24 @@ def test_gpu_robust_z_matches_cpu():
     by_mad = scale_cpu == MAD_TO_SIGMA * mad
     assert by_mad.sum() > 1_000_000 and (scale_cpu > MAD_TO_SIGMA * mad).sum() > 100_000
     np.testing.assert_array_equal(scale_gpu.get()[by_mad], scale_cpu[by_mad])
+
+
+@needs_gpu
+@pytest.mark.parametrize("window", [28_800, 345_600])
+def test_gpu_nonzero_mad_and_z_equal_cpu_exactly(window):
+    """The default scale on a zero-inflated series (zeros at 90 % of ticks, then at about 50 %):
+    order statistics and rank counts are exact on both devices, so median and non-zero MAD agree
+    bit for bit, z to GPU_FLOAT_RTOL (FMA); results stay on the GPU."""
+    import cupy
+
+    values = _large_series(17, heavy_tails=True)
+    values[np.random.default_rng(18).random(values.size) < 0.9] = 0.0
+    values[1_000_000:] = np.where(np.random.default_rng(19).random(1_000_000) < 0.5, 0.0,
+                                  np.abs(values[1_000_000:]))
+    on_gpu = rolling_median_mad_wavelet(cupy.asarray(values), window, 100, cupy, "gpu", True)
+    assert_same([result.get() for result in on_gpu],
+                rolling_median_mad_wavelet(values, window, 100, np, "cpu", True))
+    z_gpu = robust_z(cupy.asarray(values), window, 100)
+    assert isinstance(z_gpu, cupy.ndarray)
+    np.testing.assert_allclose(z_gpu.get(), robust_z(values, window, 100), rtol=GPU_FLOAT_RTOL,
+                               atol=0, equal_nan=True)
