@@ -114,6 +114,32 @@ def test_flow_window_known_answers(known_store):
     assert z_liq[3] > 0 and z_liq[3] == z_liq.max()
 
 
+def test_flow_sums_kernel_sums_each_window_directly():
+    """Each tick's flow sum is its own k values added in order (the same bits wherever the series
+    starts: no running sum), NaN when one of them is NaN or the window starts before the series."""
+    from kernels import tick_features as kernels
+    from kernels.per_tick import empty_record
+
+    rng = np.random.default_rng(3)
+    flows = [np.where(rng.random(50) < 0.3, rng.lognormal(10.0, 2.0, 50), 0.0) for _ in range(5)]
+    flows[1][17] = np.nan
+    for ticks in (1, 3, 8):
+        for start in (0, 5):
+            outputs = empty_record(kernels.FlowSums, 50 - start)
+            kernels.flow_sums(50 - start, kernels.FlowInputs(*(f[start:] for f in flows)), outputs,
+                              kernels.FlowWindow(ticks), "cpu")
+            for flow, summed in zip(flows, outputs):
+                for i in range(50 - start):
+                    expected = np.nan
+                    if i + 1 >= ticks:
+                        expected = 0.0
+                        for value in flow[start + i - ticks + 1 : start + i + 1]:
+                            expected += value
+                    np.testing.assert_array_equal(summed[i], expected)
+                if ticks == 1:
+                    np.testing.assert_array_equal(summed, flow[start:])
+
+
 def test_stale_book_gives_nan_not_carried_values(tmp_path):
     quotes = {"ts": [T0 - 5_000 * MS, T0 + 1_000 * MS], "bid": [100.0, 101.0], "ask": [100.02, 101.02],
               "bid_qty": [1.0, 1.0], "ask_qty": [1.0, 1.0]}
