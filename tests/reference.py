@@ -98,3 +98,108 @@ def rolling_median_nonzero_mad(values, window, min_periods):
             kept = window_values[(window_values != 0) & (window_values != median[end])]
             nonzero[end] = np.median(np.abs(kept - median[end])) if kept.size else 0.0
     return median, nonzero
+
+
+def rolling_median_side_mad(values, window, min_periods):
+    """Trailing-window median and side MAD of each tick's value ``v`` (one half of the double MAD):
+    ``numpy.median(x - median)`` over the values above the median where ``v >= median``, else
+    ``numpy.median(median - x)`` over those below (0 where there are none; NaN where ``v`` is)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    median = np.full(values.size, np.nan)
+    side = np.full(values.size, np.nan)
+    for end in range(values.size):
+        window_values = values[max(0, end - window + 1) : end + 1]
+        window_values = window_values[~np.isnan(window_values)]
+        if window_values.size >= max(min_periods, 1):
+            median[end] = np.median(window_values)
+            if np.isnan(values[end]):
+                continue
+            if values[end] >= median[end]:
+                kept = window_values[window_values > median[end]] - median[end]
+            else:
+                kept = median[end] - window_values[window_values < median[end]]
+            side[end] = np.median(kept) if kept.size else 0.0
+    return median, side
+
+
+def signals(columns, params, has_oi, has_liquidations, has_depth):
+    """Per-tick signals of :mod:`gpu_lpi.signals`, written out from the spec's rules tick by tick
+    (slow: plain Python loops over lists). Returns a dict of NumPy arrays; ``sigma`` is taken from
+    ``columns["sigma"]`` (the trailing mean is tested elsewhere)."""
+    import math
+
+    import numpy as np
+
+    n = len(columns["mid"])
+    mid, sigma = list(columns["mid"]), list(columns["sigma"])
+    first, last = params.divergence_ticks
+    k = params.rollover_k
+
+    def above(value, threshold):
+        return not math.isnan(value) and value > threshold
+
+    def side(lpi, z_fsi, z_ldr, z_liq, sign):
+        out = {name: [False] * n for name in ("forced", "panic", "rollover", "oi_flush", "liquidity",
+                                              "divergence", "candidate", "warm")}
+        for i in range(n):
+            if has_oi and has_liquidations:
+                confirmed = above(columns["z_doi"][i], params.z_oi_hi) or above(z_liq[i], params.z_liq_hi)
+            elif has_oi:
+                confirmed = above(columns["z_doi"][i], params.z_oi_hi)
+            elif has_liquidations:
+                confirmed = above(z_liq[i], params.z_liq_hi)
+            else:
+                proxy = z_ldr[i] if has_depth else columns["z_pi"][i]
+                confirmed = above(proxy, params.z_proxy_hi)
+            out["forced"][i] = above(z_fsi[i], params.z_fsi_hi) and confirmed
+            out["warm"][i] = not (math.isnan(lpi[i]) or math.isnan(z_fsi[i]))
+            out["panic"][i] = above(lpi[i], params.lpi_hi)
+            out["rollover"][i] = i >= k and all(lpi[i - j] < lpi[i - j - 1] for j in range(k))
+            out["oi_flush"][i] = above(columns["z_doi"][i], params.z_oi_hi) if has_oi else True
+            out["liquidity"][i] = (i >= k and z_ldr[i] < z_ldr[i - k]) if has_depth else True
+            out["divergence"][i] = i >= last and not math.isnan(mid[i]) and all(
+                sign * (mid[i] - mid[i - tau]) > 0 and lpi[i] < lpi[i - tau] for tau in range(first, last + 1))
+            out["candidate"][i] = (out["panic"][i] and out["rollover"][i] and out["liquidity"][i]
+                                   and out["divergence"][i])
+        return out
+
+    down = side(list(columns["lpi_down"]), list(columns["z_fsi"]), list(columns["z_ldr"]),
+                list(columns["z_liq_sell"]), -1.0)
+    up = side(list(columns["lpi_up"]), list(columns["z_fsi_up"]), list(columns["z_ldr_up"]),
+              list(columns["z_liq_buy"]), 1.0)
+    result = {name: [] for name in ("state", "side", "candidate", "oi_flush", "event", "target_w")}
+    refractory = int(round(params.refractory_s * 1000 / params.tick_ms))
+    for i in range(n):
+        a, b = columns["lpi_down"][i], columns["lpi_up"][i]
+        known = not (math.isnan(a) and math.isnan(b))
+        is_down = (not math.isnan(a)) and (math.isnan(b) or a >= b)
+        chosen = down if is_down else up
+        result["side"].append((-1 if is_down else 1) if known else 0)
+        result["state"].append((1 if chosen["forced"][i] else 0) if (known and chosen["warm"][i]) else -1)
+        result["candidate"].append(known and chosen["candidate"][i])
+        result["oi_flush"].append(known and chosen["oi_flush"][i])
+    for i in range(n):
+        result["event"].append(result["candidate"][i]
+                               and not any(result["candidate"][max(0, i - refractory):i]))
+    time_stop = max(1, round(params.time_stop_s * 1000 / params.tick_ms))
+    position = None    # (entry tick, dir, weight, entry mid, entry sigma)
+    for i in range(n):
+        entry = (result["event"][i] and result["candidate"][i] and result["oi_flush"][i]
+                 and result["state"][i] == 1)
+        if entry:
+            direction = -result["side"][i]
+            level = columns["lpi_down"][i] if direction > 0 else columns["lpi_up"][i]
+            if sigma[i] > 0 and not math.isnan(mid[i]) and not math.isnan(level):
+                weight = direction * params.w_max * math.tanh((level - params.lpi_hi) / 2) / (sigma[i] * 1e4)
+                position = (i, direction, weight, mid[i], sigma[i])
+        elif position is not None:
+            e, direction, weight, entry_mid, entry_sigma = position
+            level = columns["lpi_down"][i] if direction > 0 else columns["lpi_up"][i]
+            adverse = direction * math.log(mid[i] / entry_mid) if not math.isnan(mid[i]) else math.nan
+            if (above(params.lpi_exit, level) or i - e >= time_stop
+                    or above(-params.stop_sigma * entry_sigma, adverse)):
+                position = None
+        result["target_w"].append(position[2] if position is not None else 0.0)
+    return {name: np.array(values) for name, values in result.items()}
