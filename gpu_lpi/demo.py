@@ -1,8 +1,10 @@
-"""``gpu-lpi demo``: synth -> ingest -> run in a fresh folder, then a short summary.
+"""``gpu-lpi demo``: synth -> ingest -> run -> report in a fresh folder, then a short summary.
 
 On generated data it shows how the LPI behaves inside the planted episodes (labels.parquet) against
-the rest of the day; on the real captures (``../shared/data`` when present) it shows the ingest
-report and feature summaries.
+the rest of the day and how the run's events score against them (:mod:`gpu_lpi.truth`); on the real
+captures (``../shared/data`` when present) it shows the ingest report and feature summaries, once
+with the whole book and once from the trades alone (the fallback of stores without a book). Every
+run ends with its ``report.html``; the demo's last line names the first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pyarrow.parquet as pq
 
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.ingest import ingest
+from gpu_lpi.report import write_report
+from gpu_lpi.truth import score_events
 
 #: Marker file that identifies a folder the demo made (and may therefore delete and remake).
 MARKER = ".gpu-lpi-demo"
@@ -95,6 +99,32 @@ def _episode_summary(run_dir: Path, labels_path: Path, echo) -> None:
         echo(f"  {name:<16} {len(values):>5} {np.median(values):>32.2f} {p99:>16.2f}")
 
 
+def _truth_summary(result, labels_path: Path, horizon_s: float, echo) -> None:
+    """How the run's Mode A events score against the planted episodes."""
+    score = score_events(result.events(), pq.read_table(labels_path).to_pandas(), horizon_s)
+
+    def share(value):
+        return "n/a" if value is None else f"{value:.2f}"
+
+    def bps(value):
+        return "n/a" if value is None else f"{value:+.1f} bps"
+
+    echo(f"  planted truth: {score['trades']} Mode A events; precision {share(score['precision'])}, "
+         f"recall {share(score['recall'])} of {score['forced_episodes']} forced episodes; "
+         f"{score['fades_of_informed']} fades of informed repricings; {horizon_s:g} s markout: "
+         f"forced {bps(score['forced_markout_bps'])}, informed {bps(score['informed_markout_bps'])}")
+
+
+def _run_and_report(job: Path, run_dir: Path, device: str, echo):
+    """``gpu-lpi run`` then ``gpu-lpi report``; the run's result."""
+    from gpu_lpi.run import run_job
+
+    result = run_job(job, out=run_dir, device=device)
+    echo(result.summary())
+    echo(f"  report: {write_report(run_dir)}")
+    return result
+
+
 def run_demo(out_dir: Path, real_data: Path | None = None, seed: int = 7, device: str = "auto",
              rate_scale: float = SYNTH_RATE_SCALE, echo=print) -> Path:
     """Run the demo into ``out_dir`` (made fresh); return it.
@@ -102,7 +132,6 @@ def run_demo(out_dir: Path, real_data: Path | None = None, seed: int = 7, device
     ``real_data`` defaults to ``../shared/data`` next to the repository; a folder without captures
     skips that part. ``rate_scale`` scales the synthetic day's calibrated event rates.
     """
-    from gpu_lpi.run import run_job
     from gpu_lpi.synth import synthesize
 
     out = Path(out_dir)
@@ -114,17 +143,18 @@ def run_demo(out_dir: Path, real_data: Path | None = None, seed: int = 7, device
     store = out / "store-synth"
     report = ingest([p for p in sorted(raw.glob("*.gz"))], "binance-ws", store, progress=True)
     echo(report.summary())
-    echo("[3/4] run features + LPI on the synthetic store")
+    echo("[3/4] run features, signals and the event study on the synthetic store, then the report")
     run_dir = out / "run-synth"
     job = _job_spec(out / "job-synth.toml", store, SYNTH_SYMBOLS, SYNTH_START, SYNTH_START, SYNTH_PARAMS)
-    echo(run_job(job, out=run_dir, device=device).summary())
+    result = _run_and_report(job, run_dir, device, echo)
     _feature_summary(run_dir, echo)
     _episode_summary(run_dir, raw / "labels.parquet", echo)
+    _truth_summary(result, raw / "labels.parquet", result.answer["horizon_s"], echo)
 
     real = Path(real_data) if real_data is not None else DEFAULT_REAL_DATA
     captures = sorted(real.rglob("*.gz")) if real.is_dir() else []
     if captures:
-        echo(f"[4/4] real captures in {real}: ingest + run")
+        echo(f"[4/4] real captures in {real}: ingest + run + report, with the book and from trades alone")
         real_store = out / "store-real"
         real_report = ingest(captures, "binance-ws", real_store, progress=True)
         echo(real_report.summary())
@@ -135,9 +165,16 @@ def run_demo(out_dir: Path, real_data: Path | None = None, seed: int = 7, device
         days = sorted({d for s in symbols for d in store_obj.dates("depth_diff", s)})
         real_run = out / "run-real"
         job = _job_spec(out / "job-real.toml", real_store, symbols, days[0], days[-1], REAL_PARAMS)
-        echo(run_job(job, out=real_run, device=device).summary())
+        _run_and_report(job, real_run, device, echo)
         _feature_summary(real_run, echo)
+        trades_store = out / "store-real-trades"
+        ingest(captures, "binance-ws", trades_store, tables=("trades",), progress=True)
+        job = _job_spec(out / "job-real-trades.toml", trades_store, symbols, days[0], days[-1], REAL_PARAMS)
+        _run_and_report(job, out / "run-real-trades", device, echo)
+        _feature_summary(out / "run-real-trades", echo)
     else:
         echo(f"[4/4] no real captures at {real}: skipped")
-    echo(f"\nresults: {out.resolve()}  (features under run-*/features/, run-*/run.json, store-*/_reports/)")
+    echo(f"\nresults: {out.resolve()}  (run-*/report.html, run-*/events.parquet, run-*/study.json, "
+         "run-*/features/, run-*/run.json, store-*/_reports/)")
+    echo(f"report: {(run_dir / 'report.html').resolve()}")
     return out

@@ -30,6 +30,8 @@ lpi_down, lpi_up            ``w1·z(FSI) + w2·z(LDR) + w3·z(Π)`` with the sid
                             (without depth: ``(w1·z(FSI) + w3·z(Π))·(w1 + w2 + w3)/(w1 + w3)``)
 z_liq_sell, z_liq_buy       robust z of the liquidation notional per side over the flow window
                             (NaN without a liquidation feed)
+state, exhaustion, dir,     the signals (:data:`gpu_lpi.signals.SIGNAL_COLUMNS`, described in
+target_w, ...               :mod:`gpu_lpi.signals`)
 ==========================  ======================================================================
 
 Trades only (book source ``trades``, :mod:`gpu_lpi.book_at_ticks`): the quotes are implied by
@@ -74,6 +76,7 @@ from gpu_lpi.lpi import combine_lpi, robust_z_and_scale
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.robust import trailing_mean_std
 from gpu_lpi.schema import LIQ_SELL
+from gpu_lpi.signals import BOOL_COLUMNS, INT8_COLUMNS, SIGNAL_COLUMNS, add_signals, apply_mode_b, load_mode_b
 from gpu_lpi.store import NS_PER_DAY, TickStore
 from kernels import tick_features as kernels
 from kernels.per_tick import empty_record
@@ -83,10 +86,10 @@ FEATURE_COLUMNS = (
     "book_valid", "mid", "spread", "microprice", "r", "dollar_volume", "v_impact", "v_impact_up",
     "adv", "depth_bid", "depth_ask", "fsi", "fsi_up", "ldr", "ldr_up", "pi", "d_oi", "rv",
     "liq_sell_notional", "liq_buy_notional", "z_fsi", "z_fsi_up", "z_ldr", "z_ldr_up", "z_pi",
-    "z_doi", "lpi_down", "lpi_up", "z_liq_sell", "z_liq_buy",
+    "z_doi", "lpi_down", "lpi_up", "z_liq_sell", "z_liq_buy", *SIGNAL_COLUMNS,
 )
 #: Stages timed by :func:`compute_feature_chunk` ("load" includes the book replay).
-STAGES = ("load", "grid", "features", "robust_z", "io")
+STAGES = ("load", "grid", "features", "robust_z", "signals", "io")
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,14 @@ def features_from_inputs(inputs: ChunkInputs, target: str = "cpu", clock=None) -
         for side in ("sell", "buy"):
             columns[f"z_liq_{side}"], _ = robust_z_and_scale(columns[f"flow_liq_{side}"], params,
                                                              target, grid.first_tick)
+    with clock("signals"):
+        add_signals(columns, params, xp, target, block_origin=grid.first_tick,
+                    has_oi=inputs.open_interest is not None,
+                    has_liquidations=inputs.liquidations is not None,
+                    has_depth=has_depth(inputs.book_source))
+        rule = load_mode_b(params.mode_b)
+        if rule is not None:
+            apply_mode_b(columns, rule, grid.times, xp)
     with clock("io"):
         return _output_table(columns, grid, inputs.symbol, inputs.covered_ticks())
 
@@ -378,9 +389,14 @@ def _oi_drop(inputs: ChunkInputs) -> np.ndarray:
 
 def _empty_features() -> pa.Table:
     arrays = {"ts": pa.array([], pa.int64()), "symbol": pa.array([], pa.string())}
-    arrays.update((name, pa.array([], pa.bool_() if name == "book_valid" else pa.float64()))
-                  for name in FEATURE_COLUMNS)
+    arrays.update((name, pa.array([], _column_type(name))) for name in FEATURE_COLUMNS)
     return pa.table(arrays)
+
+
+def _column_type(name: str) -> pa.DataType:
+    if name == "book_valid" or name in BOOL_COLUMNS:
+        return pa.bool_()
+    return pa.int8() if name in INT8_COLUMNS else pa.float64()
 
 
 def _output_table(columns: dict, grid: TickGrid, symbol: str, covered: np.ndarray) -> pa.Table:

@@ -57,6 +57,35 @@ class FeatureParams:
         OI flush amplifier κ of ``g(ΔOI) = 1 + κ·tanh(ΔOI/σ_ΔOI)``; in [0, 1] so that g >= 0.
     z_fsi_hi, z_oi_hi : float, default 2.0, 1.5
         FORCED-state thresholds on z(FSI) and z(ΔOI) (spec §8.3).
+    z_liq_hi : float, default 3.0
+        A liquidation-feed spike: z of the side's liquidation notional above this confirms forced
+        flow like an OI flush does (spec §8.3 "or liquidation feed spike").
+    z_proxy_hi : float, default 2.0
+        Without OI and liquidation feeds, forced flow is confirmed by a liquidity shock,
+        z(LDR) above this (z(Π) where the book has no depth); see :mod:`gpu_lpi.signals`.
+    state_hold_s : float, default 30
+        The FORCED state of a side holds for this long after its confirmation last held (see
+        :mod:`gpu_lpi.signals`: an exhausting cascade's impact flow has died down).
+    divergence_min_s, divergence_max_s : float, default 1, 3
+        The divergence test's range of τ (spec §8.4): for every tick-multiple τ in it, the mid is
+        beyond its value τ ago (lower after a sell cascade) while the LPI is below its value τ ago.
+    refractory_s : float, default 120
+        One event per episode: an exhaustion candidate starts an episode (an event) only when no
+        candidate occurred in the ``refractory_s`` before it.
+    w_max : float, default 10
+        Mode A size ``w = dir·w_max·h(LPI)/σ`` with σ the realized volatility over the time stop in
+        basis points: ``|w|·σ <= w_max``, so ``w_max`` is the risk budget in bps of a σ-move.
+    sigma_window_s : float, default 300
+        Trailing window of the realized variance behind σ (the sizing and the σ-stop).
+    crash_leader : str, default "BTCUSDT"
+        Market-wide crash filter (spec §8.6): while this symbol is itself FORCED on its down side,
+        other symbols' long targets are scaled by ``crash_scale``. Off where the leader is not one
+        of the job's symbols (run.json says so); "" turns it off.
+    crash_scale : float, default 0.5
+        Factor on long Mode A targets while the leader is in a FORCED down cascade (0: flat).
+    mode_b : str, default "flat"
+        Mode B (spec §4.2, INFORMED state): ``"flat"``, or a plug-in trend rule
+        ``"package.module:function"`` (see :func:`gpu_lpi.signals.load_mode_b`).
     adv_window_hours : float, default 2
         Trailing window of ADV$ (mean dollar volume per second over valid ticks, current tick
         included). Defaults to the robust window so a chunk needs no extra history.
@@ -82,12 +111,14 @@ class FeatureParams:
     std_floor_ratio : float, default 0.05
         Floor of the robust scale as a fraction of the window's standard deviation, with
         ``z_scale = "mad_std_floor"`` only; see :func:`gpu_lpi.robust.robust_z`.
-    z_scale : {"nonzero_mad", "mad_std_floor", "mad"}, default "nonzero_mad"
+    z_scale : {"nonzero_mad", "double_mad", "mad_std_floor", "mad"}, default "nonzero_mad"
         Denominator of every robust z (:func:`gpu_lpi.robust.robust_z`; the choice and its figures
         in :mod:`gpu_lpi.lpi`): ``"nonzero_mad"`` = 1.4826 × the median of the deviations from the
         window's median of its values that are neither 0 nor the median (unit scale on sparse flow
-        features too); ``"mad"`` = the spec's plain ``1.4826·MAD + ε``; ``"mad_std_floor"`` = the
-        former default, the MAD floored at ``std_floor_ratio`` × the window's standard deviation.
+        features too); ``"double_mad"`` = 1.4826 × the MAD of the tick's side of the median
+        (about 5 times cheaper on the CPU); ``"mad"`` = the spec's plain ``1.4826·MAD + ε``;
+        ``"mad_std_floor"`` = the former default, the MAD floored at ``std_floor_ratio`` × the
+        window's standard deviation.
     flow_window_s : float, default 2
         Trailing window T of the flow features in seconds (rounded to whole ticks, at least one):
         FSI's impact notional (and its ADV$·T scale), Π's return and dollar volume, and the
@@ -124,6 +155,17 @@ class FeatureParams:
     kappa: float = 0.5
     z_fsi_hi: float = 2.0
     z_oi_hi: float = 1.5
+    z_liq_hi: float = 3.0
+    z_proxy_hi: float = 2.0
+    state_hold_s: float = 30.0
+    divergence_min_s: float = 1.0
+    divergence_max_s: float = 3.0
+    refractory_s: float = 120.0
+    w_max: float = 10.0
+    sigma_window_s: float = 300.0
+    crash_leader: str = "BTCUSDT"
+    crash_scale: float = 0.5
+    mode_b: str = "flat"
     adv_window_hours: float = 2.0
     depth_window_hours: float = 2.0
     oi_lag_s: float = 60.0
@@ -146,6 +188,12 @@ class FeatureParams:
             raise ConfigError(f"params.tick_ms: expected a divisor of one day in ms, got {self.tick_ms}")
         if self.lpi_exit >= self.lpi_hi:
             raise ConfigError(f"params.lpi_exit: expected less than lpi_hi={self.lpi_hi}, got {self.lpi_exit}")
+        if self.divergence_max_s < self.divergence_min_s:
+            raise ConfigError(f"params.divergence_max_s: expected at least divergence_min_s="
+                              f"{self.divergence_min_s}, got {self.divergence_max_s}")
+        if self.divergence_ticks[0] > self.divergence_ticks[1]:
+            raise ConfigError(f"params.divergence_min_s: no multiple of the tick ({self.tick_ms} ms) "
+                              f"lies in [{self.divergence_min_s}, {self.divergence_max_s}] s")
         if self.history_ticks > MAX_HISTORY_TICKS:
             raise ConfigError(
                 f"params.window_hours: the windows (window_hours={self.window_hours}, adv_window_hours="
@@ -187,6 +235,31 @@ class FeatureParams:
         """``min_periods_s`` in ticks, at least 1 and at most ``window_ticks``."""
         return min(window_ticks, max(1, math.ceil(self.min_periods_s * 1000 / self.tick_ms)))
 
+    def seconds_to_ticks(self, seconds: float) -> int:
+        """Whole ticks in ``seconds`` (rounded), at least 1."""
+        return max(1, int(round(seconds * 1000 / self.tick_ms)))
+
+    @property
+    def divergence_ticks(self) -> tuple[int, int]:
+        """The divergence test's τ range in ticks: the tick multiples in ``[min_s, max_s]``."""
+        return (max(1, math.ceil(self.divergence_min_s * 1000 / self.tick_ms - 1e-9)),
+                math.floor(self.divergence_max_s * 1000 / self.tick_ms + 1e-9))
+
+    @property
+    def signal_lookback_ticks(self) -> int:
+        """Ticks before a tick that its signals read (:mod:`gpu_lpi.signals`).
+
+        A position at ``t`` depends on an entry at most ``time_stop`` ticks before; an entry is an
+        episode start (``refractory`` ticks of candidates before it), each candidate reads
+        ``max(K, τ_max)`` ticks of LPI, the entry's state reads ``state_hold`` ticks and its σ
+        ``sigma_window`` ticks of RV.
+        """
+        pattern = max(self.rollover_k + 1, self.divergence_ticks[1])
+        return (self.seconds_to_ticks(self.time_stop_s)
+                + max(int(round(self.refractory_s * 1000 / self.tick_ms)) + pattern,
+                      self.seconds_to_ticks(self.state_hold_s),
+                      self.seconds_to_ticks(self.sigma_window_s)))
+
     @property
     def history_ticks(self) -> int:
         """Ticks a chunk must load before its start so its values equal an unchunked run's.
@@ -194,11 +267,11 @@ class FeatureParams:
         A z-score at ``t`` reads W ticks of its feature, and the feature at the oldest of them reads
         its own trailing window (ADV$, mean depth, σ_ΔOI over W, or the flow window's k ticks and
         the mid k ticks back), plus one tick for ``r`` and the previous quotes of the impact
-        thresholds.
+        thresholds; the signals read :attr:`signal_lookback_ticks` of those z-scores.
         """
         feature_lookback = max(self.window_ticks, self.hours_to_ticks(self.adv_window_hours),
                                self.hours_to_ticks(self.depth_window_hours), self.flow_ticks)
-        return self.window_ticks + feature_lookback + 1
+        return self.window_ticks + feature_lookback + 1 + self.signal_lookback_ticks
 
 
 def _check(name: str, value: Any) -> None:
@@ -208,6 +281,10 @@ def _check(name: str, value: Any) -> None:
         return
     rule = _RULES[name]
     kind, low, high, open_low = rule
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"params.{name}: expected a string, got {value!r}")
+        return
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ConfigError(f"params.{name}: expected an integer, got {value!r}")
     if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -235,6 +312,17 @@ _RULES: dict[str, tuple[type, float, float, bool]] = {
     "kappa": (float, 0.0, 1.0, False),
     "z_fsi_hi": (float, -100.0, 100.0, False),
     "z_oi_hi": (float, -100.0, 100.0, False),
+    "z_liq_hi": (float, -100.0, 100.0, False),
+    "z_proxy_hi": (float, -100.0, 100.0, False),
+    "state_hold_s": (float, 0.0, 3600.0, False),
+    "divergence_min_s": (float, 0.0, 600.0, True),
+    "divergence_max_s": (float, 0.0, 600.0, True),
+    "refractory_s": (float, 0.0, 86_400.0, False),
+    "w_max": (float, 0.0, 1e9, True),
+    "sigma_window_s": (float, 0.0, 86_400.0, True),
+    "crash_leader": (str, 0, 0, False),
+    "crash_scale": (float, 0.0, 1.0, False),
+    "mode_b": (str, 0, 0, False),
     "adv_window_hours": (float, 0.0, 168.0, True),
     "depth_window_hours": (float, 0.0, 168.0, True),
     "oi_lag_s": (float, 0.0, 86_400.0, True),
@@ -250,6 +338,6 @@ _RULES: dict[str, tuple[type, float, float, bool]] = {
 }
 # name -> the values allowed (strings of a fixed set)
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "z_scale": ("nonzero_mad", "mad_std_floor", "mad"),
+    "z_scale": ("nonzero_mad", "double_mad", "mad_std_floor", "mad"),
     "z_ldr_transform": ("log", "none"),
 }

@@ -14,8 +14,10 @@ Job spec::
     [cluster]
     chunk_hours = 24             # must divide 24: chunks never straddle a date
 
-Sections ``[sweep]``, ``[study]``, ``[sim]`` and ``[cv]`` belong to later stages and are recorded
-as given. Unknown sections or keys raise :class:`~gpu_lpi.errors.ConfigError` naming them.
+    [study]                      # any field of gpu_lpi.study_params.StudyParams
+    horizons_s = [0.5, 1, 2, 5, 30, 120]
+
+Sections ``[sweep]``, ``[sim]`` and ``[cv]`` belong to later stages and are recorded as given. Unknown sections or keys raise :class:`~gpu_lpi.errors.ConfigError` naming them.
 
 Dates: ``start`` and ``end`` must lie between :data:`EARLIEST_DATE` and :data:`LATEST_DATE` (the
 nanosecond timestamps of the store end in 2262); whatever the range, only the chunks that the
@@ -23,9 +25,16 @@ store's covered spans meet are planned, so a long range costs no more than the d
 
 Run folder: ``RUN/features/symbol=<S>/date=<D>/part-<HHMM>.parquet`` (one file per chunk that the
 store's inputs cover, written into ``RUN/features/_tmp`` then renamed; chunks and days the inputs do
-not cover produce no file) and ``RUN/run.json`` (resolved config, versions, device, seconds per
+not cover produce no file; ``symbol`` and ``date`` are the partition keys, not columns of the files, so
+``pandas.read_parquet("RUN/features")`` reads them as one dataset) and ``RUN/run.json`` (resolved config, versions, device, seconds per
 stage, book source per symbol and what it degrades (``degraded``: e.g. ``trades`` -- quotes implied
 by aggressor prices, no depth, LPI without LDR), covered spans per symbol, chunk counts).
+
+After the features: ``RUN/events.parquet`` (one row per episode with its markouts,
+:mod:`gpu_lpi.events`) and ``RUN/study.json`` (:mod:`gpu_lpi.study`), recomputed by every run from
+the finished features. The leader of the crash filter (``params.crash_leader``, when it is one of the
+job's symbols) is computed first; every other chunk joins the leader's ``forced_down`` by tick and
+records the leader chunk's inputs, so it is recomputed when they change.
 
 Resuming: each chunk file records, in its Parquet metadata, the fingerprint of its inputs
 (:mod:`gpu_lpi.chunk_inputs`: the partitions and covered spans it read, the symbol's reference
@@ -47,23 +56,29 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from gpu_lpi.book_at_ticks import degradations
+from gpu_lpi.book_at_ticks import degradations, has_depth
 from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, tables_read, trade_table_of
-from gpu_lpi.device import resolve_device
+from gpu_lpi.device import array_module, resolve_device
+from gpu_lpi.events import build_events, write_events
 from gpu_lpi.errors import ConfigError, StoreError
 from gpu_lpi.features import STAGES, PieceInputs, compute_feature_chunk
 from gpu_lpi.interrupts import checkpoint
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.progress import progress_bar
+from gpu_lpi.signals import apply_crash_filter, load_mode_b, state_path
 from gpu_lpi.store import NS_PER_DAY, Spans, TickStore, date_to_ns, ns_to_date
 from gpu_lpi.store.transaction import probe_writable
+from gpu_lpi.study import read_events, run_study
+from gpu_lpi.study_params import StudyParams
 
 _SECTIONS = {"data", "grid", "params", "cluster", "sweep", "study", "sim", "cv"}
+_LATER_STAGES = ("sweep", "sim", "cv")
 _DATA_KEYS = {"store", "symbols", "start", "end"}
 _GRID_KEYS = {"tick_ms"}
 _CLUSTER_KEYS = {"scheduler", "chunk_hours"}
@@ -84,6 +99,7 @@ class JobSpec:
     params: FeatureParams
     chunk_hours: int = 24
     scheduler: str = "local"
+    study: StudyParams = field(default_factory=StudyParams)
     later_stages: dict[str, Any] = field(default_factory=dict)
     name: str = "job"
 
@@ -94,7 +110,7 @@ class JobSpec:
                 "grid": {"tick_ms": self.params.tick_ms},
                 "params": self.params.to_dict(),
                 "cluster": {"scheduler": self.scheduler, "chunk_hours": self.chunk_hours},
-                **self.later_stages}
+                "study": self.study.to_dict(), **self.later_stages}
 
 
 @dataclass
@@ -109,10 +125,25 @@ class RunResult:
     covered: dict[str, dict[str, list]] = field(default_factory=dict)
     #: Per symbol, what its book source degrades (:func:`gpu_lpi.book_at_ticks.degradations`).
     degraded: dict[str, list[str]] = field(default_factory=dict)
+    #: Per symbol, how its FORCED state is confirmed (:func:`gpu_lpi.signals.state_path`).
+    state_path: dict[str, str] = field(default_factory=dict)
+    #: The crash filter's leader, whether it is active, and why not.
+    crash_filter: dict[str, Any] = field(default_factory=dict)
+    #: The event study's verdict (``study.json`` ``answer``).
+    answer: dict[str, Any] = field(default_factory=dict)
+    n_events: int = 0
 
     @property
     def features_dir(self) -> Path:
         return self.out / "features"
+
+    def events(self):
+        """``RUN/events.parquet`` as a pandas DataFrame (one row per event, with its markouts)."""
+        return read_events(self.out)
+
+    def study(self) -> dict:
+        """``RUN/study.json``; :func:`gpu_lpi.study.study_frame` turns its groups into a DataFrame."""
+        return orjson.loads((self.out / "study.json").read_bytes())
 
     def features(self) -> pa.Table:
         """All features of the run (hive columns ``symbol`` and ``date`` included)."""
@@ -125,6 +156,10 @@ class RunResult:
                 f"chunks: {self.chunks['computed']} computed ({self.chunks['recomputed']} of them "
                 f"recomputed because their inputs changed), {self.chunks['existing']} already done\n"
                 f"book depth source: {sources}\n"
+                f"forced state confirmed by: " + ", ".join(f"{s}: {p}" for s, p in self.state_path.items())
+                + f"\ncrash filter: {self.crash_filter.get('reason', '')}\n"
+                f"events: {self.n_events}\n"
+                f"answer: {self.answer.get('text', '')}\n"
                 f"seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items()))
 
 
@@ -172,11 +207,13 @@ def load_job_spec(spec_or_path) -> JobSpec:
         raise ConfigError(f"cluster.chunk_hours: expected a whole number of hours dividing 24 "
                           f"(1, 2, 3, 4, 6, 8, 12, 24), got {chunk_hours!r}")
     store = Path(str(data["store"]))
+    params = FeatureParams.from_mapping(params_table)
+    load_mode_b(params.mode_b)
     return JobSpec(store=store if store.is_absolute() else base / store, symbols=tuple(symbols),
-                   start=start, end=end, params=FeatureParams.from_mapping(params_table),
+                   start=start, end=end, params=params,
                    chunk_hours=chunk_hours, scheduler=str(cluster.get("scheduler", "local")),
-                   later_stages={k: v for k, v in raw.items() if k not in {"data", "grid", "params",
-                                                                           "cluster"}},
+                   study=StudyParams.from_mapping(_section(raw, "study", None)),
+                   later_stages={k: v for k, v in raw.items() if k in _LATER_STAGES},
                    name=name)
 
 
@@ -253,24 +290,73 @@ def _recorded_inputs(path: Path) -> dict | None:
         return None
 
 
-def _is_current(store: TickStore, chunk: Chunk, params: FeatureParams, source: str) -> bool:
-    """Whether a finished chunk's recorded inputs are still what the store holds."""
+def _is_current(store: TickStore, chunk: Chunk, params: FeatureParams, source: str,
+                leader: Path | None) -> bool:
+    """Whether a finished chunk's recorded inputs (and its leader chunk's) are still current."""
     recorded = _recorded_inputs(chunk.path)
-    if recorded is None:
+    if recorded is None or _recorded_leader(chunk.path) != _leader_inputs(leader):
         return False
     pieces = [PieceInputs.from_dict(piece) for piece in recorded]
     return all(piece.fingerprint == fingerprint_of(store, chunk.symbol, list(piece.reads), params, source)
                for piece in pieces)
 
 
+#: Key of the Parquet metadata entry with the inputs of the crash filter's leader chunk.
+LEADER_KEY = b"gpu_lpi.leader_inputs"
+
+
+def _leader_inputs(leader: Path | None) -> bytes:
+    """What the leader chunk file records as its inputs (``null`` without a leader chunk)."""
+    if leader is None or not leader.exists():
+        return b"null"
+    return (pq.read_metadata(leader).metadata or {}).get(INPUTS_KEY, b"null")
+
+
+def _recorded_leader(path: Path) -> bytes | None:
+    try:
+        return (pq.read_metadata(path).metadata or {}).get(LEADER_KEY)
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+def _with_crash_filter(table: pa.Table, symbol: str, leader: Path | None,
+                       params: FeatureParams) -> pa.Table:
+    """``target_w`` after the crash filter, and the ``leader_forced_down`` column (the leader's
+    ``forced_down`` at the same tick; the leader's own for the leader, false without a leader)."""
+    if leader is None:
+        own = symbol == params.crash_leader
+        flags = table.column("forced_down") if own else pa.array(np.zeros(table.num_rows, bool))
+        return table.append_column("leader_forced_down", flags)
+    ts = table.column("ts").to_numpy()
+    down = np.zeros(ts.size, bool)
+    if leader.exists():
+        led = pq.read_table(leader, columns=["ts", "forced_down"])
+        led_ts = led.column("ts").to_numpy()
+        if led_ts.size:
+            index = np.minimum(np.searchsorted(led_ts, ts), led_ts.size - 1)
+            led_down = led.column("forced_down").to_numpy(zero_copy_only=False)
+            down = (led_ts[index] == ts) & led_down[index]
+    target = apply_crash_filter(table.column("target_w").to_numpy(), down, params.crash_scale)
+    table = table.set_column(table.schema.get_field_index("target_w"), "target_w", pa.array(target))
+    return table.append_column("leader_forced_down", pa.array(down))
+
+
 def _compute_and_write(store_root: str, chunk: Chunk, params: FeatureParams, device: str,
-                       source: str, tmp_root: Path) -> dict[str, float]:
-    """Compute one chunk and publish its file atomically; return the seconds per stage."""
+                       source: str, tmp_root: Path, leader: Path | None) -> dict[str, float]:
+    """Compute one chunk and publish its file atomically; return the seconds per stage.
+
+    ``leader``: the crash filter's leader chunk file of the same time range (None for the leader
+    itself, or without the leader among the job's symbols).
+    """
     result = compute_feature_chunk(TickStore(store_root), chunk.symbol, chunk.start_ns, chunk.end_ns,
                                    params, device, book_source=source)
     begin = time.perf_counter()
     inputs = [piece.to_dict() for piece in result.inputs]
-    table = result.table.replace_schema_metadata({INPUTS_KEY: orjson.dumps(inputs)})
+    # the symbol is the partition key (the folder name), so that pandas, polars, duckdb and cudf read
+    # RUN/features as one hive dataset
+    table = _with_crash_filter(result.table, chunk.symbol, leader, params).drop_columns(["symbol"])
+    table = table.replace_schema_metadata({INPUTS_KEY: orjson.dumps(inputs),
+                                           LEADER_KEY: _leader_inputs(leader)})
     tmp = tmp_root / uuid.uuid4().hex / chunk.path.name
     tmp.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, tmp, compression="zstd")
@@ -335,21 +421,36 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
     _claim_run_folder(out, config)
 
     chunks = plan_chunks(spec, out, covered)
-    finished = [c for c in chunks if c.path.exists()]
-    kept = [c for c in finished if _is_current(store, c, spec.params, sources[c.symbol])]
-    todo = [c for c in chunks if c not in set(kept)]
-    counts = {"computed": len(todo), "existing": len(kept), "recomputed": len(finished) - len(kept)}
-    seconds = dict.fromkeys(STAGES, 0.0)
+    crash = _crash_filter(spec)
+    leader = spec.params.crash_leader if crash["active"] else None
+    counts = dict.fromkeys(("computed", "existing", "recomputed"), 0)
+    seconds = dict.fromkeys((*STAGES, "study"), 0.0)
     tmp_root = out / "features" / "_tmp"
-    arguments = [(str(store.root), c, spec.params, target, sources[c.symbol], tmp_root) for c in todo]
     try:
-        with progress_bar(len(todo), "features", unit="chunk") as bar:
-            for stage_seconds in _execute(arguments, client):
-                for stage, value in stage_seconds.items():
-                    seconds[stage] += value
-                bar.update()
+        with progress_bar(len(chunks), "features", unit="chunk") as bar:
+            # the leader first: the other symbols' chunks read its files (the crash filter)
+            for phase in ([c for c in chunks if c.symbol == leader], [c for c in chunks if c.symbol != leader]):
+                leaders = {c: _leader_path(c, leader) for c in phase}
+                finished = [c for c in phase if c.path.exists()]
+                kept = {c for c in finished
+                        if _is_current(store, c, spec.params, sources[c.symbol], leaders[c])}
+                todo = [c for c in phase if c not in kept]
+                counts["computed"] += len(todo)
+                counts["existing"] += len(kept)
+                counts["recomputed"] += len(finished) - len(kept)
+                bar.update(len(kept))
+                arguments = [(str(store.root), c, spec.params, target, sources[c.symbol], tmp_root,
+                              leaders[c]) for c in todo]
+                for stage_seconds in _execute(arguments, client):
+                    for stage, value in stage_seconds.items():
+                        seconds[stage] += value
+                    bar.update()
     finally:   # an interrupted chunk leaves no partial file behind; finished ones are kept
         shutil.rmtree(tmp_root, ignore_errors=True)
+    paths = {symbol: state_path(*_feeds(store, symbol, sources[symbol])) for symbol in spec.symbols}
+    study_begin = time.perf_counter()
+    study = _event_study(out, store, spec, paths, target)
+    seconds["study"] = time.perf_counter() - study_begin
     seconds["total"] = time.perf_counter() - begin
     job_range = (date_to_ns(spec.start), date_to_ns(spec.end) + NS_PER_DAY)
     used = {symbol: {table: [[int(a), int(b)] for a, b in spans.clip(*job_range).to_list()]
@@ -357,9 +458,48 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
             for symbol, by_table in spans.items()}
     degraded = {s: degradations(sources[s], trade_table_of(store, s)) for s in spec.symbols}
     result = RunResult(out=out, device=target, book_source=sources, seconds=seconds, chunks=counts,
-                       covered=used, degraded=degraded)
+                       covered=used, degraded=degraded,
+                       state_path=paths, crash_filter=crash, answer=study["answer"],
+                       n_events=study["n_events"])
     _write_run_json(out, config, result)
     return result
+
+
+def _leader_path(chunk: Chunk, leader: str | None) -> Path | None:
+    """The leader's chunk file of the same time range (None for the leader itself, or no leader)."""
+    if leader is None or chunk.symbol == leader:
+        return None
+    return chunk.path.parents[2] / f"symbol={leader}" / chunk.path.parent.name / chunk.path.name
+
+
+def _crash_filter(spec: JobSpec) -> dict[str, Any]:
+    """Whether the crash filter runs, with its leader and the reason (run.json ``crash_filter``)."""
+    leader = spec.params.crash_leader
+    if not leader:
+        return {"leader": None, "active": False, "reason": "off (params.crash_leader is empty)"}
+    if leader not in spec.symbols:
+        return {"leader": leader, "active": False,
+                "reason": f"off: the leader {leader} is not one of the job's symbols"}
+    return {"leader": leader, "active": True,
+            "reason": f"long targets x{spec.params.crash_scale:g} while {leader} is FORCED on its down side"}
+
+
+def _feeds(store: TickStore, symbol: str, source: str) -> tuple[bool, bool, bool]:
+    """Whether the symbol has an OI feed, a liquidation feed and book depth in the store."""
+    def has(table):
+        return bool(store.dates(table, symbol)) or bool(len(store.coverage(symbol, table)))
+
+    return has("open_interest"), has("liquidations"), has_depth(source)
+
+
+def _event_study(out: Path, store: TickStore, spec: JobSpec, paths: dict[str, str], target: str) -> dict:
+    """Write ``RUN/events.parquet`` and ``RUN/study.json`` from the finished features; the study."""
+    events = build_events(out, store, spec.symbols, spec.params.tick_ns, spec.study, paths,
+                          array_module(target))
+    write_events(events, out / "events.parquet")
+    study = run_study(events, out, spec.symbols, spec.params.tick_ns, spec.study)
+    _write_json(out / "study.json", study)
+    return study
 
 
 #: How long :func:`run_job` tries to reach the scheduler named in ``[cluster] scheduler``.
@@ -422,6 +562,7 @@ def _write_run_json(out: Path, config: dict, result: RunResult) -> None:
     _write_json(out / "run.json", {
         "config": config, "status": "complete", "device": result.device,
         "versions": _versions(), "book_source": result.book_source, "degraded": result.degraded,
+        "state_path": result.state_path, "crash_filter": result.crash_filter,
         "covered_spans_ns": result.covered, "seconds": result.seconds, "chunks": result.chunks,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 

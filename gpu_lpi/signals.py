@@ -5,7 +5,8 @@ events, direction and target positions, per tick.
 history ticks included) and adds:
 
 =====================  =========================================================================
-forced_down, forced_up FORCED state of each side (bool)
+forced_down, forced_up FORCED state of each side (bool): its confirmation held at some tick of the
+                       last ``state_hold_s``
 state (int8)           of the *active side* (the side with the larger LPI): 1 FORCED, 0 INFORMED,
                        -1 warming up (its z(FSI) or LPI unknown)
 side (int8)            active side: -1 down (sell cascade), +1 up (buy squeeze), 0 unknown
@@ -35,6 +36,10 @@ Decisions where the spec is open, each measured in bench/RESULTS.md:
   flow meets makers who re-quote at the new level. Where the book has no depth (trades-only), the
   shock is read from the price impact per dollar, ``z(Π) > z_proxy_hi``. run.json records which path
   each symbol used (:func:`state_path`).
+* **The state is held** for ``state_hold_s`` (default 30 s) after its confirmation last held: by the
+  time a cascade exhausts, its impact flow has by definition died down, so ``z(FSI) > z_fsi_hi``
+  at the exhaustion tick itself would contradict the exhaustion it is meant to qualify; the state
+  is the episode's, not the last tick's.
 * **Conditions without their feed**: ``cond_oi_flush`` is true where the symbol has no OI feed, and
   ``cond_liquidity`` where the book has no depth (not applicable, not failed); a NaN input of a feed
   that exists makes its condition false.
@@ -139,10 +144,12 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
     def active(name):
         return xp.where(is_down, getattr(down, name), getattr(up, name)) == 1.0
 
-    columns["forced_down"] = down.forced == 1.0
-    columns["forced_up"] = up.forced == 1.0
+    hold = params.seconds_to_ticks(params.state_hold_s)
+    columns["forced_down"] = held(down.forced == 1.0, hold, xp)
+    columns["forced_up"] = held(up.forced == 1.0, hold, xp)
     warm = active("warm") & known
-    columns["state"] = xp.where(warm, active("forced").astype(np.int8), np.int8(STATE_WARMING)).astype(np.int8)
+    forced = xp.where(is_down, columns["forced_down"], columns["forced_up"])
+    columns["state"] = xp.where(warm, forced.astype(np.int8), np.int8(STATE_WARMING)).astype(np.int8)
     columns["side"] = xp.where(known, xp.where(is_down, -1, 1), 0).astype(np.int8)
     for name in CONDITIONS:
         columns[name] = active(name.removeprefix("cond_")) & known
@@ -166,6 +173,17 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
         target)
     columns["target_w"] = positions.target_w
     columns["exit_reason"] = positions.exit_reason.astype(np.int8)
+
+
+def held(flags, ticks: int, xp):
+    """True where ``flags`` held at some tick of the last ``ticks`` (current included).
+
+    Counted exactly with integer prefix sums: the count over ``(i − ticks, i]`` does not depend on
+    where the series starts.
+    """
+    counts = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(flags, dtype=np.int64)])
+    index = xp.arange(flags.size)
+    return counts[index + 1] - counts[xp.maximum(index + 1 - ticks, 0)] > 0
 
 
 def _sigma(rv, params: FeatureParams, target: str, block_origin: int):

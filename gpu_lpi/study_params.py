@@ -10,7 +10,8 @@
     taker_fee_bps = 5.0                     #   and 0.05 % taker
     funding_high = 0.0003                   # funding regime: rate > this is "high_positive",
     funding_low = 0.0                       #   rate < this "negative", else "neutral"
-    answer_horizon_s = 30                   # the horizon of the verdict (one of horizons_s)
+    answer_horizon_s = 30                   # the horizon of the verdict (one of horizons_s;
+                                            #   default: the one closest to 30 s)
     ci_level = 0.95
     regression_max_rows = 1000000           # per symbol: ticks of the drift regression (thinned)
 """
@@ -22,6 +23,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from gpu_lpi.errors import ConfigError
+
+#: The verdict's default horizon: the spec's holding times are 30-180 s (time stop 120 s).
+ANSWER_HORIZON_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ class StudyParams:
     maker_fee_bps, taker_fee_bps : float
     funding_high, funding_low : float
         Funding-rate thresholds of the regimes (rate per funding interval, 0.0001 = 0.01 %).
-    answer_horizon_s : float
+    answer_horizon_s : float, optional
+        One of ``horizons_s``; default the horizon closest to :data:`ANSWER_HORIZON_S`.
     ci_level : float
     regression_max_rows : int
     """
@@ -48,7 +53,7 @@ class StudyParams:
     taker_fee_bps: float = 5.0
     funding_high: float = 0.0003
     funding_low: float = 0.0
-    answer_horizon_s: float = 30.0
+    answer_horizon_s: float | None = None
     ci_level: float = 0.95
     regression_max_rows: int = 1_000_000
 
@@ -61,6 +66,9 @@ class StudyParams:
         if len(set(horizons)) != len(horizons):
             raise ConfigError(f"study.horizons_s: repeated horizons in {list(horizons)}")
         object.__setattr__(self, "horizons_s", tuple(float(h) for h in sorted(horizons)))
+        if self.answer_horizon_s is None:
+            closest = min(self.horizons_s, key=lambda h: (abs(h - ANSWER_HORIZON_S), h))
+            object.__setattr__(self, "answer_horizon_s", closest)
         for name, low, high in (("latency_ms", 0.0, 60_000.0), ("maker_fee_bps", -100.0, 100.0),
                                 ("taker_fee_bps", -100.0, 100.0), ("funding_high", -1.0, 1.0),
                                 ("funding_low", -1.0, 1.0), ("answer_horizon_s", 0.0, 86_400.0),

@@ -169,6 +169,9 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
                 list(columns["z_liq_sell"]), -1.0)
     up = side(list(columns["lpi_up"]), list(columns["z_fsi_up"]), list(columns["z_ldr_up"]),
               list(columns["z_liq_buy"]), 1.0)
+    hold = max(1, round(params.state_hold_s * 1000 / params.tick_ms))
+    for flags in (down["forced"], up["forced"]):
+        flags[:] = [any(flags[max(0, i - hold + 1):i + 1]) for i in range(n)]
     result = {name: [] for name in ("state", "side", "candidate", "oi_flush", "event", "target_w")}
     refractory = int(round(params.refractory_s * 1000 / params.tick_ms))
     for i in range(n):

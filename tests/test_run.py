@@ -98,7 +98,8 @@ def test_toml_file_with_relative_store(store, tmp_path):
                     f'end = 2024-08-05\n[params]\nwindow_hours = 0.5\n[study]\nhorizons_s = [1, 5]\n')
     loaded = load_job_spec(spec)
     assert loaded.params.window_hours == 0.5 and loaded.name == "job"
-    assert loaded.resolved()["study"] == {"horizons_s": [1, 5]}
+    assert loaded.resolved()["study"]["horizons_s"] == [1.0, 5.0]
+    assert loaded.resolved()["study"]["answer_horizon_s"] == 5.0     # the one closest to 30 s
     with pytest.raises(ConfigError, match="not valid TOML"):
         (tmp_path / "bad.toml").write_text("[data\n")
         load_job_spec(tmp_path / "bad.toml")
