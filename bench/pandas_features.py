@@ -27,11 +27,23 @@ def _rolling_z(x: pd.Series, p: FeatureParams) -> pd.Series:
     median = rolling.median()
     if p.z_scale == "nonzero_mad":
         scale = 1.4826 * rolling.apply(_nonzero_mad, raw=True)
+    elif p.z_scale == "double_mad":
+        above = rolling.apply(lambda w: _side_mad(w, True), raw=True)
+        below = rolling.apply(lambda w: _side_mad(w, False), raw=True)
+        scale = 1.4826 * pd.Series(np.where(x >= median, above, below), index=x.index)
     else:
         mad = rolling.apply(lambda w: np.nanmedian(np.abs(w - np.nanmedian(w))), raw=True)
         floor = p.std_floor_ratio * rolling.std(ddof=0) if p.z_scale == "mad_std_floor" else 0.0
         scale = np.maximum(1.4826 * mad, floor)
     return (x - median) / (scale + p.eps), scale
+
+
+def _side_mad(w: np.ndarray, above: bool) -> float:
+    """Median of ``x − median`` over the values above the median (``median − x`` below; 0 if none)."""
+    w = w[~np.isnan(w)]
+    center = np.median(w)
+    side = w[w > center] - center if above else center - w[w < center]
+    return float(np.median(side)) if side.size else 0.0
 
 
 def _nonzero_mad(w: np.ndarray) -> float:

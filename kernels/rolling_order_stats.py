@@ -7,8 +7,9 @@ Entry points, all on plain arrays (``xp`` is ``numpy`` or ``cupy``):
 * :func:`rolling_median_mad_wavelet` -- the wavelet-matrix algorithm of
   :mod:`kernels.wavelet_matrix`, one independent query per tick, run by a CUDA kernel
   (``target="gpu"``) or by the same query body compiled with ``numba.njit``
-  (``target="cpu"``); it also gives the *non-zero MAD*, the median of the deviations of the
-  values that are neither 0 nor the median (``nonzero=True``), on either target.
+  (``target="cpu"``); it also gives the *non-zero MAD* (the median of the deviations of the
+  values that are neither 0 nor the median) and the *side MAD* of each tick's value (one half of
+  the double MAD), on either target (``deviation=``).
 
 The window's mean and standard deviation come from block moments
 (:func:`gpu_lpi.robust.trailing_mean_std`, kernels in :mod:`kernels.tick_features`).
@@ -93,7 +94,7 @@ def rolling_median_mad_cpu(values, window, min_periods):
     return sliding_median_mad(ranks, sorted_values, window, min_periods, chunk_count)
 
 
-def rolling_median_mad_wavelet(values, window, min_periods, xp=np, target="cpu", nonzero=False):
+def rolling_median_mad_wavelet(values, window, min_periods, xp=np, target="cpu", deviation="mad"):
     """Exact rolling median and MAD (or non-zero MAD) by independent wavelet-matrix queries.
 
     Parameters
@@ -110,9 +111,9 @@ def rolling_median_mad_wavelet(values, window, min_periods, xp=np, target="cpu",
     target : {"cpu", "gpu"}
         ``"gpu"`` launches one CUDA thread per tick; ``"cpu"`` runs the same query
         body in a loop (NumPy arrays only).
-    nonzero : bool, default False
-        ``mad`` is the non-zero MAD: the median of the deviations ``|x - median|`` of the values
-        that are neither 0 nor the median (:func:`kernels.wavelet_matrix.wavelet_median_mad`).
+    deviation : {"mad", "nonzero", "side"}, default "mad"
+        ``mad`` is the MAD, the non-zero MAD or the side MAD of the tick's value
+        (:func:`kernels.wavelet_matrix.wavelet_median_mad`).
 
     Returns
     -------
@@ -121,5 +122,5 @@ def rolling_median_mad_wavelet(values, window, min_periods, xp=np, target="cpu",
     valid_ranks, sorted_values, valid_before = rank_valid_values(values, xp)
     matrix = build_wavelet_matrix(valid_ranks, xp)
     return wavelet_median_mad(
-        matrix, sorted_values, valid_before, window, min_periods, xp, target, nonzero
+        matrix, sorted_values, valid_before, window, min_periods, xp, target, deviation
     )

@@ -25,7 +25,9 @@ compares with one fused two-cursor descent, so a MAD costs O(log(count) * levels
 search gives any deviation order statistic: the *non-zero MAD* (the robust scale of a zero-inflated
 feature, :func:`gpu_lpi.robust.robust_z`), the median of the deviations of the values that are
 neither 0 nor the median, skips those values' deviations, whose counts are rank queries (one
-descent each).
+descent each). The *side MAD* (one half of the double MAD, the default scale) is cheaper still: the
+median of the values above (or below) the median is one order statistic of that side, whose
+start is a rank count.
 """
 
 from collections import namedtuple
@@ -275,11 +277,54 @@ def _nonzero_mad(inputs, start, stop, center):
             + _deviation_median(inputs, start, stop, center, upper_position, 1)) / 2.0
 
 
+@njit(refcounts=False)
+def _symbol_at(inputs, position):
+    """The rank stored at ``position`` of the sequence: one top-down pass."""
+    rank = 0
+    for level in range(inputs.level_zeros.shape[0]):
+        word = inputs.directory[level, position >> 6, 0]
+        zeros = _zeros_before(inputs.directory, level, position)
+        if (word >> np.uint64(position & 63)) & _ONE == 0:
+            position = zeros
+            rank = 2 * rank
+        else:
+            position = inputs.level_zeros[level] + position - zeros
+            rank = 2 * rank + 1
+    return rank
+
+
+@njit(refcounts=False)
+def _side_mad(inputs, start, stop, center, above):
+    """Median distance from ``center`` of the window's values above it (``above``) or below it
+    (0 if there are none): two order statistics of that side, the double MAD's half."""
+    if above:
+        first = _count_below(inputs, start, stop,
+                             _first_rank_at_least(inputs.sorted_values, center, True))
+        size = stop - start - first
+    else:
+        size = _count_below(inputs, start, stop,
+                            _first_rank_at_least(inputs.sorted_values, center, False))
+        first = 0
+    if size == 0:
+        return 0.0
+    lower, upper = _two_order_values(inputs, start, stop, first + (size - 1) // 2,
+                                     first + size // 2)
+    if above:
+        lower, upper = lower - center, upper - center
+    else:
+        lower, upper = center - lower, center - upper
+    return lower if size % 2 == 1 else (lower + upper) / 2.0
+
+
 class WaveletQueryInputs(NamedTuple):
     directory: np.ndarray  #: the fields of the :class:`WaveletMatrix`
     level_zeros: np.ndarray
     sorted_values: np.ndarray  #: valid values in ascending order (rank -> value)
     valid_before: np.ndarray  #: int64[n + 1], number of valid values before each tick
+
+
+#: The ``deviation`` choices of :func:`wavelet_median_mad`, in the order of ``QueryWindow.deviation``.
+_DEVIATIONS = ("mad", "nonzero", "side")
 
 
 class MedianMad(NamedTuple):
@@ -290,13 +335,14 @@ class MedianMad(NamedTuple):
 class QueryWindow(NamedTuple):
     window: int  #: window length in ticks
     min_periods: int  #: fewest valid values for an output
-    nonzero: bool  #: the non-zero MAD (:func:`_nonzero_mad`) instead of the MAD
+    deviation: int  #: 0 the MAD, 1 the non-zero MAD (:func:`_nonzero_mad`), 2 the side MAD of the
+    #: tick's own value (:func:`_side_mad`: above the median if it is not below)
 
 
 @per_tick
 def wavelet_query(tick, inputs: WaveletQueryInputs, outputs: MedianMad, params: QueryWindow):
-    """Median and MAD (or non-zero MAD) of the trailing window of ``tick`` (NaN below
-    ``min_periods`` values)."""
+    """Median and MAD (or non-zero or side MAD) of the trailing window of ``tick`` (NaN below
+    ``min_periods`` values; the side MAD is NaN where the tick's own value is)."""
     start = inputs.valid_before[max(0, tick - params.window + 1)]
     stop = inputs.valid_before[tick + 1]
     if stop - start < params.min_periods:
@@ -305,14 +351,20 @@ def wavelet_query(tick, inputs: WaveletQueryInputs, outputs: MedianMad, params: 
         return
     center = _window_median(inputs, start, stop)
     outputs.median[tick] = center
-    if params.nonzero:
+    if params.deviation == 2:
+        if inputs.valid_before[tick] == stop:  # the tick itself has no value
+            outputs.mad[tick] = np.nan
+        else:
+            value = inputs.sorted_values[_symbol_at(inputs, stop - 1)]
+            outputs.mad[tick] = _side_mad(inputs, start, stop, center, value >= center)
+    elif params.deviation == 1:
         outputs.mad[tick] = _nonzero_mad(inputs, start, stop, center)
     else:
         outputs.mad[tick] = _deviation_median(inputs, start, stop, center, 0, stop - start)
 
 
 def wavelet_median_mad(matrix, sorted_values, valid_before, window, min_periods, xp=np,
-                       target="cpu", nonzero=False):
+                       target="cpu", deviation="mad"):
     """Median and MAD of every trailing window, one independent query per tick.
 
     Parameters
@@ -331,9 +383,12 @@ def wavelet_median_mad(matrix, sorted_values, valid_before, window, min_periods,
         Owner of the arrays.
     target : {"cpu", "gpu"}
         ``"gpu"``: a CUDA kernel, one thread per tick; ``"cpu"``: the same body in a loop.
-    nonzero : bool, default False
-        Return the non-zero MAD instead of the MAD: the median of the deviations ``|x - median|``
-        of the window's values that are neither 0 nor the median (0 where there are none).
+    deviation : {"mad", "nonzero", "side"}, default "mad"
+        What ``mad`` holds: the MAD; the non-zero MAD, the median of ``|x - median|`` over the
+        window's values that are neither 0 nor the median (0 where there are none); or the side
+        MAD of the tick's own value ``v``, the median of ``x - median`` over the values above the
+        median if ``v >= median``, else of ``median - x`` over those below (0 where there are
+        none; NaN where ``v`` is NaN): one half of the double MAD.
 
     Returns
     -------
@@ -344,5 +399,5 @@ def wavelet_median_mad(matrix, sorted_values, valid_before, window, min_periods,
     inputs = WaveletQueryInputs(**matrix._asdict(), sorted_values=sorted_values,
                                 valid_before=valid_before)
     wavelet_query(tick_count, inputs, outputs,
-                  QueryWindow(int(window), int(min_periods), bool(nonzero)), target)
+                  QueryWindow(int(window), int(min_periods), _DEVIATIONS.index(deviation)), target)
     return outputs

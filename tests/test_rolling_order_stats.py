@@ -289,10 +289,39 @@ def test_nonzero_mad_is_exact_on_both_bodies(kind, window):
     else:
         values = make_series(kind, seed=16)
     median, nonzero = reference.rolling_median_nonzero_mad(values, window, 1)
-    assert_same(rolling_median_mad_wavelet(values, window, 1, nonzero=True), (median, nonzero))
+    assert_same(rolling_median_mad_wavelet(values, window, 1, deviation="nonzero"),
+                (median, nonzero))
     z, scale = robust_z(values, window, 1, return_scale=True)
     np.testing.assert_array_equal(scale, np.where(np.isnan(values), np.nan, MAD_TO_SIGMA * nonzero))
     np.testing.assert_array_equal(z, (values - median) / (MAD_TO_SIGMA * nonzero + 1e-12))
+
+
+@pytest.mark.parametrize("kind", KINDS + ["half_zero"])
+@pytest.mark.parametrize("window", [1, 2, 3, 16, 51, SIZE + 7])
+def test_double_mad_is_exact_on_both_bodies(kind, window):
+    """The side MAD of each tick's value equals the reference; scale="double_mad" divides by it."""
+    values = _half_zero_series() if kind == "half_zero" else make_series(kind, seed=22)
+    median, side = reference.rolling_median_side_mad(values, window, 1)
+    assert_same(rolling_median_mad_wavelet(values, window, 1, deviation="side"), (median, side))
+    z, scale = robust_z(values, window, 1, scale="double_mad", return_scale=True)
+    np.testing.assert_array_equal(scale, MAD_TO_SIGMA * side)
+    np.testing.assert_array_equal(z, (values - median) / (MAD_TO_SIGMA * side + 1e-12))
+
+
+def test_double_mad_known_answers():
+    # [0, 1, 2, 10, 30]: median 2; above: 8, 28 -> 18; below: 2, 1 -> 1.5
+    values = np.array([0.0, 1.0, 2.0, 10.0, 30.0])
+    for end, expected in ((4, 18.0), (3, 18.0)):   # 30 and 10 are above the median
+        window = values[: end + 1] if end == 4 else np.array([0.0, 1.0, 2.0, 30.0, 10.0])
+        _, scale = robust_z(window, 5, 5, scale="double_mad", return_scale=True)
+        assert scale[4] == MAD_TO_SIGMA * expected
+    _, scale = robust_z(np.array([2.0, 10.0, 30.0, 1.0, 0.0]), 5, 5, scale="double_mad",
+                        return_scale=True)
+    assert scale[4] == MAD_TO_SIGMA * 1.5              # 0 is below the median
+    # zero-inflated: median 0, the values above it are the non-zero ones: the non-zero MAD's
+    values = np.array([0.0, 0.0, 0.0, 2.0, 5.0])
+    np.testing.assert_array_equal(robust_z(values, 5, 5, scale="double_mad")[4],
+                                  robust_z(values, 5, 5)[4])
 
 
 def test_nonzero_mad_known_answers():
@@ -383,9 +412,9 @@ _SIMULATOR_SCRIPT = textwrap.dedent(
                                   robust_z(values, 33, 3, device="cpu"))
     for kind, window in (("constant_runs", 60), ("integer_ties", 17), ("normal_gaps", 200)):
         values = make_series(kind, size=240, seed=13)  # non-zero MAD: zeros and ties left out
-        for nonzero in (False, True):
-            for got, want in zip(rolling_median_mad_wavelet(values, window, 2, np, "gpu", nonzero),
-                                 rolling_median_mad_wavelet(values, window, 2, np, "cpu", nonzero)):
+        for deviation in ("mad", "nonzero", "side"):
+            for got, want in zip(rolling_median_mad_wavelet(values, window, 2, np, "gpu", deviation),
+                                 rolling_median_mad_wavelet(values, window, 2, np, "cpu", deviation)):
                 np.testing.assert_array_equal(got, want)
     values = make_series("constant_runs", size=300, seed=12) + 1e5
     for window, origin in ((20, 0), (150, 45)):  # inside one block / across blocks
@@ -504,9 +533,9 @@ def test_gpu_nonzero_mad_and_z_equal_cpu_exactly(window):
     values[np.random.default_rng(18).random(values.size) < 0.9] = 0.0
     values[1_000_000:] = np.where(np.random.default_rng(19).random(1_000_000) < 0.5, 0.0,
                                   np.abs(values[1_000_000:]))
-    on_gpu = rolling_median_mad_wavelet(cupy.asarray(values), window, 100, cupy, "gpu", True)
+    on_gpu = rolling_median_mad_wavelet(cupy.asarray(values), window, 100, cupy, "gpu", "nonzero")
     assert_same([result.get() for result in on_gpu],
-                rolling_median_mad_wavelet(values, window, 100, np, "cpu", True))
+                rolling_median_mad_wavelet(values, window, 100, np, "cpu", "nonzero"))
     z_gpu = robust_z(cupy.asarray(values), window, 100)
     assert isinstance(z_gpu, cupy.ndarray)
     np.testing.assert_allclose(z_gpu.get(), robust_z(values, window, 100), rtol=GPU_FLOAT_RTOL,
