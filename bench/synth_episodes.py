@@ -6,7 +6,7 @@ Usage: ``python bench/synth_episodes.py [--format binance-ws] [--symbol BTCUSDT]
 Synthesizes, ingests, computes the features with the current engine (``compute_features``, default
 parameters) and prints, per planted episode and then per kind (median): peak impact notional per
 second (impact trades of the episode's side, 1 s windows), impact trades per second at peak, peak
-LPI of the episode's side, OI change over the label, liquidation notional inside the label, spread
+LPI of the episode's side and its peak z(FSI) and z(LDR), OI change over the label, liquidation notional inside the label, spread
 (median, bps) and band depth over the push relative to the 10 minutes before, and the share of the
 move that reverted by the label's end.
 """
@@ -54,6 +54,10 @@ def _peak_per_second(ts: np.ndarray, values: np.ndarray, start: int, end: int) -
     return float(np.bincount((ts[inside] - start) // NS, weights=values[inside]).max())
 
 
+def _peak(values: np.ndarray) -> float:
+    return float(np.nanmax(values)) if np.isfinite(values).any() else np.nan
+
+
 def measure(store: TickStore, symbol: str, labels: pd.DataFrame, features: pd.DataFrame,
             params: FeatureParams) -> pd.DataFrame:
     """One row of figures per label of ``symbol`` (see the module docstring)."""
@@ -73,6 +77,7 @@ def measure(store: TickStore, symbol: str, labels: pd.DataFrame, features: pd.Da
         extreme = mids[np.argmax(sign * mids)]
         spread_bps = features["spread"].to_numpy() / mid * 1e4
         depth = features["depth_bid" if sign < 0 else "depth_ask"].to_numpy()
+        suffix = "" if sign < 0 else "_up"
         lpi = features["lpi_down" if sign < 0 else "lpi_up"].to_numpy()
         row = {
             "kind": label.kind + ("/violent" if getattr(label, "violent", False) else ""),
@@ -82,7 +87,9 @@ def measure(store: TickStore, symbol: str, labels: pd.DataFrame, features: pd.Da
             "impact_trades_per_s": _peak_per_second(side.ts.to_numpy(), np.ones(len(side)),
                                                     label.ts_start, label.ts_end),
             "impact_trades": int(((side.ts >= label.ts_start) & (side.ts <= label.ts_end)).sum()),
-            "peak_lpi": float(np.nanmax(lpi[inside])) if np.isfinite(lpi[inside]).any() else np.nan,
+            "peak_lpi": _peak(lpi[inside]),
+            "peak_z_fsi": _peak(features["z_fsi" + suffix].to_numpy()[inside]),
+            "peak_z_ldr": _peak(features["z_ldr" + suffix].to_numpy()[inside]),
             "move_bps": sign * (extreme / start_mid - 1) * 1e4,
             "reverted": (extreme - end_mid) / (extreme - start_mid),
             "spread_bps": float(np.nanmedian(spread_bps[inside])),

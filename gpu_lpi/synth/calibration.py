@@ -43,6 +43,10 @@ Symbols not in the captures (SOLUSDT, BNBUSDT, XRPUSDT, DOGEUSDT, ETHUSD_PERP) r
 *not* measured (see :data:`MARKETS`). Open interest, mark price and liquidations are not in the
 captures: their constants are nominal (OI of a few billion USD for BTC in August 2024, funding near
 1e-4 per 8 h, an OI REST poll every 5 s, mark price every 1 s, at most one ``forceOrder`` per second).
+Nor are the planted episodes: their sizes, durations, sweep rates and liquidity responses
+(:mod:`.episodes`, the sweep and shock constants of :mod:`.market`) are nominal, chosen so that a
+violent informed repricing moves as much flow through the book as a cascade and differs only by
+its mechanism; ``bench/synth_episodes.py`` measures them as the engine sees them (``bench/RESULTS.md``).
 """
 
 from __future__ import annotations

@@ -19,10 +19,11 @@ the move lasts), never the size:
   rises by 1-3 %, no liquidation order prints. Flow is persistent (pressure rises over the first
   sixth of the push, stays full, falls over the last sixth) rather than peaking mid-push. Makers
   learn instead of withdrawing: a sweep leaves a short liquidity shock (half a cascade's at most,
-  decaying within seconds, :data:`INFORMED_SHOCK` / :data:`INFORMED_RECOVERY_MS` in
-  :mod:`.market`) and they re-post the swept band at the new price within a second. The move is
-  permanent and continues by 5-15 % of the push over ``revert_tau_s`` (``revert`` < 0); the label
-  spans the push and three such time constants.
+  decaying within seconds: ``INFORMED_SHOCK``, ``INFORMED_RECOVERY_MS`` in :mod:`.market`) and
+  within a second they re-post the swept levels near the touch (out to ``REPOST_REACH``, 7.5 bps)
+  at the new price; a cascade's book refills only through the ordinary limit-order flow, thinned
+  while the stress lasts. The move is permanent and continues by 5-15 % of the push over
+  ``revert_tau_s`` (``revert`` < 0); the label spans the push and three such time constants.
 * **informed, calm**: for 60-300 s a persistent one-sided flow moves the price by 0.4-1.0 % and the
   move stays; open interest rises by 0.2-1 %, no sweeps, no liquidation prints, depth stays normal.
   The label spans the push.

@@ -128,8 +128,8 @@ def synthesize(out_dir, fmt: str, symbols, start: date, days: int, seed: int, ra
         Seed; the same arguments give byte-identical files.
     rate_scale : float, default 1.0
         Multiplier of the book and trade event rates (1 = calibrated on real captures; 0.01 makes a
-        day small enough for tests). Mark price, open-interest polls and liquidations keep their
-        clocks.
+        day small enough for tests). Mark price, open-interest polls and the sweeps of violent
+        episodes (liquidations, informed block orders) keep their clocks.
     progress : bool, default False
         Show a progress bar.
 
