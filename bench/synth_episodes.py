@@ -6,9 +6,9 @@ Usage: ``python bench/synth_episodes.py [--format binance-ws] [--symbol BTCUSDT]
 Synthesizes, ingests, computes the features with the current engine (``compute_features``, default
 parameters) and prints, per planted episode and then per kind (median): peak impact notional per
 second (impact trades of the episode's side, 1 s windows), impact trades per second at peak, peak
-LPI of the episode's side and its peak z(FSI) and z(LDR), OI change over the label, liquidation notional inside the label, spread
-(median, bps) and band depth over the push relative to the 10 minutes before, and the share of the
-move that reverted by the label's end.
+LPI of the episode's side and its peak z(FSI) and z(LDR), OI change over the label, liquidation
+notional inside the label, spread (median, bps) and band depth over the label relative to the 10
+minutes before, and the share of the move that reverted by the label's end.
 """
 
 from __future__ import annotations
