@@ -57,9 +57,11 @@ class FeatureParams:
         OI flush amplifier κ of ``g(ΔOI) = 1 + κ·tanh(ΔOI/σ_ΔOI)``; in [0, 1] so that g >= 0.
     z_fsi_hi, z_oi_hi : float, default 2.0, 1.5
         FORCED-state thresholds on z(FSI) and z(ΔOI) (spec §8.3).
-    z_liq_hi : float, default 3.0
-        A liquidation-feed spike: z of the side's liquidation notional above this confirms forced
-        flow like an OI flush does (spec §8.3 "or liquidation feed spike").
+    z_liq_hi : float, default 1.0
+        A liquidation-feed spike: z of the side's liquidation notional (over the flow window) above
+        this confirms forced flow (spec §8.3 "or liquidation feed spike"; the feed, where there is
+        one, comes first: see :mod:`gpu_lpi.signals`). Under the default non-zero scale a typical
+        window holding liquidations has z ≈ 0.7, so 1 means "more than a typical liquidation burst".
     z_proxy_hi : float, default 2.0
         Without OI and liquidation feeds, forced flow is confirmed by a liquidity shock,
         z(LDR) above this (z(Π) where the book has no depth); see :mod:`gpu_lpi.signals`.
@@ -116,7 +118,7 @@ class FeatureParams:
         in :mod:`gpu_lpi.lpi`): ``"nonzero_mad"`` = 1.4826 × the median of the deviations from the
         window's median of its values that are neither 0 nor the median (unit scale on sparse flow
         features too); ``"double_mad"`` = 1.4826 × the MAD of the tick's side of the median
-        (about 5 times cheaper on the CPU); ``"mad"`` = the spec's plain ``1.4826·MAD + ε``;
+        (selectable, not the default); ``"mad"`` = the spec's plain ``1.4826·MAD + ε``;
         ``"mad_std_floor"`` = the former default, the MAD floored at ``std_floor_ratio`` × the
         window's standard deviation.
     flow_window_s : float, default 2
@@ -155,7 +157,7 @@ class FeatureParams:
     kappa: float = 0.5
     z_fsi_hi: float = 2.0
     z_oi_hi: float = 1.5
-    z_liq_hi: float = 3.0
+    z_liq_hi: float = 1.0
     z_proxy_hi: float = 2.0
     state_hold_s: float = 30.0
     divergence_min_s: float = 1.0

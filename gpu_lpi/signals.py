@@ -7,14 +7,16 @@ history ticks included) and adds:
 =====================  =========================================================================
 forced_down, forced_up FORCED state of each side (bool): its confirmation held at some tick of the
                        last ``state_hold_s``
-state (int8)           of the *active side* (the side with the larger LPI): 1 FORCED, 0 INFORMED,
-                       -1 warming up (its z(FSI) or LPI unknown)
+state (int8)           of the *active side* (the side whose episode starts at the tick, else the
+                       side with the larger LPI): 1 FORCED, 0 INFORMED, -1 warming up (its z(FSI)
+                       or LPI unknown)
 side (int8)            active side: -1 down (sell cascade), +1 up (buy squeeze), 0 unknown
 cond_panic, ...        the five exhaustion conditions of the active side (bool): ``cond_panic``,
                        ``cond_rollover``, ``cond_oi_flush``, ``cond_liquidity``, ``cond_divergence``
 exhaustion (bool)      all five (spec §8.4)
-event (bool)           an episode starts: the active side's price pattern (panic, rollover,
-                       liquidity, divergence) holds and did not in the ``refractory_s`` before
+event (bool)           an episode starts: a side's price pattern (panic, rollover, liquidity,
+                       divergence) holds and did not in the ``refractory_s`` before (episodes
+                       are per side: a bounce inside a sell cascade does not mask its exhaustion)
 dir (int8)             ``-side``: the fade of the active side's move (+1 buy after a sell cascade)
 sigma                  realized volatility over the time stop (fraction of price): σ of sizing
 target_w               Mode A target (spec §4.2): opened at an event that is FORCED and exhausted,
@@ -27,8 +29,11 @@ exit_reason (int8)     0, or at the tick a position closes: 1 LPI exit, 2 time s
 Decisions where the spec is open, each measured in bench/RESULTS.md:
 
 * **Confirmation of forced flow** (spec §4.1, §8.3): ``z(FSI) > z_fsi_hi`` and, by the feeds the
-  symbol has, ``z(ΔOI) > z_oi_hi`` (OI), a liquidation spike ``z(liq) > z_liq_hi`` (liquidations),
-  either (both). Without either feed the spec's fallback ("persistent one-sided order flow without
+  symbol has, a liquidation spike ``z(liq) > z_liq_hi`` where a liquidation feed exists (spec §1.1:
+  explicit liquidation data is primary, inference a fallback), else ``z(ΔOI) > z_oi_hi`` (OI). With
+  both feeds OI still confirms the exhaustion (``cond_oi_flush``): open interest moves for many
+  reasons (a repricing's new positions, hedges, expiries), and a small OI dip during an informed
+  repricing's sweeps would otherwise make it FORCED. Without either feed the spec's fallback ("persistent one-sided order flow without
   OI drops → INFORMED") cannot separate a cascade from a repricing -- both are one-sided. The proxy
   is the mechanism that does: forced sellers are price-insensitive and hit a book that market
   makers are withdrawing from, so a cascade's impact flow comes with a *liquidity shock*,
@@ -80,21 +85,20 @@ INT8_COLUMNS = frozenset({"state", "side", "dir", "exit_reason"})
 STATE_FORCED, STATE_INFORMED, STATE_WARMING = 1, 0, -1
 #: State paths (run.json ``state_path``) by the feeds a symbol has.
 _PATHS = {kernels.CONFIRM_OI: "oi", kernels.CONFIRM_LIQUIDATIONS: "liquidations",
-          kernels.CONFIRM_BOTH: "oi+liquidations", kernels.CONFIRM_PROXY: "proxy"}
+          kernels.CONFIRM_PROXY: "proxy"}
 
 
 def confirm_path(has_oi: bool, has_liquidations: bool) -> int:
-    """The :mod:`kernels.signals` ``CONFIRM_*`` code of a symbol's feeds."""
-    if has_oi and has_liquidations:
-        return kernels.CONFIRM_BOTH
-    if has_oi:
-        return kernels.CONFIRM_OI
-    return kernels.CONFIRM_LIQUIDATIONS if has_liquidations else kernels.CONFIRM_PROXY
+    """The :mod:`kernels.signals` ``CONFIRM_*`` code of a symbol's feeds: the liquidation feed
+    where there is one (spec §1.1: explicit liquidation data first), else OI, else the proxy."""
+    if has_liquidations:
+        return kernels.CONFIRM_LIQUIDATIONS
+    return kernels.CONFIRM_OI if has_oi else kernels.CONFIRM_PROXY
 
 
 def state_path(has_oi: bool, has_liquidations: bool, has_depth: bool) -> str:
-    """How a symbol's FORCED state is confirmed: ``oi``, ``liquidations``, ``oi+liquidations``, or
-    ``proxy (liquidity shock: z(LDR))`` / ``proxy (impact per dollar: z(Π))`` without depth."""
+    """How a symbol's FORCED state is confirmed: ``liquidations``, ``oi``, or ``proxy (liquidity
+    shock: z(LDR))`` / ``proxy (impact per dollar: z(Π))`` without depth."""
     path = _PATHS[confirm_path(has_oi, has_liquidations)]
     if path != "proxy":
         return path
@@ -138,7 +142,15 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
         sides[side] = outputs
     down, up = sides[-1.0], sides[1.0]
     lpi_down, lpi_up = columns["lpi_down"], columns["lpi_up"]
-    is_down = (lpi_down >= lpi_up) | (xp.isnan(lpi_up) & ~xp.isnan(lpi_down))
+    refractory = kernels.Refractory(int(round(params.refractory_s * 1000 / params.tick_ms)))
+    events = {}
+    for side, conditions in ((-1.0, down), (1.0, up)):
+        starts = empty_record(kernels.EpisodeStarts, count, xp)
+        kernels.episode_starts(count, kernels.Candidates(conditions.candidate), starts, refractory, target)
+        events[side] = starts.event == 1.0
+    # the active side: the side of an event where one starts, else the side with the larger LPI
+    larger = (lpi_down >= lpi_up) | (xp.isnan(lpi_up) & ~xp.isnan(lpi_down))
+    is_down = xp.where(events[-1.0] != events[1.0], events[-1.0], larger)
     known = ~(xp.isnan(lpi_down) & xp.isnan(lpi_up))
 
     def active(name):
@@ -154,11 +166,7 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
     for name in CONDITIONS:
         columns[name] = active(name.removeprefix("cond_")) & known
     candidate = active("candidate") & known
-    starts = empty_record(kernels.EpisodeStarts, count, xp)
-    kernels.episode_starts(count, kernels.Candidates(candidate.astype(np.float64)), starts,
-                           kernels.Refractory(int(round(params.refractory_s * 1000 / params.tick_ms))),
-                           target)
-    columns["event"] = starts.event == 1.0
+    columns["event"] = xp.where(is_down, events[-1.0], events[1.0])
     columns["exhaustion"] = candidate & columns["cond_oi_flush"]
     columns["dir"] = (-columns["side"]).astype(np.int8)
     columns["sigma"] = _sigma(columns["rv"], params, target, block_origin)

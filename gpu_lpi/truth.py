@@ -4,10 +4,13 @@
 :func:`score_events` answers, for a run on generated data: do Mode A's events (FORCED and exhausted,
 what the strategy trades) fall inside planted forced episodes (precision) and find them (recall)?
 Does any of them fade an informed repricing? Are their markouts positive, and those of informed
-events not?
+events not? :func:`planted_truth_trial` runs the whole chain (synth, ingest, run, score) once.
 """
 
 from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,3 +75,49 @@ def score_events(events: pd.DataFrame, labels: pd.DataFrame, horizon_s: float) -
         "informed_events": int(len(informed)),
         "informed_markout_bps": float(np.nanmean(informed[column])) if len(informed) else None,
     }
+
+
+#: Store tables of a trial "without OI and liquidations" (the no-feed proxy path).
+WITHOUT_FEEDS = ("trades", "agg_trades", "book_ticker", "depth_diff", "book_levels", "depth_bands",
+                 "funding")
+
+
+def planted_truth_trial(work: Path, fmt: str, seed: int, symbols=("BTCUSDT",), days: int = 1,
+                        rate_scale: float = 0.05, params: dict | None = None, tables=None,
+                        device: str = "cpu") -> dict:
+    """Generate a market, ingest it, run the job and score its events against the planted labels.
+
+    Parameters
+    ----------
+    work : Path
+        A fresh folder for the raw files, the store and the run.
+    fmt : {"binance-ws", "tardis"}
+    seed, symbols, days, rate_scale
+        As ``gpu-lpi synth``.
+    params : dict, optional
+        The job's ``[params]``.
+    tables : iterable of str, optional
+        Store only these tables (e.g. :data:`WITHOUT_FEEDS`: no OI, no liquidations).
+    device : str
+
+    Returns
+    -------
+    dict
+        :func:`score_events` at the study's answer horizon, with ``state_path`` per symbol.
+    """
+    from gpu_lpi.ingest import ingest
+    from gpu_lpi.run import run_job
+    from gpu_lpi.synth import synthesize
+
+    start = date(2024, 8, 5)
+    raw, store = work / "raw", work / "store"
+    synthesize(raw, fmt, list(symbols), start, days, seed, rate_scale=rate_scale)
+    files = sorted(p for p in raw.rglob("*") if p.is_file() and p.name != "labels.parquet")
+    ingest(files, fmt, store, tables=tables)
+    spec = {"data": {"store": str(store), "symbols": list(symbols), "start": start.isoformat(),
+                     "end": (start + timedelta(days=days - 1)).isoformat()},
+            "params": dict(params or {})}
+    result = run_job(spec, out=work / "run", device=device)
+    score = score_events(result.events(), pd.read_parquet(raw / "labels.parquet"),
+                         result.answer["horizon_s"])
+    return {**score, "state_path": result.state_path}

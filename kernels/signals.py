@@ -26,7 +26,7 @@ import numpy as np
 from kernels.per_tick import per_tick
 
 #: ``confirm_path`` values: what confirms that impact flow is forced (spec §4.1, §8.3).
-CONFIRM_OI, CONFIRM_LIQUIDATIONS, CONFIRM_BOTH, CONFIRM_PROXY = 0, 1, 2, 3
+CONFIRM_OI, CONFIRM_LIQUIDATIONS, CONFIRM_PROXY = 0, 1, 2
 #: ``exit_reason`` values of :func:`mode_a_positions`.
 EXIT_NONE, EXIT_LPI, EXIT_TIME, EXIT_SIGMA = 0, 1, 2, 3
 
@@ -71,10 +71,10 @@ class SideParams(NamedTuple):
 def side_conditions(i, inputs: SideInputs, outputs: SideConditions, params: SideParams):
     """State and exhaustion conditions of one side at tick ``i`` (spec §3.1, §4.1, §8.3–8.4).
 
-    * FORCED: ``z(FSI) > z_fsi_hi`` and a confirmation of forced flow: ``z(ΔOI) > z_oi_hi`` (OI
-      feed), a liquidation spike ``z(liq) > z_liq_hi`` (liquidation feed), either of them (both
-      feeds), or, with neither feed, the proxy: a liquidity shock ``z(LDR) > z_proxy_hi`` (``z(Π)``
-      where the book has no depth).
+    * FORCED: ``z(FSI) > z_fsi_hi`` and a confirmation of forced flow: a liquidation spike
+      ``z(liq) > z_liq_hi`` where a liquidation feed exists, else ``z(ΔOI) > z_oi_hi`` (OI feed),
+      else the proxy: a liquidity shock ``z(LDR) > z_proxy_hi`` (``z(Π)`` where the book has no
+      depth).
     * panic ``LPI_t > lpi_hi``; rollover ``LPI_{t-j} < LPI_{t-j-1}`` for ``j = 0..K-1``; OI flush
       ``z(ΔOI_t) > z_oi_hi``; liquidity reformation ``z(LDR_t) < z(LDR_{t-K})``; divergence: for
       every ``τ`` in ``[divergence_first, divergence_last]`` ticks, the mid is beyond its value
@@ -86,13 +86,10 @@ def side_conditions(i, inputs: SideInputs, outputs: SideConditions, params: Side
     z_fsi = inputs.z_fsi[i]
     outputs.warm[i] = 0.0 if (math.isnan(level) or math.isnan(z_fsi)) else 1.0
     oi_high = inputs.z_doi[i] > params.z_oi_hi
-    liq_high = inputs.z_liq[i] > params.z_liq_hi
-    if params.confirm_path == CONFIRM_OI:
+    if params.confirm_path == CONFIRM_LIQUIDATIONS:
+        confirmed = inputs.z_liq[i] > params.z_liq_hi
+    elif params.confirm_path == CONFIRM_OI:
         confirmed = oi_high
-    elif params.confirm_path == CONFIRM_LIQUIDATIONS:
-        confirmed = liq_high
-    elif params.confirm_path == CONFIRM_BOTH:
-        confirmed = oi_high or liq_high
     elif params.has_depth == 1:
         confirmed = inputs.z_ldr[i] > params.z_proxy_hi
     else:

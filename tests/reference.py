@@ -144,12 +144,10 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
         out = {name: [False] * n for name in ("forced", "panic", "rollover", "oi_flush", "liquidity",
                                               "divergence", "candidate", "warm")}
         for i in range(n):
-            if has_oi and has_liquidations:
-                confirmed = above(columns["z_doi"][i], params.z_oi_hi) or above(z_liq[i], params.z_liq_hi)
+            if has_liquidations:
+                confirmed = above(z_liq[i], params.z_liq_hi)
             elif has_oi:
                 confirmed = above(columns["z_doi"][i], params.z_oi_hi)
-            elif has_liquidations:
-                confirmed = above(z_liq[i], params.z_liq_hi)
             else:
                 proxy = z_ldr[i] if has_depth else columns["z_pi"][i]
                 confirmed = above(proxy, params.z_proxy_hi)
@@ -174,18 +172,22 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
         flags[:] = [any(flags[max(0, i - hold + 1):i + 1]) for i in range(n)]
     result = {name: [] for name in ("state", "side", "candidate", "oi_flush", "event", "target_w")}
     refractory = int(round(params.refractory_s * 1000 / params.tick_ms))
+    for chosen in (down, up):
+        chosen["event"] = [chosen["candidate"][i] and not any(chosen["candidate"][max(0, i - refractory):i])
+                           for i in range(n)]
     for i in range(n):
         a, b = columns["lpi_down"][i], columns["lpi_up"][i]
         known = not (math.isnan(a) and math.isnan(b))
-        is_down = (not math.isnan(a)) and (math.isnan(b) or a >= b)
+        if down["event"][i] != up["event"][i]:
+            is_down = down["event"][i]
+        else:
+            is_down = (not math.isnan(a)) and (math.isnan(b) or a >= b)
         chosen = down if is_down else up
         result["side"].append((-1 if is_down else 1) if known else 0)
         result["state"].append((1 if chosen["forced"][i] else 0) if (known and chosen["warm"][i]) else -1)
         result["candidate"].append(known and chosen["candidate"][i])
         result["oi_flush"].append(known and chosen["oi_flush"][i])
-    for i in range(n):
-        result["event"].append(result["candidate"][i]
-                               and not any(result["candidate"][max(0, i - refractory):i]))
+        result["event"].append(chosen["event"][i])
     time_stop = max(1, round(params.time_stop_s * 1000 / params.tick_ms))
     position = None    # (entry tick, dir, weight, entry mid, entry sigma)
     for i in range(n):

@@ -130,7 +130,7 @@ def test_prefix_invariance_and_start_invariance():
 
 
 def test_state_paths_and_mode_b_loading():
-    assert state_path(True, True, True) == "oi+liquidations"
+    assert state_path(True, True, True) == "liquidations" and state_path(True, False, True) == "oi"
     assert state_path(False, False, True).startswith("proxy (liquidity shock")
     assert state_path(False, False, False).startswith("proxy (impact per dollar")
     assert load_mode_b("flat") is None

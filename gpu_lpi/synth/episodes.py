@@ -8,11 +8,16 @@ the move lasts), never the size:
 
 * **forced** (a long-liquidation cascade for side ``down``, a short squeeze for ``up``): for
   ``push_s`` seconds (20-120 s) liquidation orders and aggressive flow push the price by ``move``
-  (0.6-1.5 %) along a smoothstep path, whose speed peaks mid-way and dies out (selling exhausts).
-  Liquidation orders (1.5-4 per second at peak pressure) sweep 5-25 bps of the book at one
-  timestamp and print ``forceOrder`` messages. Liquidity withdraws (thinner depth, wider spread) in
-  proportion to the pressure and stays withdrawn to the end of the push; open interest falls by
-  1-3 % (positions are closed). Then ``revert`` (30-70 %) of the move comes back with time constant
+  (0.6-1.5 %). A cascade is self-exciting: each liquidation moves the price to the next positions'
+  liquidation levels, so the pressure *accelerates* (``(u/a)²`` over the push fraction ``u`` up to
+  ``a`` = :data:`CASCADE_PEAK`) and collapses when the queue of liquidations runs dry (``((1 −
+  u)/(1 − a))²`` after the peak): selling exhausts abruptly, with most of the move done. The price
+  moves with the flow (its offset is the pressure's running integral). Liquidation orders (1.5-4
+  per second at peak pressure) sweep 5-25 bps of the book at one timestamp and print ``forceOrder``
+  messages. Liquidity withdraws (thinner depth, wider spread) with the intensity of the flow, is
+  fully withdrawn at the peak, and reforms as the flow collapses, while the last liquidations still
+  push the price to new extremes. Open interest falls by 1-3 % (positions are closed), along
+  the same running integral. Then ``revert`` (30-70 %) of the move comes back with time constant
   ``revert_tau_s`` (10-40 s). The label spans the push and three reversion time constants.
 * **informed, violent** (``violent``): the push, move, flow and sweeps of a cascade (same ranges,
   same sweep law), but the sweeps are block orders of traders opening positions: open interest
@@ -70,6 +75,8 @@ VIOLENT_INFORMED_SHARE = 0.5
 DAY_MARGIN_MS = 15 * 60_000
 #: Revert phases last this many reversion time constants inside the label.
 REVERT_SPAN_TAUS = 3.0
+#: Push fraction at which a cascade's pressure peaks (then collapses: the liquidations run dry).
+CASCADE_PEAK = 0.85
 
 
 def _push(rng: np.random.Generator) -> tuple[int, float, float]:
@@ -147,14 +154,32 @@ def _smoothstep(u):
 
 
 @njit
+def _cascade_progress(u):
+    """Share of a cascade's move done at push fraction ``u``: the running integral of its
+    pressure (:func:`pressure`), normalised to 1 at the end of the push."""
+    u = min(max(u, 0.0), 1.0)
+    if u <= CASCADE_PEAK:
+        return CASCADE_PEAK * (u / CASCADE_PEAK) ** 3
+    rest = (1.0 - u) / (1.0 - CASCADE_PEAK)
+    return CASCADE_PEAK + (1.0 - CASCADE_PEAK) * (1.0 - rest * rest * rest)
+
+
+@njit
+def _push_progress(episode, t_ms):
+    """Share of the episode's push done at ``t_ms``: a cascade's running pressure integral, a
+    smoothstep for informed flow."""
+    u = (t_ms - episode.start_ms) / max(episode.push_end_ms - episode.start_ms, 1)
+    return _cascade_progress(u) if episode.kind == KIND_FORCED else _smoothstep(u)
+
+
+@njit
 def price_offset(episode, t_ms):
     """Log-price offset that the episode adds to the fair price at ``t_ms`` (0 before it starts)."""
     if t_ms <= episode.start_ms:
         return 0.0
     push = episode.direction * episode.move
-    span = max(episode.push_end_ms - episode.start_ms, 1)
     if t_ms <= episode.push_end_ms:
-        return push * _smoothstep((t_ms - episode.start_ms) / span)
+        return push * _push_progress(episode, t_ms)
     elapsed = min(t_ms, episode.end_ms) - episode.push_end_ms
     return push * (1.0 - episode.revert * (1.0 - math.exp(-elapsed / episode.revert_tau_ms)))
 
@@ -163,34 +188,34 @@ def price_offset(episode, t_ms):
 def pressure(episode, t_ms):
     """One-sided flow pressure in [0, 1], 0 outside the push.
 
-    Forced flow peaks mid-push and dies out (exhaustion); calm informed flow is steady over the
-    push; violent informed flow is persistent: ``min(1, 2 sin(pi u))`` over the push fraction ``u``.
+    Forced flow accelerates to its peak at :data:`CASCADE_PEAK` of the push and collapses (see the
+    module docstring); calm informed flow is steady over the push; violent informed flow is
+    persistent: ``min(1, 2 sin(pi u))`` over the push fraction ``u``.
     """
     if t_ms <= episode.start_ms or t_ms >= episode.push_end_ms:
         return 0.0
-    shape = math.sin(math.pi * (t_ms - episode.start_ms) / (episode.push_end_ms - episode.start_ms))
+    u = (t_ms - episode.start_ms) / (episode.push_end_ms - episode.start_ms)
     if episode.kind == KIND_FORCED:
-        return shape
-    return min(1.0, 2.0 * shape) if episode.violent == 1 else 1.0
+        if u <= CASCADE_PEAK:
+            return (u / CASCADE_PEAK) ** 2
+        return ((1.0 - u) / (1.0 - CASCADE_PEAK)) ** 2
+    return min(1.0, 2.0 * math.sin(math.pi * u)) if episode.violent == 1 else 1.0
 
 
 @njit
 def liquidity_stress(episode, t_ms):
-    """Liquidity withdrawal in [0, 1] of a forced episode.
-
-    It rises with the pressure over the first half of the push, stays full to the end of the push
-    (the overshoot happens in a thin book) and decays with the reversion time constant afterwards.
+    """Liquidity withdrawal in [0, 1] of a forced episode: makers withdraw with the intensity of the
+    liquidation flow, ``sqrt(pressure)`` (they pull quotes early, before the flow peaks), and return
+    as it collapses (liquidity reforms while the last liquidations still push the price).
     """
-    if episode.kind != KIND_FORCED or t_ms <= episode.start_ms:
+    if episode.kind != KIND_FORCED:
         return 0.0
-    if t_ms < episode.push_end_ms:
-        progress = (t_ms - episode.start_ms) / (episode.push_end_ms - episode.start_ms)
-        return 1.0 if progress >= 0.5 else math.sin(math.pi * progress) ** 0.5
-    return math.exp(-(t_ms - episode.push_end_ms) / episode.revert_tau_ms)
+    return math.sqrt(pressure(episode, t_ms))
 
 
 @njit
 def oi_offset(episode, t_ms):
-    """Open-interest change (fraction of OI) the episode has caused by ``t_ms``."""
-    span = max(episode.push_end_ms - episode.start_ms, 1)
-    return episode.oi_change * _smoothstep((t_ms - episode.start_ms) / span)
+    """Open-interest change (fraction of OI) the episode has caused by ``t_ms`` (along its push)."""
+    if t_ms <= episode.start_ms:
+        return 0.0
+    return episode.oi_change * _push_progress(episode, min(t_ms, episode.push_end_ms))
