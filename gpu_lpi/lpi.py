@@ -11,13 +11,15 @@ Normalization (issue 7, item 1; figures in bench/RESULTS.md, "Robust z calibrati
    continuous data (z ≈ N(0, 1) on normal data) and, on the zero-inflated flow features (FSI,
    Π, liquidations: zero at most ticks, so MAD = 0), the spread of their non-zero values, so a
    typical impact tick has z ≈ 1 whatever the share of zeros, the symbol or W. Still median-
-   centred, exact (wavelet-matrix order statistics and rank counts, one body on both devices),
-   free of look-ahead and chunk-invariant bit for bit. The former ``"mad_std_floor"`` (MAD
+   centred, exact (bit-identical to ``numpy.median`` per window; the CPU's sliding rank-bitset
+   algorithm steps over the left-out values' two rank ranges, the GPU queries a wavelet matrix,
+   and the two agree bit for bit), free of look-ahead and chunk-invariant bit for bit, and on the
+   CPU about as cheap as the plain MAD. The former ``"mad_std_floor"`` (MAD
    floored at 5 % of the window's std) gave a sparse spike ``z ≈ 20·x/σ``, capped near
    ``20·√n``: z grew with W and a single Π tick moved LPI past 3 (issue 7: 3.9 % of calm real
    ticks); it stays selectable. ``"double_mad"`` (each side of the median scaled by its own
    MAD) was measured too: fewer calm exceedances on generated data, more on real ETHUSDT
-   (1.5 % against 0.34 %), 5 times cheaper on the CPU; selectable.
+   (1.5 % against 0.34 %); selectable (a wavelet-matrix query per tick on the CPU too).
 2. ``flow_window_s = 2``: FSI's impact notional (over ``ADV$·T``), Π's return and dollar volume,
    and the liquidation notionals are summed over the trailing 2 s at every tick (directly, in a
    fixed order: :func:`kernels.tick_features.flow_sums`), instead of per 250 ms tick, where they
@@ -40,9 +42,11 @@ sign changes of ΔLPI per second at 0.25–5 s): that decay is z(LDR)'s, a book 
 Known limits. Where a flow feature is 0 at every calm tick of the window (the generated markets
 print no impact trades outside their cascades) its scale comes from the cascade's own values: a
 lone non-zero value has z = 1/1.4826, and the first planted cascade of a day reaches z(FSI) ≈ 2
-only (later ones 3–19); real markets print impact trades in calm stretches too. On the CPU the
-non-zero MAD is a wavelet-matrix query per tick (the sliding path gives the plain MAD only), about
-20–40 µs at W = 2 h on the dev VM: a symbol-day's features take ~100 s there instead of ~18 s.
+only (later ones 3–19); real markets print impact trades in calm stretches too.
+
+Cost. A first version computed the non-zero MAD on the CPU by a wavelet-matrix query per tick
+(20–40 µs at W = 2 h: robust_z 17 s per generated symbol-day on the dev VM); the sliding
+algorithm gives the same bits in about 1 s, as fast as ``"mad_std_floor"`` (bench/RESULTS.md).
 
 There is one implementation of every z, :func:`gpu_lpi.robust.robust_z`; the std floor's moments
 are merged from blocks aligned on absolute tick numbers (``block_origin``), so whatever the scale

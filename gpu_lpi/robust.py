@@ -14,8 +14,10 @@ Both paths are exact and agree bit for bit with ``numpy.median`` on each window'
 values.
 
 :func:`robust_z`'s default scale, the *non-zero MAD* (the median of the deviations from the median
-of the values that are neither 0 nor the median), is read off the same wavelet matrix on either
-device, by the same query body.
+of the values that are neither 0 nor the median), is computed the same way on each device: by the
+sliding algorithm on the CPU (the excluded values are two rank ranges it steps over), by a
+wavelet-matrix query on the GPU; the two agree bit for bit. The side MAD of ``"double_mad"`` is a
+wavelet-matrix query on both devices.
 
 The window's mean and standard deviation (:func:`trailing_mean_std`, the floor of
 :func:`robust_z`'s ``"mad_std_floor"`` scale) are merged from moments of blocks aligned on an absolute tick axis
@@ -69,15 +71,14 @@ def _as_series(values, xp):
 
 def _median_mad_on(values, window, min_periods, target, deviation="mad"):
     """Median, MAD (or the non-zero or side MAD: :func:`kernels.wavelet_matrix.wavelet_median_mad`)
-    and the array module of the device they were computed on."""
+    and the array module of the device they were computed on: the sliding path on the CPU (the
+    side MAD excepted), the wavelet matrix on the GPU."""
     series, xp = _series_on(values, target)
-    if deviation != "mad":
+    if target == "cpu" and deviation != "side":
+        median, mad = rolling_median_mad_cpu(series, int(window), min_periods, deviation)
+    else:
         median, mad = rolling_median_mad_wavelet(series, int(window), min_periods, xp, target,
                                                  deviation=deviation)
-    elif target == "cpu":
-        median, mad = rolling_median_mad_cpu(series, int(window), min_periods)
-    else:
-        median, mad = rolling_median_mad_wavelet(series, int(window), min_periods, xp, "gpu")
     return median, mad, xp
 
 
@@ -251,19 +252,21 @@ def robust_z(
     values at the median, matters where about half the window is 0: the median then falls
     between 0 and the smallest non-zero value and the zeros' deviations would be the MAD
     (measured on BTCUSD_PERP: z(Π) up to 2,000). A window with no such value has scale 0 and z
-    0; a lone non-zero value among zeros is its own scale (z = 1/1.4826). Exact: the counts of
-    the left-out values and the order statistics are read off the wavelet matrix of the
-    window's ranks, on either device (:mod:`kernels.wavelet_matrix`; a query's cost does not
-    grow with the window).
+    0; a lone non-zero value among zeros is its own scale (z = 1/1.4826). Exact on both devices,
+    bit for bit: on the CPU the sliding rank-bitset algorithm, which steps over the left-out
+    values' two rank ranges (:mod:`kernels.sliding_order_stats`, O(1) amortised per tick, about
+    1.3 times the cost of ``"mad_std_floor"``); on the GPU a wavelet-matrix query per tick
+    (:mod:`kernels.wavelet_matrix`; its cost does not grow with the window).
 
     ``"double_mad"``: ``1.4826 ×`` the side MAD of ``x``: the median of ``x_j - median``
     over the values above the median where ``x >= median``, else of ``median - x_j`` over those
     below (0 where there are none). On symmetric data it is the MAD; on skewed data each tail
     is scaled by its own spread, and on a non-negative zero-inflated feature (median 0) the
     upper side is its non-zero values, as with ``"nonzero_mad"``. Two order statistics per tick
-    instead of a search over deviations: about 5 times cheaper on the CPU. Measured
-    (bench/RESULTS.md): lower calm shares than ``"nonzero_mad"`` on generated data but higher
-    on the real ETHUSDT capture (1.5 % of ticks with LPI > 3 against 0.34 %), so not the default.
+    of the wavelet matrix, on either device (on the CPU a query per tick: slower than the sliding
+    ``"nonzero_mad"``). Measured (bench/RESULTS.md): lower calm shares than ``"nonzero_mad"`` on
+    generated data but higher on the real ETHUSDT capture (1.5 % of ticks with LPI > 3 against
+    0.34 %), so not the default.
 
     ``"mad_std_floor"`` (the engine's former default) floors the MAD at a fraction of the
     window's standard deviation::

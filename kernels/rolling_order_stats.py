@@ -3,13 +3,13 @@
 Entry points, all on plain arrays (``xp`` is ``numpy`` or ``cupy``):
 
 * :func:`rolling_median_mad_cpu` -- NumPy in, NumPy out; the sliding rank-bitset
-  algorithm of :mod:`kernels.sliding_order_stats`, O(1) amortised per tick.
+  algorithm of :mod:`kernels.sliding_order_stats`, O(1) amortised per tick; the MAD or the
+  *non-zero MAD* (the median of the deviations of the values that are neither 0 nor the median).
 * :func:`rolling_median_mad_wavelet` -- the wavelet-matrix algorithm of
   :mod:`kernels.wavelet_matrix`, one independent query per tick, run by a CUDA kernel
   (``target="gpu"``) or by the same query body compiled with ``numba.njit``
-  (``target="cpu"``); it also gives the *non-zero MAD* (the median of the deviations of the
-  values that are neither 0 nor the median) and the *side MAD* of each tick's value (one half of
-  the double MAD), on either target (``deviation=``).
+  (``target="cpu"``); the MAD, the non-zero MAD or the *side MAD* of each tick's value (one half
+  of the double MAD), on either target (``deviation=``). Both algorithms give the same bits.
 
 The window's mean and standard deviation come from block moments
 (:func:`gpu_lpi.robust.trailing_mean_std`, kernels in :mod:`kernels.tick_features`).
@@ -70,8 +70,8 @@ def _ranks_by_tick(values):
     return ranks, valid_values[order]
 
 
-def rolling_median_mad_cpu(values, window, min_periods):
-    """Exact rolling median and MAD of a NumPy series on the CPU.
+def rolling_median_mad_cpu(values, window, min_periods, deviation="mad"):
+    """Exact rolling median and MAD (or non-zero MAD) of a NumPy series on the CPU.
 
     Parameters
     ----------
@@ -80,6 +80,10 @@ def rolling_median_mad_cpu(values, window, min_periods):
         Window length in ticks, >= 1.
     min_periods : int
         Fewest valid values for an output, >= 1.
+    deviation : {"mad", "nonzero"}, default "mad"
+        The MAD, or the non-zero MAD: the median of ``|x - median|`` over the window's values
+        that are neither 0 nor the median (0 where there are none), as
+        :func:`kernels.wavelet_matrix.wavelet_median_mad` gives them.
 
     Returns
     -------
@@ -91,7 +95,8 @@ def rolling_median_mad_cpu(values, window, min_periods):
         numba.get_num_threads(),
         max(1, values.size // (_SMALLEST_CHUNK_IN_WINDOWS * window)),
     )
-    return sliding_median_mad(ranks, sorted_values, window, min_periods, chunk_count)
+    return sliding_median_mad(ranks, sorted_values, window, min_periods, chunk_count,
+                              deviation == "nonzero")
 
 
 def rolling_median_mad_wavelet(values, window, min_periods, xp=np, target="cpu", deviation="mad"):

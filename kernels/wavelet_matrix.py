@@ -25,7 +25,8 @@ compares with one fused two-cursor descent, so a MAD costs O(log(count) * levels
 search gives any deviation order statistic: the *non-zero MAD* (the robust scale of a zero-inflated
 feature, :func:`gpu_lpi.robust.robust_z`), the median of the deviations of the values that are
 neither 0 nor the median, skips those values' deviations, whose counts are rank queries (one
-descent each). The *side MAD* (one half of the double MAD, the default scale) is cheaper still: the
+descent each; the CPU computes the same by the sliding algorithm of
+:mod:`kernels.sliding_order_stats`). The *side MAD* (one half of the double MAD) is cheaper: the
 median of the values above (or below) the median is one order statistic of that side, whose
 start is a rank count.
 """
@@ -222,7 +223,7 @@ def _count_below(inputs, start, stop, symbol):
 
 
 @njit(refcounts=False)
-def _first_rank_at_least(sorted_values, value, strictly):
+def first_rank_at_least(sorted_values, value, strictly):
     """First rank whose value is ``>= value`` (``> value`` when ``strictly``): a binary search."""
     low = 0
     high = sorted_values.shape[0]
@@ -238,8 +239,8 @@ def _first_rank_at_least(sorted_values, value, strictly):
 @njit(refcounts=False)
 def _count_between(inputs, start, stop, low, high, closed):
     """Window values in ``[low, high]`` (``closed``) or in ``(low, high)``: two rank counts."""
-    first = _first_rank_at_least(inputs.sorted_values, low, not closed)
-    last = _first_rank_at_least(inputs.sorted_values, high, closed)
+    first = first_rank_at_least(inputs.sorted_values, low, not closed)
+    last = first_rank_at_least(inputs.sorted_values, high, closed)
     if last <= first:
         return 0
     return _count_below(inputs, start, stop, last) - _count_below(inputs, start, stop, first)
@@ -299,11 +300,11 @@ def _side_mad(inputs, start, stop, center, above):
     (0 if there are none): two order statistics of that side, the double MAD's half."""
     if above:
         first = _count_below(inputs, start, stop,
-                             _first_rank_at_least(inputs.sorted_values, center, True))
+                             first_rank_at_least(inputs.sorted_values, center, True))
         size = stop - start - first
     else:
         size = _count_below(inputs, start, stop,
-                            _first_rank_at_least(inputs.sorted_values, center, False))
+                            first_rank_at_least(inputs.sorted_values, center, False))
         first = 0
     if size == 0:
         return 0.0

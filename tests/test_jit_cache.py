@@ -227,7 +227,7 @@ def test_the_walk_sees_constants_imported_from_other_directories(tmp_path, monke
 _FEATURE_SCRIPT = """
 import dataclasses, json, sys
 from gpu_lpi.features import compute_features
-from kernels import tick_features, wavelet_matrix
+from kernels import sliding_order_stats, tick_features
 from kernels.per_tick import PerTickKernel
 from tests.feature_stores import MS, SYMBOL, T0
 from tests.test_features import SMALL
@@ -235,8 +235,8 @@ params = dataclasses.replace(SMALL, oi_ewma_halflife_s=30.0)  # every kernel run
 compute_features(sys.argv[1], SYMBOL, T0, T0 + 60_000 * MS, params, "cpu")
 dispatchers = {k.name: k.cpu_loop for k in vars(tick_features).values()
                if isinstance(k, PerTickKernel)}
-# the default z scale (non-zero MAD) queries the wavelet matrix on the CPU too
-dispatchers["wavelet_query"] = wavelet_matrix.wavelet_query.cpu_loop
+# the default z scale (non-zero MAD) on the CPU: the sliding rank-bitset kernel
+dispatchers["sliding_median_mad"] = sliding_order_stats.sliding_median_mad
 print(json.dumps({name: [sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]
                   for name, d in dispatchers.items()}))
 """

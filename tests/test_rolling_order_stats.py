@@ -275,25 +275,66 @@ def _half_zero_series(size=SIZE, seed=21):
     return values
 
 
-@pytest.mark.parametrize("kind", KINDS + ["sparse", "half_zero"])
-@pytest.mark.parametrize("window", [1, 2, 3, 16, 51, SIZE + 7])
-def test_nonzero_mad_is_exact_on_both_bodies(kind, window):
-    """Median and non-zero MAD equal the reference, on the wavelet query body the CUDA kernel
-    runs; robust_z's default z is (x − median)/(1.4826·non-zero MAD + ε)."""
+def _nonzero_case(kind, seed):
     if kind == "sparse":
         values = np.zeros(SIZE)
-        values[::9] = np.random.default_rng(17).exponential(size=values[::9].size)
+        values[::9] = np.random.default_rng(seed + 1).exponential(size=values[::9].size)
         values[5] = np.nan
-    elif kind == "half_zero":
-        values = _half_zero_series()
-    else:
-        values = make_series(kind, seed=16)
-    median, nonzero = reference.rolling_median_nonzero_mad(values, window, 1)
-    assert_same(rolling_median_mad_wavelet(values, window, 1, deviation="nonzero"),
+        return values
+    if kind == "half_zero":
+        return _half_zero_series(seed=seed + 5)
+    return make_series(kind, seed=seed)
+
+
+@pytest.mark.parametrize("seed", [16, 19])
+@pytest.mark.parametrize("kind", KINDS + ["sparse", "half_zero"])
+@pytest.mark.parametrize("window", [1, 2, 3, 4, 7, 16, 51, SIZE + 7])
+@pytest.mark.parametrize("min_periods", [1, 3])
+def test_nonzero_mad_is_exact_on_both_paths(kind, window, min_periods, seed):
+    """Median and non-zero MAD equal the reference, on the CPU's sliding path and on the wavelet
+    query body the CUDA kernel runs; robust_z's default z is
+    (x − median)/(1.4826·non-zero MAD + ε).
+    (Seed 19 holds a lone value among NaN whose rank is the smallest positive one: leaving it out
+    as the median must not depend on where the zeros' ranks start.)"""
+    values = _nonzero_case(kind, seed)
+    periods = min(min_periods, window)
+    median, nonzero = reference.rolling_median_nonzero_mad(values, window, periods)
+    assert_same(rolling_median_mad_cpu(values, window, periods, "nonzero"), (median, nonzero))
+    assert_same(rolling_median_mad_wavelet(values, window, periods, deviation="nonzero"),
                 (median, nonzero))
-    z, scale = robust_z(values, window, 1, return_scale=True)
+    z, scale = robust_z(values, window, periods, return_scale=True)
     np.testing.assert_array_equal(scale, np.where(np.isnan(values), np.nan, MAD_TO_SIGMA * nonzero))
     np.testing.assert_array_equal(z, (values - median) / (MAD_TO_SIGMA * nonzero + 1e-12))
+
+
+def _zeros_and_ties(size, seed):
+    """Zeros at 30–60 %, small integers (ties at the median, at 0 and at twice the median),
+    lognormal runs, NaN gaps: every excluded range and block move of the sliding non-zero MAD."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-3, 5, size) * 0.5
+    values[rng.random(size) < 0.3] = 0.0
+    third = size // 3
+    values[third : 2 * third] = np.where(rng.random(third) < 0.6, 0.0, rng.lognormal(size=third))
+    values[rng.random(size) < 0.05] = np.nan
+    values[size // 5 : size // 5 + 700] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("window", [300, 2500, 12_000])
+def test_nonzero_mad_sliding_equals_wavelet_on_longer_series(window):
+    values = _zeros_and_ties(20_000, seed=23)
+    assert_same(rolling_median_mad_cpu(values, window, 1, "nonzero"),
+                rolling_median_mad_wavelet(values, window, 1, deviation="nonzero"))
+
+
+def test_nonzero_mad_chunked_equals_one_chunk():
+    values = _zeros_and_ties(6000, seed=24)
+    ranks, sorted_values, _ = rank_valid_values(values)
+    by_tick = np.full(values.size, -1, dtype=np.int64)
+    by_tick[~np.isnan(values)] = ranks
+    one = sliding_median_mad(by_tick, sorted_values, 400, 10, 1, True)
+    for chunk_count in (2, 3, 7):
+        assert_same(sliding_median_mad(by_tick, sorted_values, 400, 10, chunk_count, True), one)
 
 
 @pytest.mark.parametrize("kind", KINDS + ["half_zero"])
@@ -416,6 +457,10 @@ _SIMULATOR_SCRIPT = textwrap.dedent(
             for got, want in zip(rolling_median_mad_wavelet(values, window, 2, np, "gpu", deviation),
                                  rolling_median_mad_wavelet(values, window, 2, np, "cpu", deviation)):
                 np.testing.assert_array_equal(got, want)
+        # the default scale: the GPU's wavelet query against the CPU's sliding path
+        for got, want in zip(robust_z(values, window, 2, device="gpu", return_scale=True),
+                             robust_z(values, window, 2, device="cpu", return_scale=True)):
+            np.testing.assert_array_equal(got, want)
     values = make_series("constant_runs", size=300, seed=12) + 1e5
     for window, origin in ((20, 0), (150, 45)):  # inside one block / across blocks
         on_gpu = robust_z(values, window, 3, device="gpu", scale="mad_std_floor",
@@ -535,7 +580,7 @@ def test_gpu_nonzero_mad_and_z_equal_cpu_exactly(window):
                                   np.abs(values[1_000_000:]))
     on_gpu = rolling_median_mad_wavelet(cupy.asarray(values), window, 100, cupy, "gpu", "nonzero")
     assert_same([result.get() for result in on_gpu],
-                rolling_median_mad_wavelet(values, window, 100, np, "cpu", "nonzero"))
+                rolling_median_mad_cpu(values, window, 100, "nonzero"))
     z_gpu = robust_z(cupy.asarray(values), window, 100)
     assert isinstance(z_gpu, cupy.ndarray)
     np.testing.assert_allclose(z_gpu.get(), robust_z(values, window, 100), rtol=GPU_FLOAT_RTOL,
