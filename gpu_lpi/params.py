@@ -47,6 +47,10 @@ class FeatureParams:
         Panic level and take-profit level of the LPI (spec §3, §8.6).
     rollover_k : int, default 3
         Rollover requirement K in ticks (spec §8.4).
+    rollover_from_peak, rollover_peak_s : float, default 0.5, 30
+        The rollover also needs the LPI at most ``rollover_from_peak`` times its maximum over the
+        last ``rollover_peak_s``: a dip in a cascade's noisy plateau is not a rollover (see
+        :mod:`gpu_lpi.signals`); 1 gives the spec's rule as written.
     time_stop_s : float, default 120
         Time stop T_max in seconds (spec §8.6).
     stop_sigma : float, default 2.5
@@ -149,6 +153,8 @@ class FeatureParams:
     lpi_hi: float = 3.0
     lpi_exit: float = 1.2
     rollover_k: int = 3
+    rollover_from_peak: float = 0.5
+    rollover_peak_s: float = 30.0
     time_stop_s: float = 120.0
     stop_sigma: float = 2.5
     w1: float = 0.5
@@ -253,10 +259,11 @@ class FeatureParams:
 
         A position at ``t`` depends on an entry at most ``time_stop`` ticks before; an entry is an
         episode start (``refractory`` ticks of candidates before it), each candidate reads
-        ``max(K, τ_max)`` ticks of LPI, the entry's state reads ``state_hold`` ticks and its σ
+        ``max(K, τ_max, rollover_peak)`` ticks of LPI, the entry's state reads ``state_hold`` ticks and its σ
         ``sigma_window`` ticks of RV.
         """
-        pattern = max(self.rollover_k + 1, self.divergence_ticks[1])
+        pattern = max(self.rollover_k + 1, self.divergence_ticks[1],
+                      self.seconds_to_ticks(self.rollover_peak_s))
         return (self.seconds_to_ticks(self.time_stop_s)
                 + max(int(round(self.refractory_s * 1000 / self.tick_ms)) + pattern,
                       self.seconds_to_ticks(self.state_hold_s),
@@ -306,6 +313,8 @@ _RULES: dict[str, tuple[type, float, float, bool]] = {
     "lpi_hi": (float, -100.0, 100.0, False),
     "lpi_exit": (float, -100.0, 100.0, False),
     "rollover_k": (int, 1, 10_000, False),
+    "rollover_from_peak": (float, 0.0, 1.0, True),
+    "rollover_peak_s": (float, 0.0, 3600.0, True),
     "time_stop_s": (float, 0.0, 86_400.0, True),
     "stop_sigma": (float, 0.0, 100.0, True),
     "w1": (float, -10.0, 10.0, False),

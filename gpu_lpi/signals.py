@@ -5,8 +5,8 @@ events, direction and target positions, per tick.
 history ticks included) and adds:
 
 =====================  =========================================================================
-forced_down, forced_up FORCED state of each side (bool): its confirmation held at some tick of the
-                       last ``state_hold_s``
+forced_down, forced_up FORCED state of each side (bool): within the last ``state_hold_s``, both
+                       its impact flow was high and forced flow was confirmed
 state (int8)           of the *active side* (the side whose episode starts at the tick, else the
                        side with the larger LPI): 1 FORCED, 0 INFORMED, -1 warming up (its z(FSI)
                        or LPI unknown)
@@ -41,14 +41,21 @@ Decisions where the spec is open, each measured in bench/RESULTS.md:
   flow meets makers who re-quote at the new level. Where the book has no depth (trades-only), the
   shock is read from the price impact per dollar, ``z(Π) > z_proxy_hi``. run.json records which path
   each symbol used (:func:`state_path`).
-* **The state is held** for ``state_hold_s`` (default 30 s) after its confirmation last held: by the
-  time a cascade exhausts, its impact flow has by definition died down, so ``z(FSI) > z_fsi_hi``
-  at the exhaustion tick itself would contradict the exhaustion it is meant to qualify; the state
-  is the episode's, not the last tick's.
+* **The state is held**: a side is FORCED while, within the last ``state_hold_s`` (default 30 s),
+  both ``z(FSI) > z_fsi_hi`` and the confirmation held (not necessarily at the same tick: a sweep
+  and the liquidation prints behind it fall in different ticks). By the time a cascade exhausts its
+  impact flow has by definition died down, so ``z(FSI) > z_fsi_hi`` at the exhaustion tick itself
+  would contradict the exhaustion it is meant to qualify; the state is the episode's, not the last
+  tick's.
 * **Conditions without their feed**: ``cond_oi_flush`` is true where the symbol has no OI feed, and
   ``cond_liquidity`` where the book has no depth (not applicable, not failed); a NaN input of a feed
   that exists makes its condition false.
-* **Rollover** ``ΔLPI < 0`` is tick over tick, for the last ``rollover_k`` ticks; **liquidity
+* **Rollover** ``ΔLPI < 0`` is tick over tick, for the last ``rollover_k`` ticks, *and* the LPI has
+  come off its recent peak: at most ``rollover_from_peak`` (0.5) times its maximum over the last
+  ``rollover_peak_s`` (30 s). The LPI of a cascade plateaus at a high, noisy level while the
+  liquidations last; three falling ticks in that plateau are noise, not selling that exhausts, and
+  taken alone they fired ~10-40 s before the bottom in the planted cascades (bench/RESULTS.md,
+  "Planted truth"). ``rollover_from_peak = 1`` is the spec's rule as written. **Liquidity
   reformation** ``Δz(LDR) < 0`` is over the same K ticks (one tick of a book that did not change is
   not "worsening"); the **divergence** holds for *every* τ in ``[divergence_min_s, divergence_max_s]``.
 * **One decision per episode**: the event is the episode's first candidate tick; its state and its
@@ -138,7 +145,9 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
             z_fsi_hi=float(params.z_fsi_hi), z_oi_hi=float(params.z_oi_hi),
             z_liq_hi=float(params.z_liq_hi), z_proxy_hi=float(params.z_proxy_hi),
             confirm_path=int(path), has_oi=int(has_oi), has_depth=int(has_depth),
-            divergence_first=int(first), divergence_last=int(last)), target)
+            divergence_first=int(first), divergence_last=int(last),
+            peak_ticks=params.seconds_to_ticks(params.rollover_peak_s),
+            from_peak=float(params.rollover_from_peak)), target)
         sides[side] = outputs
     down, up = sides[-1.0], sides[1.0]
     lpi_down, lpi_up = columns["lpi_down"], columns["lpi_up"]
@@ -157,8 +166,9 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
         return xp.where(is_down, getattr(down, name), getattr(up, name)) == 1.0
 
     hold = params.seconds_to_ticks(params.state_hold_s)
-    columns["forced_down"] = held(down.forced == 1.0, hold, xp)
-    columns["forced_up"] = held(up.forced == 1.0, hold, xp)
+    for name, conditions in (("forced_down", down), ("forced_up", up)):
+        columns[name] = (held(conditions.impact == 1.0, hold, xp)
+                         & held(conditions.confirmed == 1.0, hold, xp))
     warm = active("warm") & known
     forced = xp.where(is_down, columns["forced_down"], columns["forced_up"])
     columns["state"] = xp.where(warm, forced.astype(np.int8), np.int8(STATE_WARMING)).astype(np.int8)

@@ -42,7 +42,8 @@ class SideInputs(NamedTuple):
 
 
 class SideConditions(NamedTuple):
-    forced: np.ndarray  #: FORCED state of the side
+    impact: np.ndarray  #: z(FSI) > z_fsi_hi
+    confirmed: np.ndarray  #: forced flow confirmed (liquidation spike, OI drop or the proxy)
     panic: np.ndarray  #: LPI > lpi_hi
     rollover: np.ndarray  #: ΔLPI < 0 for the last K ticks
     oi_flush: np.ndarray  #: z(ΔOI) > z_oi_hi (1 where no OI feed exists)
@@ -65,17 +66,21 @@ class SideParams(NamedTuple):
     has_depth: int  #: 1 when the book has depth (LDR is defined)
     divergence_first: int  #: τ range in ticks, inclusive
     divergence_last: int
+    peak_ticks: int  #: the rollover's recent peak: the LPI's maximum over this many ticks
+    from_peak: float  #: the rollover needs LPI <= from_peak·(recent peak)
 
 
 @per_tick
 def side_conditions(i, inputs: SideInputs, outputs: SideConditions, params: SideParams):
     """State and exhaustion conditions of one side at tick ``i`` (spec §3.1, §4.1, §8.3–8.4).
 
-    * FORCED: ``z(FSI) > z_fsi_hi`` and a confirmation of forced flow: a liquidation spike
+    * FORCED (the caller holds each part for a while and combines them): ``impact``, ``z(FSI) >
+      z_fsi_hi``, and ``confirmed``, a confirmation of forced flow: a liquidation spike
       ``z(liq) > z_liq_hi`` where a liquidation feed exists, else ``z(ΔOI) > z_oi_hi`` (OI feed),
       else the proxy: a liquidity shock ``z(LDR) > z_proxy_hi`` (``z(Π)`` where the book has no
       depth).
-    * panic ``LPI_t > lpi_hi``; rollover ``LPI_{t-j} < LPI_{t-j-1}`` for ``j = 0..K-1``; OI flush
+    * panic ``LPI_t > lpi_hi``; rollover ``LPI_{t-j} < LPI_{t-j-1}`` for ``j = 0..K-1`` and the LPI
+      at most ``from_peak`` times its maximum over the last ``peak_ticks`` (NaN skipped); OI flush
       ``z(ΔOI_t) > z_oi_hi``; liquidity reformation ``z(LDR_t) < z(LDR_{t-K})``; divergence: for
       every ``τ`` in ``[divergence_first, divergence_last]`` ticks, the mid is beyond its value
       ``τ`` ago in the side's direction (lower for a sell cascade) while ``LPI_t < LPI_{t-τ}``.
@@ -94,13 +99,20 @@ def side_conditions(i, inputs: SideInputs, outputs: SideConditions, params: Side
         confirmed = inputs.z_ldr[i] > params.z_proxy_hi
     else:
         confirmed = inputs.z_pi[i] > params.z_proxy_hi
-    outputs.forced[i] = 1.0 if (z_fsi > params.z_fsi_hi and confirmed) else 0.0
+    outputs.impact[i] = 1.0 if z_fsi > params.z_fsi_hi else 0.0
+    outputs.confirmed[i] = 1.0 if confirmed else 0.0
     panic = level > params.lpi_hi
     k = params.rollover_k
     rollover = i >= k
     for j in range(k):
         if not (i - j - 1 >= 0 and lpi[i - j] < lpi[i - j - 1]):
             rollover = False
+    if rollover and panic:      # the peak is read only where it can matter
+        peak = level
+        for j in range(max(i - params.peak_ticks + 1, 0), i):
+            if lpi[j] > peak:
+                peak = lpi[j]
+        rollover = level <= params.from_peak * peak
     if params.has_oi == 1:
         oi_flush = oi_high
     else:

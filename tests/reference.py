@@ -141,8 +141,8 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
         return not math.isnan(value) and value > threshold
 
     def side(lpi, z_fsi, z_ldr, z_liq, sign):
-        out = {name: [False] * n for name in ("forced", "panic", "rollover", "oi_flush", "liquidity",
-                                              "divergence", "candidate", "warm")}
+        out = {name: [False] * n for name in ("impact", "confirmed", "panic", "rollover", "oi_flush",
+                                              "liquidity", "divergence", "candidate", "warm")}
         for i in range(n):
             if has_liquidations:
                 confirmed = above(z_liq[i], params.z_liq_hi)
@@ -151,10 +151,15 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
             else:
                 proxy = z_ldr[i] if has_depth else columns["z_pi"][i]
                 confirmed = above(proxy, params.z_proxy_hi)
-            out["forced"][i] = above(z_fsi[i], params.z_fsi_hi) and confirmed
+            out["impact"][i] = above(z_fsi[i], params.z_fsi_hi)
+            out["confirmed"][i] = confirmed
             out["warm"][i] = not (math.isnan(lpi[i]) or math.isnan(z_fsi[i]))
             out["panic"][i] = above(lpi[i], params.lpi_hi)
-            out["rollover"][i] = i >= k and all(lpi[i - j] < lpi[i - j - 1] for j in range(k))
+            peak_ticks = max(1, round(params.rollover_peak_s * 1000 / params.tick_ms))
+            recent = [v for v in lpi[max(0, i - peak_ticks + 1):i + 1] if not math.isnan(v)]
+            out["rollover"][i] = (i >= k and all(lpi[i - j] < lpi[i - j - 1] for j in range(k))
+                                  and (not out["panic"][i]
+                                       or lpi[i] <= params.rollover_from_peak * max(recent)))
             out["oi_flush"][i] = above(columns["z_doi"][i], params.z_oi_hi) if has_oi else True
             out["liquidity"][i] = (i >= k and z_ldr[i] < z_ldr[i - k]) if has_depth else True
             out["divergence"][i] = i >= last and not math.isnan(mid[i]) and all(
@@ -168,8 +173,9 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
     up = side(list(columns["lpi_up"]), list(columns["z_fsi_up"]), list(columns["z_ldr_up"]),
               list(columns["z_liq_buy"]), 1.0)
     hold = max(1, round(params.state_hold_s * 1000 / params.tick_ms))
-    for flags in (down["forced"], up["forced"]):
-        flags[:] = [any(flags[max(0, i - hold + 1):i + 1]) for i in range(n)]
+    for out in (down, up):
+        out["forced"] = [any(out["impact"][max(0, i - hold + 1):i + 1])
+                         and any(out["confirmed"][max(0, i - hold + 1):i + 1]) for i in range(n)]
     result = {name: [] for name in ("state", "side", "candidate", "oi_flush", "event", "target_w")}
     refractory = int(round(params.refractory_s * 1000 / params.tick_ms))
     for chosen in (down, up):

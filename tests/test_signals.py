@@ -79,7 +79,8 @@ def test_known_answer_sell_cascade_exhaustion_and_exits():
                "z_fsi_up": np.zeros(n), "z_ldr": z_ldr, "z_ldr_up": np.zeros(n),
                "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
                "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
-    params = FeatureParams(refractory_s=30.0, time_stop_s=60.0, sigma_window_s=2.0, min_periods_s=0.25)
+    params = FeatureParams(refractory_s=30.0, time_stop_s=60.0, sigma_window_s=2.0, min_periods_s=0.25,
+                           rollover_from_peak=1.0)     # the spec's rollover as written
     got = signals_of(columns, (True, False, True), params)
     # rollover holds from tick 102 (K = 3 falling ticks after the peak at 99); the divergence needs
     # LPI_t < LPI_{t-τ} for every τ = 4..12 ticks, i.e. 10 - (t - 100)/9.9 < (t - 12)/9.9: t >= 106
@@ -95,6 +96,28 @@ def test_known_answer_sell_cascade_exhaustion_and_exits():
     assert held[0] == 106 and held[-1] == exit_tick - 1 and got["exit_reason"][exit_tick] == 1
 
 
+def test_rollover_waits_for_the_lpi_to_come_off_its_peak():
+    """With the default rollover_from_peak = 0.5 the first event is the first tick where the LPI is
+    at most half its 30 s peak (and every other condition holds): dips of a noisy plateau are not
+    rollovers."""
+    n = 300
+    t = np.arange(n)
+    phase = t % 16          # a sawtooth plateau: 12 ticks up from 8.5 to 10, 4 ticks down (dips of 15 %)
+    sawtooth = np.where(phase < 12, 8.5 + 1.5 * phase / 11, 10 - 1.5 * (phase - 11) / 4)
+    plateau = np.where(t < 100, 8.5 * t / 100, sawtooth)
+    lpi = np.where(t < 200, plateau, 10 - 0.1 * (t - 200))
+    columns = {"mid": 100 - 0.01 * t, "lpi_down": lpi, "lpi_up": np.zeros(n), "z_fsi": np.full(n, 3.0),
+               "z_fsi_up": np.zeros(n), "z_ldr": -t.astype(float), "z_ldr_up": np.zeros(n),
+               "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
+               "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
+    literal = signals_of(columns, (True, False, True),
+                         FeatureParams(refractory_s=10.0, rollover_from_peak=1.0, min_periods_s=0.25))
+    default = signals_of(columns, (True, False, True), FeatureParams(refractory_s=10.0, min_periods_s=0.25))
+    assert np.flatnonzero(literal["event"])[0] < 200          # the spec's rule fires in the plateau
+    first = np.flatnonzero(lpi <= 5.0)
+    assert np.flatnonzero(default["event"]).tolist() == [first[first >= 200][0]]
+
+
 def test_time_stop_and_sigma_stop():
     n = 400
     lpi = np.concatenate([np.linspace(0, 10, 100), np.linspace(10, 8, 300)])   # never below lpi_exit
@@ -102,7 +125,8 @@ def test_time_stop_and_sigma_stop():
             "z_ldr": np.concatenate([np.zeros(100), -np.arange(300.0)]), "z_ldr_up": np.zeros(n),
             "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
             "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
-    params = FeatureParams(refractory_s=300.0, time_stop_s=20.0, sigma_window_s=2.0, min_periods_s=0.25)
+    params = FeatureParams(refractory_s=300.0, time_stop_s=20.0, sigma_window_s=2.0, min_periods_s=0.25,
+                           rollover_from_peak=1.0)
     falling = 100 - 0.001 * np.minimum(np.arange(n), 110)
     got = signals_of({**base, "mid": falling}, (True, False, True), params)
     entry = np.flatnonzero(got["event"])[0]
