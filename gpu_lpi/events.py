@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from gpu_lpi.device import to_device, to_host
 from gpu_lpi.store import NS_PER_DAY, TickStore
-from gpu_lpi.study_params import StudyParams
+from gpu_lpi.study_params import StudyParams, markout_column
 
 #: A funding rate older than this is unknown (Binance funds every 8 h at most).
 FUNDING_MAX_AGE_NS = 9 * 3_600 * 10**9
@@ -42,11 +42,6 @@ FUNDING_MAX_AGE_NS = 9 * 3_600 * 10**9
 _EVENT_COLUMNS = ("ts", "side", "dir", "state", "exhaustion", "lpi_down", "lpi_up", "target_w",
                   "z_fsi", "z_fsi_up", "z_doi", "z_liq_sell", "z_liq_buy", "cond_panic",
                   "cond_rollover", "cond_oi_flush", "cond_liquidity", "cond_divergence")
-
-
-def markout_column(horizon_s: float) -> str:
-    """Name of the markout column of a horizon: ``markout_bps_0.5``, ``markout_bps_30``."""
-    return f"markout_bps_{horizon_s:g}"
 
 
 def _features_dataset(run_dir: Path) -> ds.Dataset:
@@ -198,6 +193,9 @@ def _empty_events(study: StudyParams) -> pd.DataFrame:
 def write_events(events: pd.DataFrame, path: Path) -> None:
     """Write the events table as Parquet, atomically."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(pa.Table.from_pandas(events, preserve_index=False), tmp)
-    os.replace(tmp, path)
+    try:
+        pq.write_table(pa.Table.from_pandas(events, preserve_index=False), tmp)
+        os.replace(tmp, path)
+    finally:   # an error or Ctrl-C while writing leaves no temporary file behind
+        tmp.unlink(missing_ok=True)
 

@@ -14,6 +14,9 @@
                                             #   default: the one closest to 30 s)
     ci_level = 0.95
     regression_max_rows = 1000000           # per symbol: ticks of the drift regression (thinned)
+
+At most :data:`MAX_HORIZONS` horizons, distinct to 6 significant digits (each names the column
+:func:`markout_column`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from gpu_lpi.errors import ConfigError
 
 #: The verdict's default horizon: the spec's holding times are 30-180 s (time stop 120 s).
 ANSWER_HORIZON_S = 30.0
+#: At most this many horizons: each is a column of every event and a row of every group.
+MAX_HORIZONS = 1000
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,14 @@ class StudyParams:
                 or not all(_is_number(h) and 0 < h <= 86_400 for h in horizons)):
             raise ConfigError(f"study.horizons_s: expected a non-empty list of seconds in (0, 86400], "
                               f"got {horizons!r}")
+        if len(horizons) > MAX_HORIZONS:
+            raise ConfigError(f"study.horizons_s: expected at most {MAX_HORIZONS} horizons, got {len(horizons)}")
         if len(set(horizons)) != len(horizons):
             raise ConfigError(f"study.horizons_s: repeated horizons in {list(horizons)}")
+        names = [markout_column(h) for h in horizons]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"study.horizons_s: expected horizons distinct to 6 significant digits "
+                              f"(each names a column markout_bps_<h>), got {list(horizons)}")
         object.__setattr__(self, "horizons_s", tuple(float(h) for h in sorted(horizons)))
         if self.answer_horizon_s is None:
             closest = min(self.horizons_s, key=lambda h: (abs(h - ANSWER_HORIZON_S), h))
@@ -106,6 +117,11 @@ class StudyParams:
     def cost_bps(self) -> float:
         """Cost of the verdict: a maker entry and a taker exit (the time and σ stops cross)."""
         return self.maker_fee_bps + self.taker_fee_bps
+
+
+def markout_column(horizon_s: float) -> str:
+    """Name of the markout column of a horizon: ``markout_bps_0.5``, ``markout_bps_30``."""
+    return f"markout_bps_{horizon_s:g}"
 
 
 def _is_number(value) -> bool:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gpu_lpi.errors import ConfigError
-from gpu_lpi.events import build_events, markout_column
+from gpu_lpi.events import build_events, markout_column, write_events
 from gpu_lpi.signals import SIGNAL_COLUMNS
 from gpu_lpi.study import answer, drift_regression, markout_stats, study_groups
 from gpu_lpi.study_params import StudyParams
@@ -169,7 +169,20 @@ def test_drift_regression_finds_a_planted_drift(tmp_path):
     ({"horizons_s": []}, "study.horizons_s"), ({"horizons_s": [1, 1]}, "repeated"),
     ({"latency_ms": -1}, "study.latency_ms"), ({"fill_reference": "bid"}, "fill_reference"),
     ({"answer_horizon_s": 7}, "answer_horizon_s"), ({"typo": 1}, "study.typo: unknown key"),
-    ({"funding_low": 0.01, "funding_high": 0.0}, "funding_low")])
+    ({"funding_low": 0.01, "funding_high": 0.0}, "funding_low"),
+    ({"horizons_s": [0.5, 0.5000001]}, "distinct to 6 significant digits"),   # one column name
+    ({"horizons_s": [1 + i / 1000 for i in range(1001)]}, "at most 1000 horizons")])
 def test_bad_study_settings_are_one_line_errors(table, message):
     with pytest.raises(ConfigError, match=message):
         StudyParams.from_mapping(table)
+
+
+def test_write_events_leaves_no_temporary_file_when_interrupted(tmp_path, monkeypatch):
+    """Ctrl-C while events.parquet is written: neither the file nor a temporary one is left."""
+    def interrupted(table, where, **kwargs):
+        open(where, "wb").write(b"PAR1 half")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pq, "write_table", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_events(pd.DataFrame({"ts": [1]}), tmp_path / "events.parquet")
+    assert list(tmp_path.iterdir()) == []
