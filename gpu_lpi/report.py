@@ -111,6 +111,8 @@ def _read_json(path: Path) -> dict:
 
 
 def _load(run_dir: Path) -> _Run:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: is a file, not a run folder; expected the folder `gpu-lpi run` wrote")
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")
     if not (run_dir / "run.json").is_file():

@@ -369,6 +369,10 @@ def test_bad_run_folders_are_one_line_errors(tmp_path, run_dir):
     result = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "no such run folder" in result.output
     assert result.output.strip().count("\n") == 0
+    (tmp_path / "job.toml").write_text("[data]\n")
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "job.toml")])
+    assert result.exit_code == 2 and "job.toml: is a file, not a run folder" in result.output
+    assert result.output.strip().count("\n") == 0
     (run_dir / "study.json").write_text("{not json")
     with pytest.raises(ConfigError, match="study.json: not valid JSON"):
         write_report(run_dir)
