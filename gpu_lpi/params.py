@@ -70,8 +70,10 @@ class FeatureParams:
         Without OI and liquidation feeds, forced flow is confirmed by a liquidity shock,
         z(LDR) above this (z(Π) where the book has no depth); see :mod:`gpu_lpi.signals`.
     state_hold_s : float, default 30
-        The FORCED state of a side holds for this long after its confirmation last held (see
-        :mod:`gpu_lpi.signals`: an exhausting cascade's impact flow has died down).
+        A side is FORCED while its impact flow was high and forced flow was confirmed, both within
+        the last ``state_hold_s`` (see :mod:`gpu_lpi.signals`: an exhausting cascade's impact flow
+        has died down). 0 is the spec as written: both at the same tick, which in practice is rare
+        (a sweep and the liquidations behind it land in different ticks).
     divergence_min_s, divergence_max_s : float, default 1, 3
         The divergence test's range of τ (spec §8.4): for every tick-multiple τ in it, the mid is
         beyond its value τ ago (lower after a sell cascade) while the LPI is below its value τ ago.

@@ -570,8 +570,11 @@ def _write_run_json(out: Path, config: dict, result: RunResult) -> None:
 def _write_json(path: Path, content: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(orjson.dumps(content, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(orjson.dumps(content, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+        os.replace(tmp, path)
+    finally:       # an interrupted write leaves no temporary file (after os.replace there is none)
+        tmp.unlink(missing_ok=True)
 
 
 def _versions() -> dict[str, str | None]:

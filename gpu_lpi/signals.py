@@ -77,6 +77,7 @@ import importlib
 
 import numpy as np
 
+from gpu_lpi.device import to_device, to_host
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.robust import trailing_mean_std
@@ -233,8 +234,8 @@ def load_mode_b(spec: str):
         raise ConfigError(f"params.mode_b: expected \"flat\" or \"package.module:function\", got {spec!r}")
     try:
         rule = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"params.mode_b: cannot load {spec!r} ({err})") from None
+    except Exception as err:      # a plug-in's module may raise anything while it is imported
+        raise ConfigError(f"params.mode_b: cannot load {spec!r} ({type(err).__name__}: {err})") from None
     if not callable(rule):
         raise ConfigError(f"params.mode_b: {spec!r} is not a function")
     return rule
@@ -244,16 +245,21 @@ def apply_mode_b(columns: dict, rule, times: np.ndarray, xp) -> None:
     """Mode B targets at INFORMED ticks without a Mode A position (in place); see :func:`load_mode_b`."""
     import pandas as pd
 
-    from gpu_lpi.device import to_device, to_host
-
     frame = pd.DataFrame({name: to_host(values) for name, values in columns.items()
                           if getattr(values, "ndim", 0) == 1 and values.size == times.size})
     frame.insert(0, "ts", times)
-    targets = np.asarray(rule(frame), dtype=np.float64)
+    try:
+        targets = np.asarray(rule(frame), dtype=np.float64)
+    except Exception as err:      # the plug-in's own failure, named as such
+        raise ConfigError(f"params.mode_b: the rule raised {type(err).__name__}: {err}") from None
     if targets.shape != (times.size,):
         raise ConfigError(f"params.mode_b: the rule returned shape {targets.shape}, expected ({times.size},)")
-    informed_flat = (columns["state"] == STATE_INFORMED) & (columns["target_w"] == 0.0)
-    columns["target_w"] = xp.where(informed_flat, to_device(np.nan_to_num(targets), xp), columns["target_w"])
+    informed_flat = to_host((columns["state"] == STATE_INFORMED) & (columns["target_w"] == 0.0))
+    if not np.isfinite(targets[informed_flat]).all():
+        raise ConfigError("params.mode_b: the rule returned a target that is not a finite number "
+                          "at an INFORMED tick (targets must be finite; return 0 for flat)")
+    columns["target_w"] = xp.where(to_device(informed_flat, xp), to_device(np.where(informed_flat, targets, 0.0), xp),
+                                   columns["target_w"])
 
 
 def apply_crash_filter(target_w: np.ndarray, leader_forced_down: np.ndarray, scale: float) -> np.ndarray:

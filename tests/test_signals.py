@@ -4,6 +4,7 @@ prefix invariance, start invariance, and the CPU = CUDA-simulator parity."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gpu_lpi.errors import ConfigError
@@ -180,6 +181,7 @@ def test_bad_signal_params_are_one_line_errors():
 
 SIMULATOR_SCRIPT = """
 import numpy as np
+import pandas as pd
 from tests.test_signals import market, signals_of
 from gpu_lpi.signals import SIGNAL_COLUMNS
 columns = {k: v[:1500] for k, v in market().items()}
@@ -194,3 +196,32 @@ print("signals simulator parity ok")
 
 def test_signal_kernels_under_cuda_simulator_match_cpu():
     assert "signals simulator parity ok" in run_under_cuda_simulator(SIMULATOR_SCRIPT)
+
+
+def raising_rule(frame):
+    raise ValueError("broken plug-in")
+
+
+def infinite_rule(frame):
+    return np.full(len(frame), np.inf)
+
+
+@pytest.mark.parametrize("rule, message", [("tests.test_signals:raising_rule", "the rule raised ValueError"),
+                                           ("tests.test_signals:infinite_rule", "not a finite number")])
+def test_a_failing_mode_b_rule_is_a_one_line_error(rule, message):
+    from gpu_lpi.signals import apply_mode_b
+
+    columns = signals_of(market(600))
+    with pytest.raises(ConfigError, match=message):
+        apply_mode_b(columns, load_mode_b(rule), np.arange(600), np)
+
+
+def test_mode_b_targets_apply_at_informed_flat_ticks_only():
+    from gpu_lpi.signals import apply_mode_b
+
+    columns = signals_of(market())
+    before = columns["target_w"].copy()
+    apply_mode_b(columns, trend_rule, np.arange(before.size), np)
+    informed_flat = (columns["state"] == 0) & (before == 0)
+    expected = np.where(informed_flat, np.nan_to_num(trend_rule(pd.DataFrame({"mid": columns["mid"]}))), before)
+    np.testing.assert_array_equal(columns["target_w"], expected)
