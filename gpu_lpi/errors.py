@@ -24,6 +24,13 @@ class ConfigError(GpuLpiError):
     """A problem in a job spec or command-line option: names the field and what was expected."""
 
 
+def reject_unknown_keys(where: str, keys, known, noun: str = "key") -> None:
+    """Raise a :class:`ConfigError` naming the first of ``keys`` (a job spec table's) not in ``known``."""
+    for key in keys:
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown {noun}; expected one of {sorted(known)}")
+
+
 class StoreError(GpuLpiError):
     """A tick store that cannot be used as asked: not writable, a corrupt partition, an unfinished
     commit that cannot be completed; the message says what to do."""

@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from gpu_lpi.errors import ConfigError
+from gpu_lpi.errors import ConfigError, reject_unknown_keys
 
 NS_PER_MS = 1_000_000
 MS_PER_HOUR = 3_600_000
@@ -214,10 +214,7 @@ class FeatureParams:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], where: str = "params") -> "FeatureParams":
         """Build from a job spec table; unknown keys raise :class:`ConfigError` naming the key."""
-        known = {field.name for field in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ConfigError(f"{where}.{key}: unknown parameter; expected one of {sorted(known)}")
+        reject_unknown_keys(where, values, {field.name for field in fields(cls)}, "parameter")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,6 +247,11 @@ class FeatureParams:
         return max(1, int(round(seconds * 1000 / self.tick_ms)))
 
     @property
+    def refractory_ticks(self) -> int:
+        """``refractory_s`` in whole ticks (rounded; 0 allowed: every candidate starts an episode)."""
+        return int(round(self.refractory_s * 1000 / self.tick_ms))
+
+    @property
     def divergence_ticks(self) -> tuple[int, int]:
         """The divergence test's τ range in ticks: the tick multiples in ``[min_s, max_s]``."""
         return (max(1, math.ceil(self.divergence_min_s * 1000 / self.tick_ms - 1e-9)),
@@ -267,7 +269,7 @@ class FeatureParams:
         pattern = max(self.rollover_k + 1, self.divergence_ticks[1],
                       self.seconds_to_ticks(self.rollover_peak_s))
         return (self.seconds_to_ticks(self.time_stop_s)
-                + max(int(round(self.refractory_s * 1000 / self.tick_ms)) + pattern,
+                + max(self.refractory_ticks + pattern,
                       self.seconds_to_ticks(self.state_hold_s),
                       self.seconds_to_ticks(self.sigma_window_s)))
 

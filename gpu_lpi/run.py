@@ -66,7 +66,7 @@ from gpu_lpi.book_at_ticks import degradations, has_depth
 from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, tables_read, trade_table_of
 from gpu_lpi.device import array_module, resolve_device
 from gpu_lpi.events import build_events, write_events
-from gpu_lpi.errors import ConfigError, StoreError
+from gpu_lpi.errors import ConfigError, StoreError, reject_unknown_keys
 from gpu_lpi.features import STAGES, PieceInputs, compute_feature_chunk
 from gpu_lpi.interrupts import checkpoint
 from gpu_lpi.params import FeatureParams
@@ -225,9 +225,8 @@ def _section(raw: dict, name: str, keys: set[str] | None) -> dict:
     table = raw.get(name, {})
     if not isinstance(table, dict):
         raise ConfigError(f"[{name}]: expected a table")
-    for key in table if keys is not None else ():
-        if key not in keys:
-            raise ConfigError(f"{name}.{key}: unknown key; expected one of {sorted(keys)}")
+    if keys is not None:
+        reject_unknown_keys(name, table, keys)
     return table
 
 
@@ -281,20 +280,23 @@ def plan_chunks(spec: JobSpec, out: Path, covered: dict[str, Spans]) -> list[Chu
 INPUTS_KEY = b"gpu_lpi.inputs"
 
 
-def _recorded_inputs(path: Path) -> dict | None:
-    """What a finished chunk file says it was computed from (None: unreadable or not recorded)."""
+def _chunk_metadata(path: Path) -> dict:
+    """A chunk file's Parquet key-value metadata ({} where the file is missing or unreadable)."""
     try:
-        metadata = pq.read_metadata(path).metadata or {}
-        return orjson.loads(metadata[INPUTS_KEY])
-    except (pa.ArrowInvalid, OSError, KeyError, orjson.JSONDecodeError):
-        return None
+        return pq.read_metadata(path).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        return {}
 
 
 def _is_current(store: TickStore, chunk: Chunk, params: FeatureParams, source: str,
                 leader: Path | None) -> bool:
     """Whether a finished chunk's recorded inputs (and its leader chunk's) are still current."""
-    recorded = _recorded_inputs(chunk.path)
-    if recorded is None or _recorded_leader(chunk.path) != _leader_inputs(leader):
+    metadata = _chunk_metadata(chunk.path)
+    if INPUTS_KEY not in metadata or metadata.get(LEADER_KEY) != _leader_inputs(leader):
+        return False
+    try:
+        recorded = orjson.loads(metadata[INPUTS_KEY])
+    except orjson.JSONDecodeError:
         return False
     pieces = [PieceInputs.from_dict(piece) for piece in recorded]
     return all(piece.fingerprint == fingerprint_of(store, chunk.symbol, list(piece.reads), params, source)
@@ -307,16 +309,9 @@ LEADER_KEY = b"gpu_lpi.leader_inputs"
 
 def _leader_inputs(leader: Path | None) -> bytes:
     """What the leader chunk file records as its inputs (``null`` without a leader chunk)."""
-    if leader is None or not leader.exists():
+    if leader is None:
         return b"null"
-    return (pq.read_metadata(leader).metadata or {}).get(INPUTS_KEY, b"null")
-
-
-def _recorded_leader(path: Path) -> bytes | None:
-    try:
-        return (pq.read_metadata(path).metadata or {}).get(LEADER_KEY)
-    except (pa.ArrowInvalid, OSError):
-        return None
+    return _chunk_metadata(leader).get(INPUTS_KEY, b"null")
 
 
 def _with_crash_filter(table: pa.Table, symbol: str, leader: Path | None,

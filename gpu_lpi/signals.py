@@ -152,7 +152,7 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
         sides[side] = outputs
     down, up = sides[-1.0], sides[1.0]
     lpi_down, lpi_up = columns["lpi_down"], columns["lpi_up"]
-    refractory = kernels.Refractory(int(round(params.refractory_s * 1000 / params.tick_ms)))
+    refractory = kernels.Refractory(params.refractory_ticks)
     events = {}
     for side, conditions in ((-1.0, down), (1.0, up)):
         starts = empty_record(kernels.EpisodeStarts, count, xp)

@@ -25,7 +25,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from gpu_lpi.errors import ConfigError
+from gpu_lpi.errors import ConfigError, reject_unknown_keys
 
 #: The verdict's default horizon: the spec's holding times are 30-180 s (time stop 120 s).
 ANSWER_HORIZON_S = 30.0
@@ -102,10 +102,7 @@ class StudyParams:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "StudyParams":
         """Build from a job spec's ``[study]`` table; unknown keys raise :class:`ConfigError`."""
-        known = {field.name for field in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ConfigError(f"study.{key}: unknown key; expected one of {sorted(known)}")
+        reject_unknown_keys("study", values, {field.name for field in fields(cls)})
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
