@@ -11,7 +11,7 @@ from gpu_lpi.errors import ConfigError
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.signals import SIGNAL_COLUMNS, add_signals, load_mode_b, state_path
 from tests import reference
-from tests.conftest import run_under_cuda_simulator
+from tests.conftest import cuda_device_present, run_under_cuda_simulator
 
 PARAMS = FeatureParams(refractory_s=5.0, time_stop_s=10.0, sigma_window_s=2.0, min_periods_s=0.5)
 FEEDS = [(True, True, True), (True, False, True), (False, True, True), (False, False, True),
@@ -225,3 +225,19 @@ def test_mode_b_targets_apply_at_informed_flat_ticks_only():
     informed_flat = (columns["state"] == 0) & (before == 0)
     expected = np.where(informed_flat, np.nan_to_num(trend_rule(pd.DataFrame({"mid": columns["mid"]}))), before)
     np.testing.assert_array_equal(columns["target_w"], expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_device_present(), reason="needs CuPy and a CUDA GPU")
+def test_signals_on_a_real_gpu_equal_the_cpu_exactly():
+    """Same inputs, same signals bit for bit (the bodies compare and count; σ's sums are fixed-order)."""
+    import cupy
+
+    columns = market()
+    for feeds in FEEDS:
+        cpu = signals_of(columns, feeds)
+        gpu = {name: cupy.asarray(values) for name, values in columns.items()}
+        add_signals(gpu, PARAMS, cupy, "gpu", block_origin=0, has_oi=feeds[0],
+                    has_liquidations=feeds[1], has_depth=feeds[2])
+        for name in SIGNAL_COLUMNS:
+            np.testing.assert_array_equal(cupy.asnumpy(gpu[name]), cpu[name], err_msg=name)
