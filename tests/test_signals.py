@@ -230,7 +230,8 @@ def test_mode_b_targets_apply_at_informed_flat_ticks_only():
 @pytest.mark.gpu
 @pytest.mark.skipif(not cuda_device_present(), reason="needs CuPy and a CUDA GPU")
 def test_signals_on_a_real_gpu_equal_the_cpu_exactly():
-    """Same inputs, same signals bit for bit (the bodies compare and count; σ's sums are fixed-order)."""
+    """Same inputs: flags, states, events and exits bit for bit; σ and the targets to 1e-12 (the GPU
+    may fuse multiply-adds, the project's documented tolerance for float features)."""
     import cupy
 
     columns = market()
@@ -240,4 +241,8 @@ def test_signals_on_a_real_gpu_equal_the_cpu_exactly():
         add_signals(gpu, PARAMS, cupy, "gpu", block_origin=0, has_oi=feeds[0],
                     has_liquidations=feeds[1], has_depth=feeds[2])
         for name in SIGNAL_COLUMNS:
-            np.testing.assert_array_equal(cupy.asnumpy(gpu[name]), cpu[name], err_msg=name)
+            if name in ("sigma", "target_w"):
+                np.testing.assert_allclose(cupy.asnumpy(gpu[name]), cpu[name], rtol=1e-12, atol=0,
+                                           equal_nan=True, err_msg=name)
+            else:
+                np.testing.assert_array_equal(cupy.asnumpy(gpu[name]), cpu[name], err_msg=name)
