@@ -12,8 +12,13 @@ the process (a segfault was seen on a Ctrl-C during a cold compile).
 Worse still, raised while numba's dispatcher (C code) is in one of its Python helpers, it surfaces
 as ``SystemError: ... returned a result with an exception set``.
 
+And a ``KeyboardInterrupt`` that leaves code run by ``exec`` or ``eval`` of a string (dataclasses,
+namedtuples and numba generate code that way) sets a flag in CPython (3.11) that is never cleared:
+however the program then exits, ``python -m gpu_lpi.cli`` dies by SIGINT instead of exiting 130.
+
 The command line therefore installs :func:`install`: Ctrl-C is remembered, and raises at once
-unless the interrupted code is numba's or llvmlite's (some frame of the stack is): then it waits for
+unless the interrupted code is numba's or llvmlite's or code made from a string (some frame of the
+stack is): then it waits for
 the next :func:`checkpoint`, which the long loops of the library call between pieces of work, a
 block or a chunk apart. Library users who never call :func:`install` keep Python's default
 behaviour (``checkpoint`` then does nothing).
@@ -33,12 +38,18 @@ _received = threading.Event()
 _FRAGILE_PACKAGES = ("numba", "numba_cuda", "llvmlite")
 
 
+#: ``co_filename`` of code compiled from a string by ``exec`` or ``eval``.
+_STRING_CODE = "<string>"
+
+
 def _in_fragile_code(frame) -> bool:
-    """Whether any frame of the stack runs code of :data:`_FRAGILE_PACKAGES` (never imports them)."""
+    """Whether any frame of the stack runs code of :data:`_FRAGILE_PACKAGES` (never imports them)
+    or code compiled from a string."""
     folders = tuple(os.path.dirname(module.__file__) + os.sep for name in _FRAGILE_PACKAGES
                     if (module := sys.modules.get(name)) is not None and getattr(module, "__file__", None))
-    while frame is not None and folders:
-        if frame.f_code.co_filename.startswith(folders):
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename == _STRING_CODE or (folders and filename.startswith(folders)):
             return True
         frame = frame.f_back
     return False
