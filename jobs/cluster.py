@@ -1,0 +1,91 @@
+"""Dask clients for ``[cluster] scheduler`` (:class:`gpu_lpi.job_spec.ClusterSpec`).
+
+:func:`open_client` is the one place a cluster is created, and only when the spec asks for one:
+
+=====================  ===========================================================================
+``"sync"``             no Dask: yields ``None`` (the job runs in this process, chunk after chunk)
+``"local"``            a ``distributed.LocalCluster`` of worker processes on this machine
+``"local-cuda"``       a ``dask_cuda.LocalCUDACluster``: one worker process per GPU
+an address             a client of the running scheduler there (workers started elsewhere:
+                       ``dask worker``, ``dask cuda worker``, dask-jobqueue; docs/cluster.md)
+=====================  ===========================================================================
+
+Every worker warms its compiled kernels once when it starts (:class:`jobs.warm_kernels.WarmKernels`),
+not in each task. What :func:`open_client` creates it closes on exit, also after an exception or
+Ctrl-C; a scheduler given by address is left running (only the client is closed).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Iterator
+
+from distributed import Client, LocalCluster
+
+from gpu_lpi.errors import ConfigError
+from gpu_lpi.job_spec import ClusterSpec
+from jobs.warm_kernels import WarmKernels
+
+#: How long :func:`open_client` tries to reach a scheduler given by address.
+SCHEDULER_TIMEOUT = "10s"
+
+
+@contextmanager
+def open_client(cluster: ClusterSpec, device: str = "cpu",
+                echo: Callable[[str], None] | None = None) -> Iterator[Client | None]:
+    """A Dask client for ``cluster``, closed (with the cluster it started) on exit.
+
+    Parameters
+    ----------
+    cluster : ClusterSpec
+        ``[cluster]`` of the job spec.
+    device : {"cpu", "gpu", "auto"}
+        The device whose kernels the workers warm when they start.
+    echo : callable, optional
+        Called with one line naming the dashboard, where there is one (e.g. ``click.echo`` to
+        stderr).
+
+    Yields
+    ------
+    distributed.Client or None
+        None for ``scheduler = "sync"``.
+
+    Raises
+    ------
+    ConfigError
+        The scheduler address cannot be reached, or ``local-cuda`` without dask-cuda installed.
+    """
+    if cluster.scheduler == "sync":
+        yield None
+        return
+    with ExitStack() as stack:
+        client = _client(cluster, stack)
+        client.register_plugin(WarmKernels(device))
+        if echo is not None and client.dashboard_link:
+            echo(f"Dask dashboard: {client.dashboard_link}")
+        yield client
+
+
+def _client(cluster: ClusterSpec, stack: ExitStack):
+    """The client of ``cluster``, closed by ``stack`` (with the cluster it starts)."""
+    if cluster.is_address:
+        try:
+            return stack.enter_context(Client(cluster.scheduler, timeout=SCHEDULER_TIMEOUT))
+        except (OSError, TimeoutError, ValueError) as err:
+            raise ConfigError(f"cluster.scheduler: cannot reach a Dask scheduler at "
+                              f"{cluster.scheduler!r} ({err})") from None
+    common = {"threads_per_worker": cluster.threads_per_worker, "memory_limit": cluster.memory_limit,
+              "dashboard_address": ":0"}
+    if cluster.scheduler == "local":
+        local = stack.enter_context(LocalCluster(n_workers=cluster.n_workers or os.cpu_count(),
+                                                 processes=True, **common))
+    else:
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            raise ConfigError("cluster.scheduler: \"local-cuda\" needs dask-cuda; install the GPU "
+                              "extras: pip install 'gpu-lpi[gpu]'") from None
+        local = stack.enter_context(LocalCUDACluster(n_workers=cluster.n_workers,
+                                                     rmm_pool_size=cluster.rmm_pool_size, **common))
+    return stack.enter_context(Client(local))
