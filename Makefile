@@ -22,8 +22,12 @@ $(INSTALLED_TEST): pyproject.toml | $(BIN)/python
 
 install: $(INSTALLED)
 
+# The demo, then one of its jobs again on a local Dask cluster (jobs/specs/quick.toml), ending with the
+# path of that run's report.
 demo: $(INSTALLED)
 	$(BIN)/gpu-lpi demo --out demo-out
+	$(BIN)/gpu-lpi run jobs/specs/quick.toml --out demo-out/run-quick-local --scheduler local
+	$(BIN)/gpu-lpi report demo-out/run-quick-local
 
 test: $(INSTALLED_TEST)
 	$(BIN)/python -m pytest -n 2 --durations=15

@@ -123,19 +123,17 @@ def ingest(sources, fmt, store, symbols_file, strict, earliest, latest, tables):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder (default: runs/<job name>).")
 @_DEVICE_OPTION
-@click.option("--scheduler", default="local", show_default=True,
-              help="'local', or the address of a running Dask scheduler.")
+@click.option("--scheduler", default=None,
+              help="Where the job runs, instead of its [cluster] scheduler: 'sync' (this process), "
+                   "'local' (a Dask cluster of this machine's cores), 'local-cuda' (one Dask worker "
+                   "per GPU), or the address of a running scheduler (tcp://host:8786).")
 @_reports_errors
 def run(job, out_dir, device, scheduler):
-    """Run a job spec (TOML): features and LPI per symbol into the run folder."""
-    from gpu_lpi.run import run_job
+    """Run a job spec (TOML): features, signals, events and the event study into the run folder."""
+    # the command line is the application layer: it may use jobs/ (DESIGN.md §1), the library not
+    from jobs.runner import run_job_spec
 
-    client = None
-    if scheduler != "local":
-        from distributed import Client
-
-        client = Client(scheduler)
-    result = run_job(job, out=out_dir, device=device, client=client)
+    result = run_job_spec(job, out=out_dir, device=device, scheduler=scheduler, echo=_tell)
     click.echo(result.summary())
 
 

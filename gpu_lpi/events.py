@@ -20,17 +20,13 @@ gathered on the run's device (``xp.searchsorted`` over the day's tick times).
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from gpu_lpi.device import to_device, to_host
 from gpu_lpi.store import NS_PER_DAY, TickStore
@@ -44,12 +40,14 @@ _EVENT_COLUMNS = ("ts", "side", "dir", "state", "exhaustion", "lpi_down", "lpi_u
                   "cond_rollover", "cond_oi_flush", "cond_liquidity", "cond_divergence")
 
 
-def _features_dataset(run_dir: Path) -> ds.Dataset:
-    return ds.dataset(run_dir / "features", format="parquet", partitioning="hive",
+def _features_dataset(run_dir: Path, symbol: str) -> ds.Dataset:
+    """The features of one symbol (hive column ``date``; only its folder is listed)."""
+    return ds.dataset(run_dir / "features" / f"symbol={symbol}", format="parquet", partitioning="hive",
                       exclude_invalid_files=True)
 
 
-def _dates_of(run_dir: Path, symbol: str) -> list[str]:
+def feature_dates(run_dir: Path, symbol: str) -> list[str]:
+    """The dates of ``symbol`` that the run's features hold."""
     folder = run_dir / "features" / f"symbol={symbol}"
     return sorted(p.name.removeprefix("date=") for p in folder.glob("date=*") if p.is_dir())
 
@@ -57,6 +55,9 @@ def _dates_of(run_dir: Path, symbol: str) -> list[str]:
 def build_events(run_dir: Path, store: TickStore, symbols, tick_ns: int, study: StudyParams,
                  state_paths: dict[str, str], xp=np) -> pd.DataFrame:
     """The events of a run with their markouts (module docstring), one row per event.
+
+    :func:`day_events` per symbol-day, then :func:`finish_events` (the pieces a distributed run
+    computes as tasks).
 
     Parameters
     ----------
@@ -77,15 +78,25 @@ def build_events(run_dir: Path, store: TickStore, symbols, tick_ns: int, study: 
     pandas.DataFrame
         Columns as ``RUN/events.parquet`` (DESIGN.md §5), sorted by symbol and time.
     """
-    dataset = _features_dataset(run_dir)
-    available = set(dataset.schema.names)
-    frames = []
-    for symbol in symbols:
-        for day in _dates_of(run_dir, symbol):
-            events = _day_events(dataset, symbol, day, available)
-            if len(events):
-                _add_markouts(events, dataset, symbol, day, tick_ns, study, xp)
-                frames.append(events)
+    frames = [day_events(run_dir, symbol, day, tick_ns, study, xp)
+              for symbol in symbols for day in feature_dates(run_dir, symbol)]
+    return finish_events(frames, store, study, state_paths)
+
+
+def day_events(run_dir: Path, symbol: str, day: str, tick_ns: int, study: StudyParams,
+               xp=np) -> pd.DataFrame:
+    """The events of one symbol-day with their markouts (no funding regime yet)."""
+    dataset = _features_dataset(run_dir, symbol)
+    events = _day_events(dataset, symbol, day, set(dataset.schema.names))
+    if len(events):
+        _add_markouts(events, dataset, symbol, day, tick_ns, study, xp)
+    return events
+
+
+def finish_events(frames: list[pd.DataFrame], store: TickStore, study: StudyParams,
+                  state_paths: dict[str, str]) -> pd.DataFrame:
+    """Symbol-days' :func:`day_events` -> the run's events: funding regime, state path, order."""
+    frames = [frame for frame in frames if len(frame)]
     if not frames:
         return _empty_events(study)
     events = pd.concat(frames, ignore_index=True)
@@ -96,8 +107,8 @@ def build_events(run_dir: Path, store: TickStore, symbols, tick_ns: int, study: 
 
 def _day_events(dataset: ds.Dataset, symbol: str, day: str, available: set[str]) -> pd.DataFrame:
     columns = [c for c in _EVENT_COLUMNS if c in available]
-    table = dataset.to_table(columns=columns, filter=(pc.field("symbol") == symbol)
-                             & (pc.field("date") == day) & (pc.field("event") == True))  # noqa: E712
+    table = dataset.to_table(columns=columns, filter=(pc.field("date") == day)
+                             & (pc.field("event") == True))  # noqa: E712
     frame = table.to_pandas()
     for name in set(_EVENT_COLUMNS) - set(columns):
         frame[name] = np.nan
@@ -127,7 +138,7 @@ def _add_markouts(events: pd.DataFrame, dataset: ds.Dataset, symbol: str, day: s
     next_day = (pd.Timestamp(day) + timedelta(days=1)).strftime("%Y-%m-%d")
     days = [day] if int(events["ts"].max()) + reach_ns < start + NS_PER_DAY else [day, next_day]
     table = dataset.to_table(columns=["ts", "mid", "spread"], filter=(
-        (pc.field("symbol") == symbol) & pc.field("date").isin(days)
+        pc.field("date").isin(days)
         & (pc.field("ts") <= int(events["ts"].max()) + reach_ns)))
     table = table.sort_by("ts")
     times = to_device(table.column("ts").to_numpy(), xp)
@@ -188,14 +199,3 @@ def _empty_events(study: StudyParams) -> pd.DataFrame:
              **{c: "bool" for c in _ordered_columns(study) if c.startswith("cond_")},
              **{c: "object" for c in ("symbol", "day", "side", "state", "state_path", "funding_regime")}}
     return pd.DataFrame({c: pd.Series(dtype=types.get(c, "float64")) for c in _ordered_columns(study)})
-
-
-def write_events(events: pd.DataFrame, path: Path) -> None:
-    """Write the events table as Parquet, atomically."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(pa.Table.from_pandas(events, preserve_index=False), tmp)
-        os.replace(tmp, path)
-    finally:   # an error or Ctrl-C while writing leaves no temporary file behind
-        tmp.unlink(missing_ok=True)
-

@@ -1,27 +1,12 @@
-"""``run_job``: a TOML job spec -> the run folder's features (DESIGN.md §5).
+"""One run folder (DESIGN.md §5): chunks, their files, resuming, the event study, run.json.
 
-Job spec::
-
-    [data]
-    store = "store"              # tick store folder, relative to the spec file
-    symbols = ["BTCUSDT"]
-    start = 2024-08-05           # inclusive dates (TOML dates or "YYYY-MM-DD")
-    end = 2024-08-05
-    [grid]
-    tick_ms = 250
-    [params]                     # any field of gpu_lpi.params.FeatureParams
-    theta_bps = 5.0
-    [cluster]
-    chunk_hours = 24             # must divide 24: chunks never straddle a date
-
-    [study]                      # any field of gpu_lpi.study_params.StudyParams
-    horizons_s = [0.5, 1, 2, 5, 30, 120]
-
-Sections ``[sweep]``, ``[sim]`` and ``[cv]`` belong to later stages and are recorded as given. Unknown sections or keys raise :class:`~gpu_lpi.errors.ConfigError` naming them.
-
-Dates: ``start`` and ``end`` must lie between :data:`EARLIEST_DATE` and :data:`LATEST_DATE` (the
-nanosecond timestamps of the store end in 2262); whatever the range, only the chunks that the
-store's covered spans meet are planned, so a long range costs no more than the data it holds.
+:func:`run_job` is the Python API's entry (what ``gpu-lpi run`` calls). The job -- the chunks of
+every symbol, their order, where they run, sweeps -- is driven by :mod:`jobs.runner` (task graphs
+in ``jobs/``, DESIGN.md §1); this module holds what one task computes and what a run folder holds.
+``run_job`` reaches ``jobs`` with an import inside the function: DESIGN.md §5 puts ``run_job`` in
+``gpu_lpi`` and §1 the job graphs in ``jobs``, and this call is the one place where the library
+hands over to the layer above it (no module of ``gpu_lpi`` imports ``jobs`` when it is loaded).
+The job spec is :mod:`gpu_lpi.job_spec`.
 
 Run folder: ``RUN/features/symbol=<S>/date=<D>/part-<HHMM>.parquet`` (one file per chunk that the
 store's inputs cover, written into ``RUN/features/_tmp`` then renamed; chunks and days the inputs do
@@ -46,13 +31,12 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import shutil
 import time
-import tomllib
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -62,55 +46,49 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from gpu_lpi.book_at_ticks import degradations, has_depth
+from gpu_lpi.book_at_ticks import has_depth
 from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, tables_read, trade_table_of
-from gpu_lpi.device import array_module, resolve_device
-from gpu_lpi.events import build_events, write_events
-from gpu_lpi.errors import ConfigError, StoreError, reject_unknown_keys
+from gpu_lpi.errors import ConfigError, StoreError
+from gpu_lpi.atomic_files import write_frame, write_json
+from gpu_lpi.events import finish_events
 from gpu_lpi.features import STAGES, PieceInputs, compute_feature_chunk
-from gpu_lpi.interrupts import checkpoint
+from gpu_lpi.job_spec import JobSpec
 from gpu_lpi.params import FeatureParams
-from gpu_lpi.progress import progress_bar
-from gpu_lpi.signals import apply_crash_filter, load_mode_b, state_path
+from gpu_lpi.signals import apply_crash_filter, state_path
 from gpu_lpi.store import NS_PER_DAY, Spans, TickStore, date_to_ns, ns_to_date
 from gpu_lpi.store.transaction import probe_writable
 from gpu_lpi.study import read_events, run_study
-from gpu_lpi.study_params import StudyParams
 
-_SECTIONS = {"data", "grid", "params", "cluster", "sweep", "study", "sim", "cv"}
-_LATER_STAGES = ("sweep", "sim", "cv")
-_DATA_KEYS = {"store", "symbols", "start", "end"}
-_GRID_KEYS = {"tick_ms"}
-_CLUSTER_KEYS = {"scheduler", "chunk_hours"}
 _NS_PER_HOUR = 3_600 * 10**9
-#: Dates a job may cover: tick data is no older, and int64 nanoseconds end in April 2262.
-EARLIEST_DATE = date(2009, 1, 3)
-LATEST_DATE = date(2261, 12, 31)
+#: Stages a run records seconds for: the features' own, then the event study.
+RUN_STAGES = (*STAGES, "events", "study")
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """A validated job spec."""
+def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> "RunResult | SweepResult":
+    """Run a job spec: features, signals, events and the event study into the run folder.
 
-    store: Path
-    symbols: tuple[str, ...]
-    start: date
-    end: date
-    params: FeatureParams
-    chunk_hours: int = 24
-    scheduler: str = "local"
-    study: StudyParams = field(default_factory=StudyParams)
-    later_stages: dict[str, Any] = field(default_factory=dict)
-    name: str = "job"
+    Parameters
+    ----------
+    spec_or_path : path or dict
+        A TOML job spec file (:mod:`gpu_lpi.job_spec`) or its parsed content.
+    out : path, optional
+        Run folder; default ``runs/<spec file stem>`` under the current folder. Re-running into the
+        same folder resumes: finished chunks whose inputs are unchanged are kept, the others
+        recomputed. A folder holding a run with a different config is refused.
+    device : {"auto", "cpu", "gpu"}
+    client : distributed.Client, optional
+        When given, the job's tasks run on its cluster (workers write the run folder's files, so
+        it must be on a file system they share). Otherwise ``[cluster] scheduler`` decides: in this
+        process (``"sync"``, the default), or on the cluster it names. No cluster is created that
+        the spec or the caller did not ask for.
 
-    def resolved(self) -> dict[str, Any]:
-        """The resolved config, as written to run.json."""
-        return {"data": {"store": str(self.store), "symbols": list(self.symbols),
-                         "start": self.start.isoformat(), "end": self.end.isoformat()},
-                "grid": {"tick_ms": self.params.tick_ms},
-                "params": self.params.to_dict(),
-                "cluster": {"scheduler": self.scheduler, "chunk_hours": self.chunk_hours},
-                "study": self.study.to_dict(), **self.later_stages}
+    Returns
+    -------
+    RunResult, or SweepResult where the spec has a ``[sweep]``.
+    """
+    from jobs.runner import run_job_spec
+
+    return run_job_spec(spec_or_path, out=out, device=device, client=client)
 
 
 @dataclass
@@ -132,6 +110,10 @@ class RunResult:
     #: The event study's verdict (``study.json`` ``answer``).
     answer: dict[str, Any] = field(default_factory=dict)
     n_events: int = 0
+    #: Largest resident memory of the processes that ran each stage (MiB, ``ru_maxrss``).
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    #: Where it ran: ``scheduler``, ``workers``, ``dashboard``.
+    cluster: dict[str, Any] = field(default_factory=dict)
 
     @property
     def features_dir(self) -> Path:
@@ -160,88 +142,34 @@ class RunResult:
                 + f"\ncrash filter: {self.crash_filter.get('reason', '')}\n"
                 f"events: {self.n_events}\n"
                 f"answer: {self.answer.get('text', '')}\n"
-                f"seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items()))
+                f"seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items())
+                + "\npeak memory MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in self.peak_rss_mib.items()))
 
 
-# -- job spec ------------------------------------------------------------------------------------------
-def load_job_spec(spec_or_path) -> JobSpec:
-    """Parse and validate a job spec given as a path or as an already-parsed mapping."""
-    if isinstance(spec_or_path, dict):
-        raw, base, name = spec_or_path, Path.cwd(), "job"
-    else:
-        path = Path(spec_or_path)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: job spec not found") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: not valid TOML ({err})") from None
-        base, name = path.resolve().parent, path.stem
-    for section in raw:
-        if section not in _SECTIONS:
-            raise ConfigError(f"[{section}]: unknown section; expected one of {sorted(_SECTIONS)}")
-    data = _section(raw, "data", _DATA_KEYS)
-    grid = _section(raw, "grid", _GRID_KEYS)
-    cluster = _section(raw, "cluster", _CLUSTER_KEYS)
-    params_table = dict(_section(raw, "params", None))
-    if "tick_ms" in params_table:
-        raise ConfigError("params.tick_ms: set the tick in [grid] tick_ms")
-    if "tick_ms" in grid:
-        params_table["tick_ms"] = grid["tick_ms"]
-    for key in ("store", "symbols", "start", "end"):
-        if key not in data:
-            raise ConfigError(f"data.{key}: missing; expected {_EXPECTED[key]}")
-    symbols = data["symbols"]
-    if (not isinstance(symbols, list) or not symbols
-            or not all(isinstance(s, str) and s for s in symbols)):
-        raise ConfigError(f"data.symbols: expected {_EXPECTED['symbols']}, got {symbols!r}")
-    repeated = sorted({s for s in symbols if symbols.count(s) > 1})
-    if repeated:
-        raise ConfigError(f"data.symbols: {', '.join(repeated)} listed more than once")
-    start, end = _date("data.start", data["start"]), _date("data.end", data["end"])
-    if end < start:
-        raise ConfigError(f"data.end: expected a date on or after data.start={start}, got {end}")
-    chunk_hours = cluster.get("chunk_hours", 24)
-    if isinstance(chunk_hours, bool) or not isinstance(chunk_hours, int) or chunk_hours < 1 \
-            or 24 % chunk_hours:
-        raise ConfigError(f"cluster.chunk_hours: expected a whole number of hours dividing 24 "
-                          f"(1, 2, 3, 4, 6, 8, 12, 24), got {chunk_hours!r}")
-    store = Path(str(data["store"]))
-    params = FeatureParams.from_mapping(params_table)
-    load_mode_b(params.mode_b)
-    return JobSpec(store=store if store.is_absolute() else base / store, symbols=tuple(symbols),
-                   start=start, end=end, params=params,
-                   chunk_hours=chunk_hours, scheduler=str(cluster.get("scheduler", "local")),
-                   study=StudyParams.from_mapping(_section(raw, "study", None)),
-                   later_stages={k: v for k, v in raw.items() if k in _LATER_STAGES},
-                   name=name)
+@dataclass
+class SweepResult:
+    """What :func:`run_job` did for a spec with a ``[sweep]``: one run per combination, each in
+    ``RUN/sweep/<id>/``, and ``RUN/sweep.parquet`` with a row per combination."""
 
+    out: Path
+    #: Per combination: ``id`` and the swept values.
+    combinations: list[dict[str, Any]]
+    runs: list[RunResult]
 
-_EXPECTED = {"store": "the tick store folder", "symbols": "a non-empty list of symbol names",
-             "start": "a date YYYY-MM-DD", "end": "a date YYYY-MM-DD"}
+    def table(self):
+        """``RUN/sweep.parquet`` as a pandas DataFrame."""
+        import pandas as pd
 
+        return pd.read_parquet(self.out / "sweep.parquet")
 
-def _section(raw: dict, name: str, keys: set[str] | None) -> dict:
-    table = raw.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"[{name}]: expected a table")
-    if keys is not None:
-        reject_unknown_keys(name, table, keys)
-    return table
-
-
-def _date(field_name: str, value) -> date:
-    if isinstance(value, datetime):
-        raise ConfigError(f"{field_name}: expected a date YYYY-MM-DD, got a date-time {value}")
-    if not isinstance(value, date):
-        try:
-            value = date.fromisoformat(str(value))
-        except ValueError:
-            raise ConfigError(f"{field_name}: expected a date YYYY-MM-DD, got {value!r}") from None
-    if not EARLIEST_DATE <= value <= LATEST_DATE:
-        raise ConfigError(f"{field_name}: expected a date between {EARLIEST_DATE} and {LATEST_DATE}, "
-                          f"got {value}")
-    return value
+    def summary(self) -> str:
+        lines = [f"run folder: {self.out} (a sweep of {len(self.runs)} combinations)"]
+        for combination, run in zip(self.combinations, self.runs):
+            values = ", ".join(f"{k}={v}" for k, v in combination.items() if k != "id")
+            lines.append(f"  {combination['id']}: {values}: {run.n_events} events; "
+                         f"{run.answer.get('text', '')}")
+        lines.append(f"table: {self.out / 'sweep.parquet'}")
+        return "\n".join(lines)
 
 
 # -- chunks ----------------------------------------------------------------------------------------
@@ -288,7 +216,7 @@ def _chunk_metadata(path: Path) -> dict:
         return {}
 
 
-def _is_current(store: TickStore, chunk: Chunk, params: FeatureParams, source: str,
+def is_current(store: TickStore, chunk: Chunk, params: FeatureParams, source: str,
                 leader: Path | None) -> bool:
     """Whether a finished chunk's recorded inputs (and its leader chunk's) are still current."""
     metadata = _chunk_metadata(chunk.path)
@@ -336,14 +264,38 @@ def _with_crash_filter(table: pa.Table, symbol: str, leader: Path | None,
     return table.append_column("leader_forced_down", pa.array(down))
 
 
-def _compute_and_write(store_root: str, chunk: Chunk, params: FeatureParams, device: str,
-                       source: str, tmp_root: Path, leader: Path | None) -> dict[str, float]:
-    """Compute one chunk and publish its file atomically; return the seconds per stage.
+def chunk_task(store_root: str, chunk: Chunk, params: FeatureParams, device: str, source: str,
+               tmp_root: Path, leader: Path | None, *after) -> dict[str, Any]:
+    """One task of a job: keep the chunk's file if its inputs are unchanged, else compute it.
 
     ``leader``: the crash filter's leader chunk file of the same time range (None for the leader
-    itself, or without the leader among the job's symbols).
+    itself, or without the leader among the job's symbols). ``after``: results of the tasks this
+    one waits for (the leader's chunk), unused.
+
+    Returns
+    -------
+    dict
+        ``status`` ("existing", "computed" or "recomputed"), ``seconds`` per stage, ``peak_rss_mib``
+        of the process that ran it.
     """
-    result = compute_feature_chunk(TickStore(store_root), chunk.symbol, chunk.start_ns, chunk.end_ns,
+    store = TickStore(store_root)
+    existed = chunk.path.exists()
+    if existed and is_current(store, chunk, params, source, leader):
+        return {"status": "existing", "seconds": {}, "peak_rss_mib": peak_rss_mib()}
+    seconds = _compute_and_write(store, chunk, params, device, source, tmp_root, leader)
+    return {"status": "recomputed" if existed else "computed", "seconds": seconds,
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def peak_rss_mib() -> float:
+    """The largest resident memory this process has had, in MiB (Linux ``ru_maxrss`` is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _compute_and_write(store: TickStore, chunk: Chunk, params: FeatureParams, device: str,
+                       source: str, tmp_root: Path, leader: Path | None) -> dict[str, float]:
+    """Compute one chunk and publish its file atomically; return the seconds per stage."""
+    result = compute_feature_chunk(store, chunk.symbol, chunk.start_ns, chunk.end_ns,
                                    params, device, book_source=source)
     begin = time.perf_counter()
     inputs = [piece.to_dict() for piece in result.inputs]
@@ -354,49 +306,29 @@ def _compute_and_write(store_root: str, chunk: Chunk, params: FeatureParams, dev
                                            LEADER_KEY: _leader_inputs(leader)})
     tmp = tmp_root / uuid.uuid4().hex / chunk.path.name
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp, compression="zstd")
-    chunk.path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, chunk.path)
-    shutil.rmtree(tmp.parent, ignore_errors=True)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        chunk.path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, chunk.path)
+    finally:    # a failed or interrupted write leaves no temporary file
+        shutil.rmtree(tmp.parent, ignore_errors=True)
     seconds = dict(result.seconds)
     seconds["io"] += time.perf_counter() - begin
     return seconds
 
 
-def _covered_spans(store: TickStore, symbol: str, source: str) -> dict[str, Spans]:
-    """Per table a chunk reads, the spans the store's inputs cover for ``symbol``."""
-    return {table: store.coverage(symbol, table)
-            for table in tables_read(source, trade_table_of(store, symbol))}
+@dataclass(frozen=True)
+class RunInputs:
+    """What a job reads from the store, per symbol: book source, spans per table, covered spans."""
+
+    store: TickStore
+    sources: dict[str, str]
+    spans: dict[str, dict[str, Spans]]
+    covered: dict[str, Spans]
 
 
-# -- the job -------------------------------------------------------------------------------------------
-def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunResult:
-    """Run a job spec: features and LPI for every symbol and covered chunk into the run folder.
-
-    Parameters
-    ----------
-    spec_or_path : path or dict
-        A TOML job spec file (see the module docstring) or its parsed content.
-    out : path, optional
-        Run folder; default ``runs/<spec file stem>`` under the current folder. Re-running into the
-        same folder resumes: finished chunks whose inputs are unchanged are kept, the others
-        recomputed. A folder holding a run with a different config is refused.
-    device : {"auto", "cpu", "gpu"}
-    client : distributed.Client, optional
-        When given, chunks run as Dask tasks on its cluster (each worker writes its own files);
-        otherwise in this process. No cluster is ever created here.
-
-    Returns
-    -------
-    RunResult
-    """
-    begin = time.perf_counter()
-    spec = load_job_spec(spec_or_path)
-    target = resolve_device(device)
-    if client is None and spec.scheduler != "local":
-        with _connected(spec.scheduler) as connected:
-            return run_job(spec_or_path, out=out, device=device, client=connected)
-    out = Path(out) if out is not None else Path.cwd() / "runs" / spec.name
+def run_inputs(spec: JobSpec) -> RunInputs:
+    """Check the job's store and symbols and read what the job plans from (one-line errors)."""
     store = TickStore(spec.store)
     if not store.root.is_dir():
         raise ConfigError(f"data.store: {store.root} is not a folder")
@@ -412,62 +344,31 @@ def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> RunRes
             raise ConfigError(f"data.store: {store.root} records no covered time spans for {symbol}, "
                               f"although it holds {sources[symbol]} rows (a store written before spans "
                               "were recorded?); re-ingest its input files into a new store")
-    config = spec.resolved()
-    _claim_run_folder(out, config)
+    return RunInputs(store, sources, spans, covered)
 
-    chunks = plan_chunks(spec, out, covered)
-    crash = _crash_filter(spec)
-    leader = spec.params.crash_leader if crash["active"] else None
-    counts = dict.fromkeys(("computed", "existing", "recomputed"), 0)
-    seconds = dict.fromkeys((*STAGES, "study"), 0.0)
-    tmp_root = out / "features" / "_tmp"
-    try:
-        with progress_bar(len(chunks), "features", unit="chunk") as bar:
-            # the leader first: the other symbols' chunks read its files (the crash filter)
-            for phase in ([c for c in chunks if c.symbol == leader], [c for c in chunks if c.symbol != leader]):
-                leaders = {c: _leader_path(c, leader) for c in phase}
-                finished = [c for c in phase if c.path.exists()]
-                kept = {c for c in finished
-                        if _is_current(store, c, spec.params, sources[c.symbol], leaders[c])}
-                todo = [c for c in phase if c not in kept]
-                counts["computed"] += len(todo)
-                counts["existing"] += len(kept)
-                counts["recomputed"] += len(finished) - len(kept)
-                bar.update(len(kept))
-                arguments = [(str(store.root), c, spec.params, target, sources[c.symbol], tmp_root,
-                              leaders[c]) for c in todo]
-                for stage_seconds in _execute(arguments, client):
-                    for stage, value in stage_seconds.items():
-                        seconds[stage] += value
-                    bar.update()
-    finally:   # an interrupted chunk leaves no partial file behind; finished ones are kept
-        shutil.rmtree(tmp_root, ignore_errors=True)
-    paths = {symbol: state_path(*_feeds(store, symbol, sources[symbol])) for symbol in spec.symbols}
-    study_begin = time.perf_counter()
-    study = _event_study(out, store, spec, paths, target)
-    seconds["study"] = time.perf_counter() - study_begin
-    seconds["total"] = time.perf_counter() - begin
+
+def _covered_spans(store: TickStore, symbol: str, source: str) -> dict[str, Spans]:
+    """Per table a chunk reads, the spans the store's inputs cover for ``symbol``."""
+    return {table: store.coverage(symbol, table)
+            for table in tables_read(source, trade_table_of(store, symbol))}
+
+
+def used_spans(spec: JobSpec, inputs: RunInputs) -> dict[str, dict[str, list]]:
+    """run.json ``covered_spans_ns``: per symbol and table, the covered spans inside the job."""
     job_range = (date_to_ns(spec.start), date_to_ns(spec.end) + NS_PER_DAY)
-    used = {symbol: {table: [[int(a), int(b)] for a, b in spans.clip(*job_range).to_list()]
+    return {symbol: {table: [[int(a), int(b)] for a, b in spans.clip(*job_range).to_list()]
                      for table, spans in by_table.items() if len(spans)}
-            for symbol, by_table in spans.items()}
-    degraded = {s: degradations(sources[s], trade_table_of(store, s)) for s in spec.symbols}
-    result = RunResult(out=out, device=target, book_source=sources, seconds=seconds, chunks=counts,
-                       covered=used, degraded=degraded,
-                       state_path=paths, crash_filter=crash, answer=study["answer"],
-                       n_events=study["n_events"])
-    _write_run_json(out, config, result)
-    return result
+            for symbol, by_table in inputs.spans.items()}
 
 
-def _leader_path(chunk: Chunk, leader: str | None) -> Path | None:
+def leader_path(chunk: Chunk, leader: str | None) -> Path | None:
     """The leader's chunk file of the same time range (None for the leader itself, or no leader)."""
     if leader is None or chunk.symbol == leader:
         return None
     return chunk.path.parents[2] / f"symbol={leader}" / chunk.path.parent.name / chunk.path.name
 
 
-def _crash_filter(spec: JobSpec) -> dict[str, Any]:
+def crash_filter(spec: JobSpec) -> dict[str, Any]:
     """Whether the crash filter runs, with its leader and the reason (run.json ``crash_filter``)."""
     leader = spec.params.crash_leader
     if not leader:
@@ -479,6 +380,12 @@ def _crash_filter(spec: JobSpec) -> dict[str, Any]:
             "reason": f"long targets x{spec.params.crash_scale:g} while {leader} is FORCED on its down side"}
 
 
+def state_paths(spec: JobSpec, inputs: RunInputs) -> dict[str, str]:
+    """Per symbol, how its FORCED state is confirmed (run.json ``state_path``)."""
+    return {symbol: state_path(*_feeds(inputs.store, symbol, inputs.sources[symbol]))
+            for symbol in spec.symbols}
+
+
 def _feeds(store: TickStore, symbol: str, source: str) -> tuple[bool, bool, bool]:
     """Whether the symbol has an OI feed, a liquidation feed and book depth in the store."""
     def has(table):
@@ -487,50 +394,17 @@ def _feeds(store: TickStore, symbol: str, source: str) -> tuple[bool, bool, bool
     return has("open_interest"), has("liquidations"), has_depth(source)
 
 
-def _event_study(out: Path, store: TickStore, spec: JobSpec, paths: dict[str, str], target: str) -> dict:
-    """Write ``RUN/events.parquet`` and ``RUN/study.json`` from the finished features; the study."""
-    events = build_events(out, store, spec.symbols, spec.params.tick_ns, spec.study, paths,
-                          array_module(target))
-    write_events(events, out / "events.parquet")
+def write_event_study(out: Path, spec: JobSpec, inputs: RunInputs, day_frames: list,
+                      paths: dict[str, str]) -> dict:
+    """``RUN/events.parquet`` and ``RUN/study.json`` from the symbol-days' events; the study."""
+    events = finish_events(day_frames, inputs.store, spec.study, paths)
+    write_frame(events, out / "events.parquet")
     study = run_study(events, out, spec.symbols, spec.params.tick_ns, spec.study)
-    _write_json(out / "study.json", study)
+    write_json(out / "study.json", study)
     return study
 
 
-#: How long :func:`run_job` tries to reach the scheduler named in ``[cluster] scheduler``.
-SCHEDULER_TIMEOUT = "10s"
-
-
-@contextmanager
-def _connected(address: str):
-    """A Dask client of the running scheduler at ``address`` (``[cluster] scheduler``), closed after."""
-    from distributed import Client
-
-    try:
-        client = Client(address, timeout=SCHEDULER_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as err:
-        raise ConfigError(f"cluster.scheduler: cannot reach a Dask scheduler at {address!r} ({err})") from None
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def _execute(arguments: list[tuple], client):
-    if client is None:
-        for args in arguments:
-            result = _compute_and_write(*args)
-            checkpoint()
-            yield result
-        return
-    from distributed import as_completed
-
-    futures = [client.submit(_compute_and_write, *args, pure=False) for args in arguments]
-    for future in as_completed(futures):
-        yield future.result()
-
-
-def _claim_run_folder(out: Path, config: dict) -> None:
+def claim_run_folder(out: Path, config: dict) -> None:
     """Refuse a run folder that holds a run with a different config, or that cannot be written;
     record ours otherwise."""
     run_json = out / "run.json"
@@ -547,29 +421,28 @@ def _claim_run_folder(out: Path, config: dict) -> None:
         raise ConfigError(f"--out {out}: folder exists and holds no run.json; choose a new folder")
     try:
         probe_writable(out, "the run folder")
-        _write_json(run_json, {"config": config, "status": "running"})
+        write_json(run_json, {"config": config, "status": "running"})
     except (StoreError, OSError) as err:
         reason = err if isinstance(err, StoreError) else (err.strerror or err)
         raise ConfigError(f"--out {out}: cannot write the run folder ({reason})") from None
 
 
-def _write_run_json(out: Path, config: dict, result: RunResult) -> None:
-    _write_json(out / "run.json", {
-        "config": config, "status": "complete", "device": result.device,
-        "versions": _versions(), "book_source": result.book_source, "degraded": result.degraded,
-        "state_path": result.state_path, "crash_filter": result.crash_filter,
-        "covered_spans_ns": result.covered, "seconds": result.seconds, "chunks": result.chunks,
+def write_run_json(out: Path, config: dict, result: RunResult, resolved: dict) -> None:
+    """``RUN/run.json`` of a finished run. ``config`` is what its results depend on (compared when
+    the folder is resumed), ``resolved`` the whole resolved spec, ``[cluster]`` included."""
+    write_json(out / "run.json", {
+        "config": config, "resolved_spec": resolved, "status": "complete", "device": result.device,
+        "versions": _versions(), "cluster": result.cluster, "book_source": result.book_source,
+        "degraded": result.degraded, "state_path": result.state_path,
+        "crash_filter": result.crash_filter, "covered_spans_ns": result.covered,
+        "seconds": result.seconds, "peak_rss_mib": result.peak_rss_mib, "chunks": result.chunks,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
-def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_bytes(orjson.dumps(content, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-        os.replace(tmp, path)
-    finally:       # an interrupted write leaves no temporary file (after os.replace there is none)
-        tmp.unlink(missing_ok=True)
+def write_failed_run_json(out: Path, config: dict, errors: list[dict[str, str]]) -> None:
+    """``RUN/run.json`` of a run whose tasks failed: which, and why (re-running redoes them)."""
+    write_json(out / "run.json", {"config": config, "status": "failed", "errors": errors,
+                                   "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 def _versions() -> dict[str, str | None]:

@@ -9,7 +9,8 @@ import pytest
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.features import FEATURE_COLUMNS
 from gpu_lpi.params import FeatureParams
-from gpu_lpi.run import load_job_spec, run_job
+from gpu_lpi.job_spec import load_job_spec
+from gpu_lpi.run import run_job
 from tests.feature_stores import MS, SYMBOL, T0, random_store
 
 PARAMS = {"window_hours": 0.01, "adv_window_hours": 0.01, "depth_window_hours": 0.01,
@@ -264,13 +265,13 @@ def test_the_scheduler_of_the_job_spec_is_used_or_refused(store, tmp_path, monke
     """The red team's case: ``[cluster] scheduler`` was accepted and ignored."""
     from distributed import LocalCluster
 
-    import gpu_lpi.run as run_module
+    import jobs.cluster as cluster_module
 
-    monkeypatch.setattr(run_module, "SCHEDULER_TIMEOUT", "1s")
+    monkeypatch.setattr(cluster_module, "SCHEDULER_TIMEOUT", "1s")
     with pytest.raises(ConfigError, match="cluster.scheduler: cannot reach a Dask scheduler"):
         run_job(_spec(store, cluster={"scheduler": "tcp://127.0.0.1:1"}), out=tmp_path / "r1", device="cpu")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         result = run_job(_spec(store, cluster={"scheduler": cluster.scheduler_address}), out=tmp_path / "r2",
                          device="cpu")
         assert result.chunks["computed"] == 1
-        assert "compute_and_write" in cluster.scheduler.task_prefixes     # the chunk ran there
+        assert "features-TESTUSDT" in cluster.scheduler.task_prefixes     # the chunk ran there

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from gpu_lpi.errors import ConfigError
-from gpu_lpi.events import build_events, markout_column, write_events
+from gpu_lpi.atomic_files import write_frame
+from gpu_lpi.events import build_events, markout_column
 from gpu_lpi.signals import SIGNAL_COLUMNS
 from gpu_lpi.study import answer, drift_regression, markout_stats, study_groups
 from gpu_lpi.study_params import StudyParams
@@ -184,5 +185,5 @@ def test_write_events_leaves_no_temporary_file_when_interrupted(tmp_path, monkey
         raise KeyboardInterrupt
     monkeypatch.setattr(pq, "write_table", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        write_events(pd.DataFrame({"ts": [1]}), tmp_path / "events.parquet")
+        write_frame(pd.DataFrame({"ts": [1]}), tmp_path / "events.parquet")
     assert list(tmp_path.iterdir()) == []
