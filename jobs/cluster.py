@@ -11,8 +11,13 @@ an address             a client of the running scheduler there (workers started 
 =====================  ===========================================================================
 
 Every worker warms its compiled kernels once when it starts (:class:`jobs.warm_kernels.WarmKernels`),
-not in each task. What :func:`open_client` creates it closes on exit, also after an exception or
-Ctrl-C; a scheduler given by address is left running (only the client is closed).
+not in each task. The workers of a ``local`` cluster share the machine's cores: each runs numba's
+parallel loops (the exact rolling median/MAD) on its share, ``NUMBA_NUM_THREADS = cores //
+n_workers`` (at least 1; unless ``NUMBA_NUM_THREADS`` is set already), instead of every worker
+starting a thread per core (n_workers x cores threads fighting for the cores).
+
+What :func:`open_client` creates it closes on exit, also after an exception or Ctrl-C; a scheduler
+given by address is left running (only the client is closed).
 """
 
 from __future__ import annotations
@@ -67,6 +72,11 @@ def open_client(cluster: ClusterSpec, device: str = "cpu",
         yield client
 
 
+def numba_threads(n_workers: int) -> int:
+    """Threads of numba's parallel loops for each of ``n_workers`` workers on this machine."""
+    return max(1, (os.cpu_count() or 1) // n_workers)
+
+
 def _client(cluster: ClusterSpec, stack: ExitStack):
     """The client of ``cluster``, closed by ``stack`` (with the cluster it starts)."""
     if cluster.is_address:
@@ -78,8 +88,10 @@ def _client(cluster: ClusterSpec, stack: ExitStack):
     common = {"threads_per_worker": cluster.threads_per_worker, "memory_limit": cluster.memory_limit,
               "dashboard_address": ":0"}
     if cluster.scheduler == "local":
-        local = stack.enter_context(LocalCluster(n_workers=cluster.n_workers or os.cpu_count(),
-                                                 processes=True, **common))
+        n_workers = cluster.n_workers or os.cpu_count()
+        env = ({} if "NUMBA_NUM_THREADS" in os.environ
+               else {"NUMBA_NUM_THREADS": str(numba_threads(n_workers))})
+        local = stack.enter_context(LocalCluster(n_workers=n_workers, processes=True, env=env, **common))
     else:
         try:
             from dask_cuda import LocalCUDACluster

@@ -241,12 +241,21 @@ def test_sync_creates_no_cluster():
         assert client is None
 
 
-def test_local_cluster_is_started_and_closed():
+def _numba_threads() -> int:
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def test_local_cluster_is_started_and_closed(monkeypatch):
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     lines = []
-    with open_client(ClusterSpec(scheduler="local", n_workers=1), echo=lines.append) as client:
-        workers = client.scheduler_info()["workers"]
-        assert len(workers) == 1
-        assert list(client.run(_warm_up_seconds).values())[0] is not None
+    with open_client(ClusterSpec(scheduler="local", n_workers=2), echo=lines.append) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        assert all(seconds is not None for seconds in client.run(_warm_up_seconds).values())
+        # the workers share the cores for numba's parallel loops
+        expected = max(1, os.cpu_count() // 2)
+        assert set(client.run(_numba_threads).values()) == {expected}
         cluster = client.cluster
     assert cluster.status.name == "closed" and client.status == "closed"
     assert len(lines) == 1 and lines[0].startswith("Dask dashboard: http://"), lines
