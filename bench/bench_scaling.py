@@ -8,8 +8,9 @@ on a ``LocalCluster`` (``--cluster local``) or ``LocalCUDACluster`` (``--cluster
 each worker count of ``--workers``, ``--repeats`` times (the best time is kept: other work on a
 shared machine only ever adds time). Wall time is that of :func:`gpu_lpi.run.run_job` alone: the
 cluster is started and its workers have warmed their kernels (:mod:`jobs.warm_kernels`) before the
-clock starts. The load average before each worker count is printed with it. Strong-scaling efficiency = t1 / (n * tn), t1 the time of the smallest worker count
-scaled to one worker. Every run's Parquet files must equal those of the first run byte for byte.
+clock starts (the warm-up's seconds are printed). The load average before each worker count is
+printed with it. Strong-scaling efficiency = t1 / (n * tn), t1 the time of the smallest worker
+count scaled to one worker. Every run's Parquet files must equal those of the first run byte for byte.
 The workers of a local cluster split the cores for numba's parallel loops (:mod:`jobs.cluster`):
 one worker alone already uses every core in the exact rolling median/MAD.
 
@@ -36,6 +37,7 @@ from gpu_lpi.job_spec import ClusterSpec  # noqa: E402
 from gpu_lpi.run import run_job  # noqa: E402
 from gpu_lpi.synth import synthesize  # noqa: E402
 from jobs.cluster import open_client  # noqa: E402
+from jobs.warm_kernels import WarmKernels  # noqa: E402
 
 UNIVERSE = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT", "BTCUSD_PERP", "ETHUSD_PERP")
 START = date(2024, 8, 5)
@@ -55,6 +57,11 @@ def universe_store(work: Path, symbols: tuple[str, ...], days: int, rate_scale: 
     (folder / "complete").touch()
     print(f"generated and ingested the universe in {time.perf_counter() - begin:.1f} s")
     return store
+
+
+def warm_up_seconds(dask_worker, device: str) -> float | None:
+    """How long the worker took to warm its kernels when it started (:mod:`jobs.warm_kernels`)."""
+    return dask_worker.plugins[WarmKernels(device).name].seconds
 
 
 def parquet_bytes(out: Path) -> dict[str, bytes]:
@@ -87,6 +94,7 @@ def main() -> None:
         cluster = ClusterSpec(scheduler=args.cluster, n_workers=n, threads_per_worker=1)
         times, same = [], True
         with open_client(cluster, device=args.device) as client:
+            warm = client.run(warm_up_seconds, device=args.device).values()
             for _ in range(args.repeats):
                 out = args.work / f"run-{n}"
                 shutil.rmtree(out, ignore_errors=True)
@@ -96,19 +104,20 @@ def main() -> None:
                 files = parquet_bytes(out)
                 reference = reference or files
                 same &= files == reference
-        rows.append((n, min(times), result, same, load))
+        rows.append((n, min(times), result, same, load, max(warm)))
     t1 = rows[0][1] * rows[0][0]                     # the smallest count, scaled to one worker
     chunks = rows[0][2].chunks["computed"]
     print(f"{len(symbols)} symbols x {args.days} day(s), rate scale {args.rate_scale:g}, "
           f"{chunks} chunks of {args.chunk_hours} h, {rows[0][2].n_events} events, "
           f"{args.cluster} cluster, device {args.device}")
     print(f"| workers | wall s (best of {args.repeats}) | speed-up | efficiency t1/(n·tn) "
-          "| study s (client, serial) | peak worker RSS MiB | same bytes | load before |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for n, seconds, result, same, load in rows:
+          "| study s (client, serial) | worker warm-up s | peak worker RSS MiB | same bytes | load before |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for n, seconds, result, same, load, warm in rows:
         peak = max(result.peak_rss_mib.get(stage, 0.0) for stage in ("features", "events"))
         print(f"| {n} | {seconds:.2f} | {t1 / seconds:.2f} | {t1 / (n * seconds):.0%} | "
-              f"{result.seconds['study']:.2f} | {peak:.0f} | {'yes' if same else 'NO'} | {load:.1f} |")
+              f"{result.seconds['study']:.2f} | {warm:.1f} | {peak:.0f} | {'yes' if same else 'NO'} "
+              f"| {load:.1f} |")
     if not all(row[3] for row in rows):
         sys.exit("the runs' Parquet files differ between worker counts")
 

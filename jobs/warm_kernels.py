@@ -104,16 +104,17 @@ def warm_kernels(device: str = "cpu") -> float:
 class WarmKernels(WorkerPlugin):
     """Worker plugin: :func:`warm_kernels` once when a worker starts (or joins later).
 
-    ``idempotent``: registering it again (a later job on the same scheduler) does not re-run it on
-    workers that already have it. A failed warm-up is logged on the worker and does not stop it;
-    the first task that needs the kernels then raises the error with the task.
+    Its name is per device (``gpu-lpi-warm-kernels-<device>``), and it is ``idempotent``: a later
+    job on the same scheduler registering it again does not re-run it on workers that have it, and
+    one for another device warms that device's kernels too. A failed warm-up is logged on the
+    worker and does not stop it; the first task that needs the kernels then fails with the error.
     """
 
-    name = "gpu-lpi-warm-kernels"
     idempotent = True
 
     def __init__(self, device: str = "cpu"):
         self.device = device
+        self.name = f"gpu-lpi-warm-kernels-{device}"
         self.seconds: float | None = None
 
     def setup(self, worker) -> None:

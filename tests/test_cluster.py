@@ -167,7 +167,7 @@ def _kernel_overloads() -> int:
 
 
 def _warm_up_seconds(dask_worker) -> float | None:
-    return dask_worker.plugins[WarmKernels.name].seconds
+    return dask_worker.plugins[WarmKernels("cpu").name].seconds
 
 
 def test_job_on_a_multi_process_cluster_equals_the_in_process_run(scheduler, store, clean_run, tmp_path):
