@@ -131,6 +131,13 @@ class ChunkInputs:
     coverage: dict[str, Spans]
     reads: list[TableRead]
     fingerprint: str
+    #: :func:`store_material` of the reads, as read (for the fingerprints of other parameter sets).
+    material: dict
+
+    def fingerprint_for(self, params: FeatureParams) -> str:
+        """The fingerprint these inputs would have been read under with ``params`` (which must
+        differ from :attr:`params` in signal parameters only: they read the same rows)."""
+        return fingerprint_with(self.material, params)
 
     def covered_ticks(self) -> np.ndarray:
         """Per loaded tick, whether any table read covers its time (ticks without are not output)."""
@@ -227,17 +234,26 @@ def _replay_start(store: TickStore, symbol: str, first: int, default: int) -> in
 def fingerprint_of(store: TickStore, symbol: str, reads: list[TableRead], params: FeatureParams,
                    book_source: str) -> str:
     """Hash of everything a chunk's values depend on (see the module docstring); reads no rows."""
+    return fingerprint_with(store_material(store, symbol, reads, book_source), params)
+
+
+def store_material(store: TickStore, symbol: str, reads: list[TableRead], book_source: str) -> dict:
+    """What of the store a chunk's fingerprint covers: everything but the parameters."""
     coverage = store.coverage_table()
     reference = store.symbols().filter(pc.equal(store.symbols().column("symbol"), symbol)).to_pylist()
-    material = {
-        "version": FEATURES_VERSION, "params": params.to_dict(), "book_source": book_source,
-        "symbol": reference,
+    return {
+        "version": FEATURES_VERSION, "book_source": book_source, "symbol": reference,
         "reads": [{"table": read.table, "range": [read.start_ns, read.end_ns],
                    "files": store.file_stamps(store.partition_paths(read.table, symbol, read.start_ns,
                                                                     read.end_ns)),
                    "covered": _spans(coverage, symbol, read).to_list()} for read in reads],
     }
-    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fingerprint_with(material: dict, params: FeatureParams) -> str:
+    """The fingerprint of a chunk read as ``material`` (:func:`store_material`) with ``params``."""
+    return hashlib.sha256(json.dumps({**material, "params": params.to_dict()}, sort_keys=True,
+                                     default=str).encode()).hexdigest()
 
 
 def _spans(coverage, symbol: str, read: TableRead) -> Spans:
@@ -261,7 +277,8 @@ def load_chunk(store: TickStore, symbol: str, grid: TickGrid, params: FeaturePar
 def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, source: str,
           xp, target: str) -> ChunkInputs:
     reads = plan_reads(store, symbol, grid, params, source)
-    fingerprint = fingerprint_of(store, symbol, reads, params, source)
+    material = store_material(store, symbol, reads, source)
+    fingerprint = fingerprint_with(material, params)
     by_table = {read.table: read for read in reads}
     coverage = store.coverage_table()
     covered = {read.table: _spans(coverage, symbol, read) for read in reads}
@@ -300,7 +317,8 @@ def _load(store: TickStore, symbol: str, grid: TickGrid, params: FeatureParams, 
         trades=trades, trades_covered=covered[trade_read.table].contains_intervals(interval_low, times),
         liquidations=liquidations,
         liquidations_covered=covered["liquidations"].contains_intervals(interval_low, times),
-        open_interest=open_interest, coverage=covered, reads=reads, fingerprint=fingerprint)
+        open_interest=open_interest, coverage=covered, reads=reads, fingerprint=fingerprint,
+        material=material)
 
 
 def _span_starts(spans: Spans, times: np.ndarray) -> np.ndarray:

@@ -181,26 +181,43 @@ def compute_feature_chunk(store: TickStore | str, symbol: str, start, end,
                           book_source: str | None = None) -> FeatureChunk:
     """:func:`compute_features`, also returning the book source, what each piece read and the seconds
     per stage. ``book_source`` (default: the best the store holds for the symbol) fixes the book."""
+    return compute_feature_variants(store, symbol, start, end, [params or FeatureParams()], device,
+                                    book_source)[0]
+
+
+def compute_feature_variants(store: TickStore | str, symbol: str, start, end,
+                             variants: list[FeatureParams], device: str = "auto",
+                             book_source: str | None = None) -> list[FeatureChunk]:
+    """:func:`compute_feature_chunk` for parameter sets that differ in signal parameters only
+    (:data:`~gpu_lpi.params.SIGNAL_FIELDS`): the inputs are read and the features computed once,
+    with the longest history any set needs, and the signals once per set. Each result is what
+    :func:`compute_feature_chunk` gives for its set alone (a longer history changes nothing:
+    chunked results equal unchunked ones). The seconds of the shared stages are the first set's.
+    """
     store = store if isinstance(store, TickStore) else TickStore(store)
-    params = params or FeatureParams()
+    if len({params.feature_key() for params in variants}) != 1:
+        raise ValueError("compute_feature_variants: the parameter sets differ in more than signal parameters")
+    loader = max(variants, key=lambda params: params.history_ticks)
     target = resolve_device(device)
-    clock = _StageClock()
+    clocks = [_StageClock() for _ in variants]
     source = book_source or book_source_of(store, symbol)
     covered = covered_spans(store, symbol, source)
-    tables, inputs = [], []
-    for low, high in piece_bounds(to_ns(start), to_ns(end), params):
+    tables, inputs = [[] for _ in variants], [[] for _ in variants]
+    for low, high in piece_bounds(to_ns(start), to_ns(end), loader):
         if not covered.clip(low, high):
             continue     # no input covers the piece: it has no rows, nothing to compute
-        grid = make_grid(low, high, params)
-        with clock("load"):
-            piece = load_chunk(store, symbol, grid, params, source, array_module(target), target)
-        tables.append(features_from_inputs(piece, target, clock))
-        inputs.append(PieceInputs(piece.fingerprint, tuple(piece.reads)))
-    if not tables:
-        make_grid(to_ns(start), to_ns(end), params)   # a range without ticks is an error
-        tables = [_empty_features()]
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    return FeatureChunk(table=table, book_source=source, inputs=inputs, seconds=clock.seconds)
+        grid = make_grid(low, high, loader)
+        with clocks[0]("load"):
+            piece = load_chunk(store, symbol, grid, loader, source, array_module(target), target)
+        columns = feature_columns(piece, target, clocks[0])
+        for index, params in enumerate(variants):
+            tables[index].append(signal_table(dict(columns), piece, params, target, clocks[index]))
+            inputs[index].append(PieceInputs(piece.fingerprint_for(params), tuple(piece.reads)))
+    if not tables[0]:
+        make_grid(to_ns(start), to_ns(end), loader)   # a range without ticks is an error
+    return [FeatureChunk(table=(pa.concat_tables(t) if len(t) > 1 else t[0]) if t else _empty_features(),
+                         book_source=source, inputs=pieces, seconds=clock.seconds)
+            for t, pieces, clock in zip(tables, inputs, clocks)]
 
 
 def features_from_inputs(inputs: ChunkInputs, target: str = "cpu", clock=None) -> pa.Table:
@@ -215,6 +232,11 @@ def features_from_inputs(inputs: ChunkInputs, target: str = "cpu", clock=None) -
         A :class:`_StageClock` that times the stages.
     """
     clock = clock or _StageClock()
+    return signal_table(feature_columns(inputs, target, clock), inputs, inputs.params, target, clock)
+
+
+def feature_columns(inputs: ChunkInputs, target: str, clock) -> dict:
+    """Every column before the signals (features, z-scores, LPI) at every loaded tick."""
     grid, params = inputs.grid, inputs.params
     xp = array_module(target)
     with clock("grid"):
@@ -248,6 +270,12 @@ def features_from_inputs(inputs: ChunkInputs, target: str = "cpu", clock=None) -
         for side in ("sell", "buy"):
             columns[f"z_liq_{side}"], _ = robust_z_and_scale(columns[f"flow_liq_{side}"], params,
                                                              target, grid.first_tick)
+    return columns
+
+
+def signal_table(columns: dict, inputs: ChunkInputs, params: FeatureParams, target: str, clock) -> pa.Table:
+    """:func:`feature_columns` plus the signals under ``params`` -> the chunk's feature table."""
+    grid, xp = inputs.grid, array_module(target)
     with clock("signals"):
         add_signals(columns, params, xp, target, block_origin=grid.first_tick,
                     has_oi=inputs.open_interest is not None,

@@ -20,6 +20,13 @@ MS_PER_HOUR = 3_600_000
 #: Most ticks of history a chunk may load before its first tick (its windows' reach): with the
 #: pieces of at most ``gpu_lpi.features.MAX_PIECE_TICKS`` ticks this bounds a chunk's memory.
 MAX_HISTORY_TICKS = 1 << 21
+#: Parameters read only by the signals (:mod:`gpu_lpi.signals`) and the crash filter, after the
+#: features: parameter sets that differ in these alone share their features
+#: (:func:`gpu_lpi.features.compute_feature_variants`).
+SIGNAL_FIELDS = frozenset({
+    "lpi_hi", "lpi_exit", "rollover_k", "rollover_from_peak", "rollover_peak_s", "time_stop_s",
+    "stop_sigma", "z_fsi_hi", "z_oi_hi", "z_liq_hi", "z_proxy_hi", "state_hold_s", "divergence_min_s",
+    "divergence_max_s", "refractory_s", "w_max", "sigma_window_s", "crash_leader", "crash_scale", "mode_b"})
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,11 @@ class FeatureParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def feature_key(self) -> tuple:
+        """The parameters the features depend on (all but :data:`SIGNAL_FIELDS`), as a key."""
+        return tuple((name, value) for name, value in sorted(self.to_dict().items())
+                     if name not in SIGNAL_FIELDS)
 
     # -- derived quantities, in ticks or fractions -------------------------------------------------
     @property

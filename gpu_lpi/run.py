@@ -51,7 +51,7 @@ from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, 
 from gpu_lpi.errors import ConfigError, StoreError
 from gpu_lpi.atomic_files import write_frame, write_json
 from gpu_lpi.events import finish_events
-from gpu_lpi.features import STAGES, PieceInputs, compute_feature_chunk
+from gpu_lpi.features import STAGES, PieceInputs, compute_feature_variants
 from gpu_lpi.job_spec import JobSpec
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.signals import apply_crash_filter, state_path
@@ -264,27 +264,45 @@ def _with_crash_filter(table: pa.Table, symbol: str, leader: Path | None,
     return table.append_column("leader_forced_down", pa.array(down))
 
 
-def chunk_task(store_root: str, chunk: Chunk, params: FeatureParams, device: str, source: str,
-               tmp_root: Path, leader: Path | None, *after) -> dict[str, Any]:
-    """One task of a job: keep the chunk's file if its inputs are unchanged, else compute it.
+@dataclass(frozen=True)
+class ChunkVariant:
+    """One parameter set's file of a chunk: ``chunk.path`` under ``params``, whose crash filter
+    reads the ``leader`` chunk file of the same time range (None for the leader itself, or
+    without the leader among the job's symbols)."""
 
-    ``leader``: the crash filter's leader chunk file of the same time range (None for the leader
-    itself, or without the leader among the job's symbols). ``after``: results of the tasks this
-    one waits for (the leader's chunk), unused.
+    chunk: Chunk
+    params: FeatureParams
+    leader: Path | None
+
+
+def chunk_task(store_root: str, variants: tuple[ChunkVariant, ...], device: str, source: str,
+               *after) -> list[dict[str, Any]]:
+    """One task of a job: per variant of one (symbol, time chunk), keep its file if its inputs are
+    unchanged, else compute it. Variants differ in signal parameters only: the stale ones share
+    one read of the inputs and one computation of the features
+    (:func:`gpu_lpi.features.compute_feature_variants`). ``after``: results of the tasks this one
+    waits for (the leader's chunk), unused.
 
     Returns
     -------
-    dict
-        ``status`` ("existing", "computed" or "recomputed"), ``seconds`` per stage, ``peak_rss_mib``
-        of the process that ran it.
+    list of dict
+        Per variant: ``status`` ("existing", "computed" or "recomputed"), ``seconds`` per stage,
+        ``peak_rss_mib`` of the process that ran it.
     """
     store = TickStore(store_root)
-    existed = chunk.path.exists()
-    if existed and is_current(store, chunk, params, source, leader):
-        return {"status": "existing", "seconds": {}, "peak_rss_mib": peak_rss_mib()}
-    seconds = _compute_and_write(store, chunk, params, device, source, tmp_root, leader)
-    return {"status": "recomputed" if existed else "computed", "seconds": seconds,
-            "peak_rss_mib": peak_rss_mib()}
+    existed = [v.chunk.path.exists() for v in variants]
+    stale = [v for v, e in zip(variants, existed)
+             if not (e and is_current(store, v.chunk, v.params, source, v.leader))]
+    seconds = {}
+    if stale:
+        first = stale[0].chunk
+        results = compute_feature_variants(store, first.symbol, first.start_ns, first.end_ns,
+                                           [v.params for v in stale], device, book_source=source)
+        for variant, result in zip(stale, results):
+            seconds[variant] = _write_chunk(result, variant)
+    peak = peak_rss_mib()
+    return [{"status": "existing" if v not in seconds else "recomputed" if e else "computed",
+             "seconds": seconds.get(v, {}), "peak_rss_mib": peak} for v, e in zip(variants, existed)]
 
 
 def peak_rss_mib() -> float:
@@ -292,19 +310,17 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _compute_and_write(store: TickStore, chunk: Chunk, params: FeatureParams, device: str,
-                       source: str, tmp_root: Path, leader: Path | None) -> dict[str, float]:
-    """Compute one chunk and publish its file atomically; return the seconds per stage."""
-    result = compute_feature_chunk(store, chunk.symbol, chunk.start_ns, chunk.end_ns,
-                                   params, device, book_source=source)
+def _write_chunk(result, variant: ChunkVariant) -> dict[str, float]:
+    """Publish one computed chunk file atomically (crash filter, metadata); the seconds per stage."""
     begin = time.perf_counter()
+    chunk, leader = variant.chunk, variant.leader
     inputs = [piece.to_dict() for piece in result.inputs]
     # the symbol is the partition key (the folder name), so that pandas, polars, duckdb and cudf read
     # RUN/features as one hive dataset
-    table = _with_crash_filter(result.table, chunk.symbol, leader, params).drop_columns(["symbol"])
+    table = _with_crash_filter(result.table, chunk.symbol, leader, variant.params).drop_columns(["symbol"])
     table = table.replace_schema_metadata({INPUTS_KEY: orjson.dumps(inputs),
                                            LEADER_KEY: _leader_inputs(leader)})
-    tmp = tmp_root / uuid.uuid4().hex / chunk.path.name
+    tmp = chunk.path.parents[2] / TMP_FOLDER / uuid.uuid4().hex / chunk.path.name
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         pq.write_table(table, tmp, compression="zstd")
@@ -315,6 +331,10 @@ def _compute_and_write(store: TickStore, chunk: Chunk, params: FeatureParams, de
     seconds = dict(result.seconds)
     seconds["io"] += time.perf_counter() - begin
     return seconds
+
+
+#: Folder of ``RUN/features`` where chunk files are written before they are renamed into place.
+TMP_FOLDER = "_tmp"
 
 
 @dataclass(frozen=True)

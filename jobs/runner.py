@@ -12,8 +12,12 @@
 A sweep writes one complete run folder per combination, ``RUN/sweep/<id>/`` (``id`` = 0000, 0001,
 ... in the order of the Cartesian grid, the last ``[sweep]`` name varying fastest), and
 ``RUN/sweep.parquet``: a row per combination with its id, swept values, events and the event
-study's answer at the answer horizon. The combinations run one after another, each spread over the
-cluster; re-running resumes every one of them.
+study's answer at the answer horizon. All combinations are one task graph: combinations that
+differ in signal parameters only (:data:`gpu_lpi.params.SIGNAL_FIELDS`: thresholds, K, τ, stops,
+sizing...) form a *parameter block*, and one task per (symbol, chunk, block) reads the inputs and
+computes the features once, the signals once per combination
+(:func:`gpu_lpi.features.compute_feature_variants`); θ, η, W and the other feature parameters make
+new blocks. Re-running resumes every combination.
 
 Tasks that fail are reported together once the others are done: ``run.json`` gets ``status =
 "failed"`` and the error of each, and the command ends with a one-line :class:`JobError`; re-running
@@ -37,9 +41,10 @@ from gpu_lpi.device import array_module, resolve_device
 from gpu_lpi.errors import GpuLpiError
 from gpu_lpi.events import day_events
 from gpu_lpi.job_spec import JobSpec, load_job_spec
-from gpu_lpi.run import (RUN_STAGES, Chunk, RunInputs, RunResult, SweepResult, chunk_task, claim_run_folder,
-                         crash_filter, leader_path, peak_rss_mib, plan_chunks, run_inputs, state_paths,
-                         used_spans, write_event_study, write_failed_run_json, write_run_json)
+from gpu_lpi.run import (RUN_STAGES, TMP_FOLDER, Chunk, ChunkVariant, RunInputs, RunResult, SweepResult,
+                         chunk_task, claim_run_folder, crash_filter, leader_path, peak_rss_mib, plan_chunks,
+                         run_inputs, state_paths, used_spans, write_event_study, write_failed_run_json,
+                         write_run_json)
 from jobs.graphs import Outcome, Task, run_tasks
 
 
@@ -71,72 +76,98 @@ def run_job_spec(spec_or_path, out=None, device: str = "auto", client=None, sche
 def _run(spec: JobSpec, out: Path, target: str, client):
     if spec.sweep:
         return run_sweep(spec, out, target, client)
-    return run_one(spec, out, target, client)
+    return run_combinations([spec], [out], target, client)[0]
 
 
 def run_one(spec: JobSpec, out: Path, target: str, client=None) -> RunResult:
     """One parameter set into the run folder ``out`` (a spec without a sweep)."""
+    return run_combinations([spec], [out], target, client)[0]
+
+
+def run_combinations(jobs: list[JobSpec], outs: list[Path], target: str, client=None) -> list[RunResult]:
+    """Jobs that differ in ``[params]`` only (a sweep's combinations), each into its run folder,
+    as one task graph (module docstring)."""
     begin = time.perf_counter()
-    inputs = run_inputs(spec)
-    config = spec.results_config()
-    claim_run_folder(out, config)
-    chunks = plan_chunks(spec, out, inputs.covered)
-    crash = crash_filter(spec)
-    leader = spec.params.crash_leader if crash["active"] else None
-    paths = state_paths(spec, inputs)
-    tmp_root = out / "features" / "_tmp"
-    tasks = job_tasks(spec, inputs, chunks, leader, target, tmp_root, out)
+    inputs = run_inputs(jobs[0])
+    for job, out in zip(jobs, outs):
+        claim_run_folder(out, job.results_config())
+    paths = state_paths(jobs[0], inputs)
+    tasks = job_tasks(jobs, outs, inputs, target)
+    tmp_roots = [out / "features" / TMP_FOLDER for out in outs]
     try:
-        outcome = run_tasks(tasks, client, retries=spec.cluster.retries if client is not None else 0)
+        outcome = run_tasks(tasks, client, retries=jobs[0].cluster.retries if client is not None else 0)
     finally:   # an interrupted or lost chunk leaves no partial file behind; finished ones are kept
-        shutil.rmtree(tmp_root, ignore_errors=True)
+        for tmp_root in tmp_roots:
+            shutil.rmtree(tmp_root, ignore_errors=True)
     if outcome.errors:
-        _fail(out, config, outcome, len(tasks))
-    study_begin = time.perf_counter()
-    frames = [outcome.results[t.key]["events"] for t in tasks if t.stage == "events"]
-    study = write_event_study(out, spec, inputs, frames, paths)
-    counts, seconds, peaks = _tally(tasks, outcome)
-    seconds["study"] = time.perf_counter() - study_begin
-    seconds["total"] = time.perf_counter() - begin
-    peaks["study"] = peak_rss_mib()
-    result = RunResult(
-        out=out, device=target, book_source=inputs.sources, seconds=seconds, chunks=counts,
-        covered=used_spans(spec, inputs),
-        degraded={s: degradations(inputs.sources[s], trade_table_of(inputs.store, s)) for s in spec.symbols},
-        state_path=paths, crash_filter=crash, answer=study["answer"], n_events=study["n_events"],
-        peak_rss_mib=peaks, cluster=_where(spec, client))
-    write_run_json(out, config, result, spec.resolved())
-    return result
+        _fail(jobs, outs, outcome, len(tasks))
+    tallies = _tally(tasks, outcome, outs)
+    results = []
+    for index, (job, out) in enumerate(zip(jobs, outs)):
+        study_begin = time.perf_counter()
+        frames = [outcome.results[t.key]["events"] for t in tasks if t.stage == "events" and t.args[0] == out]
+        study = write_event_study(out, job, inputs, frames, paths)
+        counts, seconds, peaks = tallies[index]
+        seconds["study"] = time.perf_counter() - study_begin
+        seconds["total"] = time.perf_counter() - begin
+        peaks["study"] = peak_rss_mib()
+        result = RunResult(
+            out=out, device=target, book_source=inputs.sources, seconds=seconds, chunks=counts,
+            covered=used_spans(job, inputs),
+            degraded={s: degradations(inputs.sources[s], trade_table_of(inputs.store, s)) for s in job.symbols},
+            state_path=paths, crash_filter=crash_filter(job), answer=study["answer"],
+            n_events=study["n_events"], peak_rss_mib=peaks, cluster=_where(job, client))
+        write_run_json(out, job.results_config(), result, job.resolved())
+        results.append(result)
+    return results
+
+
+def job_tasks(jobs: list[JobSpec], outs: list[Path], inputs: RunInputs, target: str) -> list[Task]:
+    """The tasks of jobs that differ in ``[params]`` only (:mod:`jobs.graphs`).
+
+    Per (symbol, chunk) and parameter block (the jobs with the same features and crash leader):
+    one chunk task over the block's variants, the leader's chunks first and every other chunk after
+    its leader chunk of the same block and time range; then per job and symbol-day the events,
+    after that day's and the next day's chunk tasks of the symbol.
+    """
+    blocks: dict[tuple, list[int]] = {}
+    for index, job in enumerate(jobs):
+        blocks.setdefault((job.params.feature_key(), _leader(job)), []).append(index)
+    plans = [plan_chunks(job, out, inputs.covered) for job, out in zip(jobs, outs)]
+    single = len(blocks) == 1
+    tasks, keys_of_day = [], {}
+    for number, ((_, leader), members) in enumerate(blocks.items()):
+        suffix = "" if single else f"-b{number:03d}"
+        keys = {(c.symbol, c.start_ns): feature_key(c) + suffix for c in plans[members[0]]}
+        for slot, chunk in sorted(enumerate(plans[members[0]]), key=lambda item: item[1].symbol != leader):
+            variants = tuple(ChunkVariant(plans[m][slot], jobs[m].params, leader_path(plans[m][slot], leader))
+                             for m in members)
+            after = keys.get((leader, chunk.start_ns)) if leader not in (None, chunk.symbol) else None
+            key = keys[(chunk.symbol, chunk.start_ns)]
+            tasks.append(Task(key, "features", chunk_task,
+                              (str(inputs.store.root), variants, target, inputs.sources[chunk.symbol]),
+                              (after,) if after else ()))
+            for m in members:
+                keys_of_day.setdefault((m, chunk.symbol, _day(chunk)), []).append(key)
+    for (m, symbol, day), day_keys in keys_of_day.items():
+        next_day = (pd.Timestamp(day) + timedelta(days=1)).strftime("%Y-%m-%d")
+        after = tuple(dict.fromkeys(day_keys + keys_of_day.get((m, symbol, next_day), [])))
+        suffix = "" if len(jobs) == 1 else f"-{outs[m].name}"
+        tasks.append(Task(f"events-{symbol}-{day}{suffix}", "events", events_task,
+                          (outs[m], symbol, day, jobs[m].params.tick_ns, jobs[m].study, target), after))
+    return tasks
+
+
+def _leader(job: JobSpec) -> str | None:
+    return job.params.crash_leader if crash_filter(job)["active"] else None
+
+
+def _day(chunk: Chunk) -> str:
+    return chunk.path.parent.name.removeprefix("date=")
 
 
 def feature_key(chunk: Chunk) -> str:
-    return f"features-{chunk.symbol}-{chunk.path.parent.name.removeprefix('date=')}-{chunk.path.stem[5:]}"
-
-
-def job_tasks(spec: JobSpec, inputs: RunInputs, chunks: list[Chunk], leader: str | None, target: str,
-              tmp_root: Path, out: Path) -> list[Task]:
-    """The job's tasks (:mod:`jobs.graphs`): the leader's chunks first, then every other chunk
-    (after its leader chunk), then the events per symbol-day (after that day's and the next day's
-    chunks of the symbol)."""
-    keys = {feature_key(c) for c in chunks}
-    tasks = []
-    for chunk in sorted(chunks, key=lambda c: c.symbol != leader):      # stable: plan order kept
-        led = leader_path(chunk, leader)
-        leader_key = feature_key(Chunk(leader, chunk.start_ns, chunk.end_ns, led)) if led else None
-        tasks.append(Task(feature_key(chunk), "features", chunk_task,
-                          (str(inputs.store.root), chunk, spec.params, target, inputs.sources[chunk.symbol],
-                           tmp_root, led),
-                          (leader_key,) if leader_key in keys else ()))
-    by_day: dict[tuple[str, str], list[str]] = {}
-    for chunk in chunks:
-        day = chunk.path.parent.name.removeprefix("date=")
-        by_day.setdefault((chunk.symbol, day), []).append(feature_key(chunk))
-    for (symbol, day), day_keys in by_day.items():
-        next_day = (pd.Timestamp(day) + timedelta(days=1)).strftime("%Y-%m-%d")
-        after = tuple(day_keys + by_day.get((symbol, next_day), []))
-        tasks.append(Task(f"events-{symbol}-{day}", "events", events_task,
-                          (out, symbol, day, spec.params.tick_ns, spec.study, target), after))
-    return tasks
+    return f"features-{chunk.symbol}-{_day(chunk)}-{chunk.path.stem.removeprefix('part-')}"
 
 
 def events_task(out: Path, symbol: str, day: str, tick_ns: int, study, target: str, *after) -> dict:
@@ -147,29 +178,38 @@ def events_task(out: Path, symbol: str, day: str, tick_ns: int, study, target: s
             "peak_rss_mib": peak_rss_mib()}
 
 
-def _tally(tasks: list[Task], outcome: Outcome) -> tuple[dict, dict, dict]:
-    """Chunk counts, seconds per stage (summed over tasks) and peak memory per stage (largest)."""
-    counts = dict.fromkeys(("computed", "existing", "recomputed"), 0)
-    seconds = dict.fromkeys(RUN_STAGES, 0.0)
-    peaks: dict[str, float] = {}
+def _tally(tasks: list[Task], outcome: Outcome, outs: list[Path]) -> list[tuple[dict, dict, dict]]:
+    """Per job (run folder): chunk counts, seconds per stage (summed over its tasks) and peak
+    memory per stage (the largest of the processes that ran them)."""
+    tallies = [(dict.fromkeys(("computed", "existing", "recomputed"), 0), dict.fromkeys(RUN_STAGES, 0.0), {})
+               for _ in outs]
+    index_of = {out: index for index, out in enumerate(outs)}
     for task in tasks:
         result = outcome.results[task.key]
-        if task.stage == "features":
-            counts[result["status"]] += 1
-            counts["computed"] += result["status"] == "recomputed"
-        for stage, value in result["seconds"].items():
-            seconds[stage] += value
-        peaks[task.stage] = max(peaks.get(task.stage, 0.0), result["peak_rss_mib"])
-    return counts, seconds, peaks
+        if task.stage == "features":      # per variant: its run folder holds its chunk file
+            pairs = [(index_of[v.chunk.path.parents[3]], r) for v, r in zip(task.args[1], result)]
+        else:
+            pairs = [(index_of[task.args[0]], result)]
+        for index, item in pairs:
+            counts, seconds, peaks = tallies[index]
+            if task.stage == "features":
+                counts[item["status"]] += 1
+                counts["computed"] += item["status"] == "recomputed"
+            for stage, value in item["seconds"].items():
+                seconds[stage] += value
+            peaks[task.stage] = max(peaks.get(task.stage, 0.0), item["peak_rss_mib"])
+    return tallies
 
 
-def _fail(out: Path, config: dict, outcome: Outcome, n_tasks: int) -> None:
+def _fail(jobs: list[JobSpec], outs: list[Path], outcome: Outcome, n_tasks: int) -> None:
     errors = [{"task": key, "error": text} for key, text in outcome.errors.items()]
-    write_failed_run_json(out, config, errors)
+    for job, out in zip(jobs, outs):
+        write_failed_run_json(out, job.results_config(), errors)
     first = errors[0]
+    where = outs[0] / "run.json" if len(outs) == 1 else "each combination's run.json"
     raise JobError(f"{len(errors)} of {n_tasks} tasks failed (first: {first['task']}: {first['error']}); "
                    f"the others finished; re-run the same command to redo the failed ones "
-                   f"(every error is in {out / 'run.json'})")
+                   f"(every error is in {where})")
 
 
 def _where(spec: JobSpec, client) -> dict:
@@ -186,11 +226,10 @@ def run_sweep(spec: JobSpec, out: Path, target: str, client=None) -> SweepResult
     begin = time.perf_counter()
     config = spec.results_config()
     claim_run_folder(out, config)
-    combinations, runs = [], []
-    for index, job in enumerate(spec.combinations()):
-        combination = {"id": f"{index:04d}", **{name: getattr(job.params, name) for name in spec.sweep}}
-        runs.append(run_one(job, out / "sweep" / combination["id"], target, client))
-        combinations.append(combination)
+    jobs = spec.combinations()
+    combinations = [{"id": f"{index:04d}", **{name: getattr(job.params, name) for name in spec.sweep}}
+                    for index, job in enumerate(jobs)]
+    runs = run_combinations(jobs, [out / "sweep" / c["id"] for c in combinations], target, client)
     rows = [{**combination, "n_events": run.n_events,
              **{k: v for k, v in run.answer.items() if k != "text"}}
             for combination, run in zip(combinations, runs)]

@@ -134,14 +134,14 @@ def test_a_failed_chunk_is_reported_after_the_others_finish(hours_store, tmp_pat
     run.json says which and why, the command ends with one line; the re-run redoes only it."""
     import gpu_lpi.run as run_module
 
-    real = run_module.compute_feature_chunk
+    real = run_module.compute_feature_variants
 
     def broken(store, symbol, start, end, *args, **kwargs):
         if start == T0 + 3_600 * 10**9:
             raise OSError("disk on fire")
         return real(store, symbol, start, end, *args, **kwargs)
 
-    monkeypatch.setattr(run_module, "compute_feature_chunk", broken)
+    monkeypatch.setattr(run_module, "compute_feature_variants", broken)
     out = tmp_path / "run"
     spec = _spec(hours_store, cluster={"chunk_hours": 1})
     with pytest.raises(JobError, match=r"2 of 4 tasks failed \(first: features-TESTUSDT-2024-08-05-0100: "
@@ -155,7 +155,7 @@ def test_a_failed_chunk_is_reported_after_the_others_finish(hours_store, tmp_pat
         {"task": "events-TESTUSDT-2024-08-05", "error": "not run: features-TESTUSDT-2024-08-05-0100 failed"}]
     folder = out / "features" / f"symbol={SYMBOL}" / "date=2024-08-05"
     assert sorted(p.name for p in folder.iterdir()) == ["part-0000.parquet", "part-0200.parquet"]
-    monkeypatch.setattr(run_module, "compute_feature_chunk", real)
+    monkeypatch.setattr(run_module, "compute_feature_variants", real)
     again = run_job(spec, out=out, device="cpu")
     assert again.chunks == {"computed": 1, "existing": 2, "recomputed": 0}
     clean = run_job(spec, out=tmp_path / "clean", device="cpu")
@@ -192,3 +192,55 @@ def test_every_shipped_job_spec_is_valid():
     for path in specs:
         spec = load_job_spec(path)
         assert spec.symbols and spec.combinations()
+
+
+def test_imports_flow_from_jobs_to_gpu_lpi_to_kernels():
+    """DESIGN.md §1: no module of gpu_lpi imports jobs when it is loaded (run_job and the command
+    line hand over to jobs/ inside a function), and kernels import neither."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def top_level_imports(path):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                yield from (alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                yield node.module
+
+    for package, forbidden in (("gpu_lpi", ("jobs",)), ("kernels", ("jobs", "gpu_lpi"))):
+        for path in (root / package).rglob("*.py"):
+            for name in top_level_imports(path):
+                assert name.split(".")[0] not in forbidden, f"{path.relative_to(root)} imports {name}"
+
+
+def test_a_parameter_block_reads_and_computes_the_features_once(hours_store, tmp_path, monkeypatch):
+    """Combinations that differ in signal parameters only share one task per chunk (one read of
+    the inputs, one computation of the features), and each combination's files are the bytes of
+    the same job run alone -- also where the combinations need different histories (refractory_s)."""
+    import gpu_lpi.run as run_module
+
+    calls = []
+    real = run_module.compute_feature_variants
+
+    def counting(store, symbol, start, end, variants, *args, **kwargs):
+        calls.append(len(variants))
+        return real(store, symbol, start, end, variants, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "compute_feature_variants", counting)
+    sweep = {"theta_bps": [3.0, 8.0], "lpi_hi": [2.0, 3.0], "refractory_s": [20.0, 240.0]}
+    result = run_job(_spec(hours_store, sweep=sweep, cluster={"chunk_hours": 1}), out=tmp_path / "sweep",
+                     device="cpu")
+    assert calls == [4] * 6          # 3 chunks x 2 blocks (θ), each computing its 4 signal variants
+    monkeypatch.setattr(run_module, "compute_feature_variants", real)
+    for combination in (result.combinations[0], result.combinations[5]):
+        params = {**PARAMS, **{k: v for k, v in combination.items() if k != "id"}}
+        alone = run_job(_spec(hours_store, params=params, cluster={"chunk_hours": 1}),
+                        out=tmp_path / f"alone-{combination['id']}", device="cpu")
+        swept = tmp_path / "sweep" / "sweep" / combination["id"]
+        assert _bytes(_table(swept)) == _bytes(_table(alone.out))
+        assert (swept / "events.parquet").read_bytes() == (alone.out / "events.parquet").read_bytes()
+    panic = {c["id"]: _table(tmp_path / "sweep" / "sweep" / c["id"]).column("cond_panic").to_numpy(zero_copy_only=False)
+             for c in result.combinations}
+    assert panic["0000"].sum() > panic["0002"].sum() > 0     # lpi_hi 2 against 3: the signals differ
