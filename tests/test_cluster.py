@@ -247,17 +247,21 @@ def _numba_threads() -> int:
     return numba.config.NUMBA_NUM_THREADS
 
 
-def test_local_cluster_is_started_and_closed(monkeypatch):
+def test_local_cluster_is_started_and_closed_also_on_ctrl_c(monkeypatch):
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     lines = []
-    with open_client(ClusterSpec(scheduler="local", n_workers=2), echo=lines.append) as client:
-        assert len(client.scheduler_info()["workers"]) == 2
-        assert all(seconds is not None for seconds in client.run(_warm_up_seconds).values())
-        # the workers share the cores for numba's parallel loops
-        expected = max(1, os.cpu_count() // 2)
-        assert set(client.run(_numba_threads).values()) == {expected}
-        cluster = client.cluster
+    with pytest.raises(KeyboardInterrupt):
+        with open_client(ClusterSpec(scheduler="local", n_workers=2), echo=lines.append) as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+            assert all(seconds is not None for seconds in client.run(_warm_up_seconds).values())
+            # the workers share the cores for numba's parallel loops
+            expected = max(1, os.cpu_count() // 2)
+            assert set(client.run(_numba_threads).values()) == {expected}
+            cluster = client.cluster
+            processes = [worker.process.process for worker in cluster.workers.values()]
+            raise KeyboardInterrupt
     assert cluster.status.name == "closed" and client.status == "closed"
+    assert processes and not any(process.is_alive() for process in processes)
     assert len(lines) == 1 and lines[0].startswith("Dask dashboard: http://"), lines
 
 
