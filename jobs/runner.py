@@ -38,7 +38,7 @@ from gpu_lpi.atomic_files import write_frame, write_json
 from gpu_lpi.book_at_ticks import degradations
 from gpu_lpi.chunk_inputs import trade_table_of
 from gpu_lpi.device import array_module, resolve_device
-from gpu_lpi.errors import GpuLpiError
+from gpu_lpi.errors import ConfigError, GpuLpiError
 from gpu_lpi.events import day_events
 from gpu_lpi.job_spec import JobSpec, load_job_spec
 from gpu_lpi.run import (RUN_STAGES, TMP_FOLDER, Chunk, ChunkVariant, RunInputs, RunResult, SweepResult,
@@ -62,7 +62,10 @@ def run_job_spec(spec_or_path, out=None, device: str = "auto", client=None, sche
     """
     spec = load_job_spec(spec_or_path)
     if scheduler is not None:
-        spec = replace(spec, cluster=spec.cluster.with_scheduler(scheduler))
+        try:
+            spec = replace(spec, cluster=spec.cluster.with_scheduler(scheduler))
+        except ConfigError as err:     # name the option the value came from
+            raise ConfigError(str(err).replace("cluster.scheduler:", "--scheduler:", 1)) from None
     target = resolve_device(device)
     out = Path(out) if out is not None else Path.cwd() / "runs" / spec.name
     if client is None and spec.cluster.scheduler != "sync":

@@ -244,3 +244,11 @@ def test_a_parameter_block_reads_and_computes_the_features_once(hours_store, tmp
     panic = {c["id"]: _table(tmp_path / "sweep" / "sweep" / c["id"]).column("cond_panic").to_numpy(zero_copy_only=False)
              for c in result.combinations}
     assert panic["0000"].sum() > panic["0002"].sum() > 0     # lpi_hi 2 against 3: the signals differ
+
+
+def test_the_scheduler_option_is_checked_and_named(hours_store, tmp_path):
+    from jobs.runner import run_job_spec
+
+    with pytest.raises(ConfigError, match="^--scheduler: expected one of sync, local, local-cuda"):
+        run_job_spec(_spec(hours_store), out=tmp_path / "run", device="cpu", scheduler="nowhere")
+    assert not (tmp_path / "run").exists()
