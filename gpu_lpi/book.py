@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kernels.book_replay import (APPLIED, GAP, NO_BOOK, STALE, BookState, DepthRows, SampleRequest,
+from kernels.book_replay import (GAP, NO_BOOK, STALE, BookState, DepthRows, SampleRequest,
                                  SampleOutput, new_book_state, replay_messages)
 
 #: Ladders larger than this many levels are clipped to a window around the middle price; levels

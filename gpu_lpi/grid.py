@@ -12,7 +12,6 @@ from the same partial sums in every chunk (see :mod:`kernels.tick_features`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
