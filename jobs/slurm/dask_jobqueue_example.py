@@ -46,7 +46,8 @@ def main() -> None:
         queue=args.queue, account=args.account, cores=args.cores, processes=args.cores,
         memory=args.memory, walltime=args.walltime, interface=args.interface,
         local_directory="$TMPDIR", log_directory="dask-logs",
-        job_script_prologue=[f"export NUMBA_CACHE_DIR={cache}"])
+        # one worker per core: each runs numba's parallel loops on one thread (docs/cluster.md)
+        job_script_prologue=[f"export NUMBA_CACHE_DIR={cache}", "export NUMBA_NUM_THREADS=1"])
     with cluster, Client(cluster) as client:
         client.register_plugin(WarmKernels(args.device))
         print(f"Dask dashboard: {client.dashboard_link}", flush=True)
