@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from gpu_lpi.ingest.binance_ws.payloads import Parsed, book_levels, decimal_fields, decimals, field_of
 from gpu_lpi.reference_data import usd_notional
-from gpu_lpi.schema import LIQ_BUY, LIQ_SELL, NO_ID, TABLES, TRADE_KIND_MARKET, TRADE_KIND_OTHER, TRADE_KINDS
+from gpu_lpi.schema import LIQ_BUY, LIQ_SELL, NO_ID, TABLES, TRADE_KIND_OTHER, TRADE_KINDS
 
 #: What a converter yields: (tick-store table, symbol, canonical rows, line of each row).
 WsChunk = tuple[str, str, pa.Table, np.ndarray]
