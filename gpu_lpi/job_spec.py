@@ -77,7 +77,9 @@ class ClusterSpec:
         Workers of a ``local`` cluster (default: one per core), or of ``local-cuda`` (default: one
         per visible GPU). Not allowed with an address.
     threads_per_worker : int, default 1
-        A chunk is single-threaded numba code; more threads per worker only share its memory.
+        Tasks a worker runs at once. A chunk's rolling median is parallel numba code: a ``local``
+        cluster gives each worker ``cores // n_workers`` numba threads (``NUMBA_NUM_THREADS``,
+        unless set), so workers do not oversubscribe the machine (:mod:`jobs.cluster`).
     memory_limit : str, default "auto"
         Per-worker memory limit of a local cluster (Dask's syntax: ``"4GB"``, ``"auto"``, or a
         fraction ``0.5`` of the machine's memory).
