@@ -50,7 +50,13 @@ class FeatureParams:
     rollover_from_peak, rollover_peak_s : float, default 0.5, 30
         The rollover also needs the LPI at most ``rollover_from_peak`` times its maximum over the
         last ``rollover_peak_s``: a dip in a cascade's noisy plateau is not a rollover (see
-        :mod:`gpu_lpi.signals`); 1 gives the spec's rule as written.
+        :mod:`gpu_lpi.signals`); 1 drops the peak test.
+    liquidity_from_peak : float, default 0.6
+        Liquidity reformation also needs z(LDR) at most this times its maximum over the last
+        ``rollover_peak_s``: the book has refilled, not only paused in thinning (a lull between
+        waves of a cascade leaves it thin; see :mod:`gpu_lpi.signals`); 1 drops the refill test.
+        Chosen on planted seeds 1-5 (0.5 lost the cascades whose LPI falls below ``lpi_hi``
+        before z(LDR) halves, 0.7 let a mid-cascade lull through): bench/RESULTS.md.
     time_stop_s : float, default 120
         Time stop T_max in seconds (spec §8.6).
     stop_sigma : float, default 2.5
@@ -157,6 +163,7 @@ class FeatureParams:
     rollover_k: int = 3
     rollover_from_peak: float = 0.5
     rollover_peak_s: float = 30.0
+    liquidity_from_peak: float = 0.6
     time_stop_s: float = 120.0
     stop_sigma: float = 2.5
     w1: float = 0.5
@@ -263,7 +270,7 @@ class FeatureParams:
 
         A position at ``t`` depends on an entry at most ``time_stop`` ticks before; an entry is an
         episode start (``refractory`` ticks of candidates before it), each candidate reads
-        ``max(K, τ_max, rollover_peak)`` ticks of LPI, the entry's state reads ``state_hold`` ticks and its σ
+        ``max(K, τ_max, rollover_peak)`` ticks of LPI and z(LDR), the entry's state reads ``state_hold`` ticks and its σ
         ``sigma_window`` ticks of RV.
         """
         pattern = max(self.rollover_k + 1, self.divergence_ticks[1],
@@ -319,6 +326,7 @@ _RULES: dict[str, tuple[type, float, float, bool]] = {
     "rollover_k": (int, 1, 10_000, False),
     "rollover_from_peak": (float, 0.0, 1.0, True),
     "rollover_peak_s": (float, 0.0, 3600.0, True),
+    "liquidity_from_peak": (float, 0.0, 1.0, True),
     "time_stop_s": (float, 0.0, 86_400.0, True),
     "stop_sigma": (float, 0.0, 100.0, True),
     "w1": (float, -10.0, 10.0, False),

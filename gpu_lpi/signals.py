@@ -50,14 +50,27 @@ Decisions where the spec is open, each measured in bench/RESULTS.md:
 * **Conditions without their feed**: ``cond_oi_flush`` is true where the symbol has no OI feed, and
   ``cond_liquidity`` where the book has no depth (not applicable, not failed); a NaN input of a feed
   that exists makes its condition false.
-* **Rollover** ``ΔLPI < 0`` is tick over tick, for the last ``rollover_k`` ticks, *and* the LPI has
-  come off its recent peak: at most ``rollover_from_peak`` (0.5) times its maximum over the last
-  ``rollover_peak_s`` (30 s). The LPI of a cascade plateaus at a high, noisy level while the
-  liquidations last; three falling ticks in that plateau are noise, not selling that exhausts, and
-  taken alone they fired ~10-40 s before the bottom in the planted cascades (bench/RESULTS.md,
-  "Planted truth"). ``rollover_from_peak = 1`` is the spec's rule as written. **Liquidity
-  reformation** ``Δz(LDR) < 0`` is over the same K ticks (one tick of a book that did not change is
-  not "worsening"); the **divergence** holds for *every* τ in ``[divergence_min_s, divergence_max_s]``.
+* **Rollover** ``ΔLPI < 0`` for the last ``rollover_k`` ticks is read as "``LPI_t`` below each of
+  its last K values" (``LPI_t < LPI_{t-j-1}``, ``j = 0..K-1``), not tick over tick: the inputs of
+  the LPI update less often than every tick (a book or flow window that did not change repeats
+  its value), so K strictly falling ticks in a row almost never hold while the pressure is
+  clearly falling (planted seed 1: recall 0.25 -> 0.75, bench/RESULTS.md). The rollover also
+  needs the LPI to have come off its recent peak: at most ``rollover_from_peak`` (0.5) times its
+  maximum over the last ``rollover_peak_s`` (30 s). The LPI of a cascade plateaus at a high,
+  noisy level while the liquidations last; dips in that plateau are noise, not selling that
+  exhausts, and taken alone they fired ~10-40 s before the bottom in the planted cascades.
+  ``rollover_from_peak = 1`` drops the peak test.
+* **Liquidity reformation** ``Δz(LDR) < 0`` is over the same K ticks (one tick of a book that did
+  not change is not "worsening") *and* the book has refilled: ``z(LDR)`` at most
+  ``liquidity_from_peak`` (0.6) times its maximum over ``rollover_peak_s``. A multi-wave cascade
+  has lulls between its waves where the impact flow stops, the LPI halves and the price still
+  makes new lows -- every other condition holds -- but the makers have not come back: the book
+  stays as thin as at the peak (z(LDR) ~ 0.8-0.9 of its peak in the planted lulls) and the next
+  wave takes the price lower (30 s markouts of -37..-76 bps). At the bottom the makers re-quote
+  and z(LDR) collapses; that is the reformation the spec asks for ("depth stops worsening,
+  spread stops widening"), read as a level, not a one-tick sign. ``liquidity_from_peak = 1`` drops
+  the refill test (the spec's one-sign rule). The **divergence** holds for *every* τ in ``[divergence_min_s,
+  divergence_max_s]``.
 * **One decision per episode**: the event is the episode's first candidate tick; its state and its
   OI flush decide whether Mode A trades it. Later candidates of the same episode (within
   ``refractory_s`` of another) open nothing.
@@ -148,7 +161,8 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
             confirm_path=int(path), has_oi=int(has_oi), has_depth=int(has_depth),
             divergence_first=int(first), divergence_last=int(last),
             peak_ticks=params.seconds_to_ticks(params.rollover_peak_s),
-            from_peak=float(params.rollover_from_peak)), target)
+            from_peak=float(params.rollover_from_peak),
+            liquidity_from_peak=float(params.liquidity_from_peak)), target)
         sides[side] = outputs
     down, up = sides[-1.0], sides[1.0]
     lpi_down, lpi_up = columns["lpi_down"], columns["lpi_up"]

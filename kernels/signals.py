@@ -6,7 +6,7 @@ defined next to its body. Flags are written as 0.0 / 1.0 (the records are float6
 
 * :func:`side_conditions` -- one side of the market at tick ``i`` (``side = -1``: a sell cascade,
   ``+1``: a buy squeeze): the FORCED state and the five exhaustion conditions. Element-wise; reads
-  at most ``max(rollover_k, divergence_last)`` ticks back.
+  at most ``max(rollover_k, divergence_last, peak_ticks)`` ticks back.
 * :func:`episode_starts` -- the first exhaustion candidate after ``refractory`` ticks without one.
   Element-wise; reads ``refractory`` ticks back, only at candidate ticks.
 * :func:`mode_a_positions` -- the target position of Mode A, a scan (one thread walks the series:
@@ -45,9 +45,9 @@ class SideConditions(NamedTuple):
     impact: np.ndarray  #: z(FSI) > z_fsi_hi
     confirmed: np.ndarray  #: forced flow confirmed (liquidation spike, OI drop or the proxy)
     panic: np.ndarray  #: LPI > lpi_hi
-    rollover: np.ndarray  #: ΔLPI < 0 for the last K ticks
+    rollover: np.ndarray  #: LPI below each of its last K values, and off its recent peak
     oi_flush: np.ndarray  #: z(ΔOI) > z_oi_hi (1 where no OI feed exists)
-    liquidity: np.ndarray  #: z(LDR) fell over the last K ticks (1 where no depth exists)
+    liquidity: np.ndarray  #: z(LDR) fell over the last K ticks and came off its recent peak (1 where no depth exists)
     divergence: np.ndarray  #: price made a new extreme over every τ in range while the LPI fell
     candidate: np.ndarray  #: panic, rollover, liquidity and divergence (the price pattern)
     warm: np.ndarray  #: the state is defined (z(FSI) and the LPI are known)
@@ -68,6 +68,7 @@ class SideParams(NamedTuple):
     divergence_last: int
     peak_ticks: int  #: the rollover's recent peak: the LPI's maximum over this many ticks
     from_peak: float  #: the rollover needs LPI <= from_peak·(recent peak)
+    liquidity_from_peak: float  #: the reformation needs z(LDR) <= liquidity_from_peak·(its recent peak)
 
 
 @per_tick
@@ -79,9 +80,11 @@ def side_conditions(i, inputs: SideInputs, outputs: SideConditions, params: Side
       ``z(liq) > z_liq_hi`` where a liquidation feed exists, else ``z(ΔOI) > z_oi_hi`` (OI feed),
       else the proxy: a liquidity shock ``z(LDR) > z_proxy_hi`` (``z(Π)`` where the book has no
       depth).
-    * panic ``LPI_t > lpi_hi``; rollover ``LPI_{t-j} < LPI_{t-j-1}`` for ``j = 0..K-1`` and the LPI
-      at most ``from_peak`` times its maximum over the last ``peak_ticks`` (NaN skipped); OI flush
-      ``z(ΔOI_t) > z_oi_hi``; liquidity reformation ``z(LDR_t) < z(LDR_{t-K})``; divergence: for
+    * panic ``LPI_t > lpi_hi``; rollover ``LPI_t < LPI_{t-j-1}`` for ``j = 0..K-1`` (below each of
+      its last K values) and the LPI at most ``from_peak`` times its maximum over the last
+      ``peak_ticks`` (NaN skipped); OI flush ``z(ΔOI_t) > z_oi_hi``; liquidity reformation
+      ``z(LDR_t) < z(LDR_{t-K})`` and ``z(LDR_t)`` at most ``liquidity_from_peak`` times its maximum
+      over the last ``peak_ticks`` (the book has refilled, NaN skipped); divergence: for
       every ``τ`` in ``[divergence_first, divergence_last]`` ticks, the mid is beyond its value
       ``τ`` ago in the side's direction (lower for a sell cascade) while ``LPI_t < LPI_{t-τ}``.
     """
@@ -105,7 +108,7 @@ def side_conditions(i, inputs: SideInputs, outputs: SideConditions, params: Side
     k = params.rollover_k
     rollover = i >= k
     for j in range(k):
-        if not (i - j - 1 >= 0 and lpi[i - j] < lpi[i - j - 1]):
+        if not (i - j - 1 >= 0 and level < lpi[i - j - 1]):
             rollover = False
     if rollover and panic:      # the peak is read only where it can matter
         peak = level
@@ -118,7 +121,15 @@ def side_conditions(i, inputs: SideInputs, outputs: SideConditions, params: Side
     else:
         oi_flush = True
     if params.has_depth == 1:
-        liquidity = i >= k and inputs.z_ldr[i] < inputs.z_ldr[i - k]
+        z_ldr = inputs.z_ldr
+        depletion = z_ldr[i]
+        liquidity = i >= k and depletion < z_ldr[i - k]
+        if liquidity:           # the refill is read only where it can matter
+            peak = depletion
+            for j in range(max(i - params.peak_ticks + 1, 0), i):
+                if z_ldr[j] > peak:
+                    peak = z_ldr[j]
+            liquidity = depletion <= params.liquidity_from_peak * peak
     else:
         liquidity = True
     divergence = i >= params.divergence_last and not math.isnan(mid[i])

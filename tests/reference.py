@@ -157,11 +157,13 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
             out["panic"][i] = above(lpi[i], params.lpi_hi)
             peak_ticks = max(1, round(params.rollover_peak_s * 1000 / params.tick_ms))
             recent = [v for v in lpi[max(0, i - peak_ticks + 1):i + 1] if not math.isnan(v)]
-            out["rollover"][i] = (i >= k and all(lpi[i - j] < lpi[i - j - 1] for j in range(k))
+            out["rollover"][i] = (i >= k and all(lpi[i] < lpi[i - j - 1] for j in range(k))
                                   and (not out["panic"][i]
                                        or lpi[i] <= params.rollover_from_peak * max(recent)))
             out["oi_flush"][i] = above(columns["z_doi"][i], params.z_oi_hi) if has_oi else True
-            out["liquidity"][i] = (i >= k and z_ldr[i] < z_ldr[i - k]) if has_depth else True
+            depleted = [v for v in z_ldr[max(0, i - peak_ticks + 1):i + 1] if not math.isnan(v)]
+            out["liquidity"][i] = (i >= k and z_ldr[i] < z_ldr[i - k]
+                                   and z_ldr[i] <= params.liquidity_from_peak * max(depleted)) if has_depth else True
             out["divergence"][i] = i >= last and not math.isnan(mid[i]) and all(
                 sign * (mid[i] - mid[i - tau]) > 0 and lpi[i] < lpi[i - tau] for tau in range(first, last + 1))
             out["candidate"][i] = (out["panic"][i] and out["rollover"][i] and out["liquidity"][i]

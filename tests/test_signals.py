@@ -3,6 +3,8 @@ prefix invariance, start invariance, and the CPU = CUDA-simulator parity."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,7 +83,7 @@ def test_known_answer_sell_cascade_exhaustion_and_exits():
                "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
                "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
     params = FeatureParams(refractory_s=30.0, time_stop_s=60.0, sigma_window_s=2.0, min_periods_s=0.25,
-                           rollover_from_peak=1.0)     # the spec's rollover as written
+                           rollover_from_peak=1.0, liquidity_from_peak=1.0)     # the spec's rules as written
     got = signals_of(columns, (True, False, True), params)
     # rollover holds from tick 102 (K = 3 falling ticks after the peak at 99); the divergence needs
     # LPI_t < LPI_{t-τ} for every τ = 4..12 ticks, i.e. 10 - (t - 100)/9.9 < (t - 12)/9.9: t >= 106
@@ -119,6 +121,52 @@ def test_rollover_waits_for_the_lpi_to_come_off_its_peak():
     assert np.flatnonzero(default["event"]).tolist() == [first[first >= 200][0]]
 
 
+def cascade(lpi, z_ldr):
+    """Columns of a FORCED sell cascade with the given LPI and z(LDR), the price making new lows."""
+    n = lpi.size
+    return {"mid": 100 - 0.01 * np.arange(n), "lpi_down": lpi, "lpi_up": np.zeros(n),
+            "z_fsi": np.full(n, 3.0), "z_fsi_up": np.zeros(n), "z_ldr": z_ldr, "z_ldr_up": np.zeros(n),
+            "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
+            "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
+
+
+def test_rollover_reads_the_level_when_inputs_repeat():
+    """Inputs that update every second tick make a staircase: the LPI never falls K = 3 ticks in a
+    row, but it is below each of its last 3 values at every step down, which is the rollover."""
+    t = np.arange(300)
+    falling = 10 - 0.05 * (t - 100)
+    lpi = np.where(t < 100, 0.1 * t, falling)
+    lpi = lpi[t - t % 2]                                     # each value held for two ticks
+    z_ldr = np.where(t < 100, 0.3 * t, 30 - 0.3 * (t - 100))[t - t % 2]
+    got = signals_of(cascade(lpi, z_ldr), (True, False, True),
+                     FeatureParams(refractory_s=10.0, min_periods_s=0.25))
+    steps = np.flatnonzero(got["cond_rollover"])
+    assert steps.size and (steps % 2 == 0).all()             # at the steps down, not between them
+    assert lpi[steps[0]] <= 0.5 * lpi.max() < lpi[steps[0] - 2]
+    falls = np.diff(lpi) < 0
+    assert not (falls[:-2] & falls[1:-1] & falls[2:]).any()  # never 3 falling ticks in a row
+
+
+def test_liquidity_reformation_waits_for_the_book_to_refill():
+    """A lull between two waves: the LPI halves and the price makes new lows, but z(LDR) stays near
+    its peak (the makers are not back): no event. The event comes where z(LDR) is at most
+    liquidity_from_peak times its 30 s peak; with liquidity_from_peak = 1, in the lull."""
+    t = np.arange(400)
+    lpi = np.where(t < 100, 0.1 * t, 10 - 0.025 * (t - 100))     # above lpi_hi until t = 380
+    lull = 30 - 0.02 * (t - 100)                                  # thin book, hardly improving
+    z_ldr = np.where(t < 100, 0.3 * t, np.where(t < 250, lull, lull[250] - 1.0 * (t - 250)))
+    params = FeatureParams(refractory_s=200.0, min_periods_s=0.25, rollover_from_peak=1.0)
+    got = signals_of(cascade(lpi, z_ldr), (True, False, True), params)
+    window = params.seconds_to_ticks(params.rollover_peak_s)
+    peak = pd.Series(z_ldr).rolling(window, min_periods=1).max().to_numpy()
+    refilled = np.flatnonzero(z_ldr <= params.liquidity_from_peak * peak)
+    assert refilled[refilled > 100][0] > 250
+    assert np.flatnonzero(got["event"]).tolist() == [refilled[refilled > 100][0]]
+    spec = signals_of(cascade(lpi, z_ldr), (True, False, True),
+                      dataclasses.replace(params, liquidity_from_peak=1.0))
+    assert 100 < np.flatnonzero(spec["event"])[0] < 150
+
+
 def test_time_stop_and_sigma_stop():
     n = 400
     lpi = np.concatenate([np.linspace(0, 10, 100), np.linspace(10, 8, 300)])   # never below lpi_exit
@@ -127,7 +175,7 @@ def test_time_stop_and_sigma_stop():
             "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
             "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
     params = FeatureParams(refractory_s=300.0, time_stop_s=20.0, sigma_window_s=2.0, min_periods_s=0.25,
-                           rollover_from_peak=1.0)
+                           rollover_from_peak=1.0, liquidity_from_peak=1.0)
     falling = 100 - 0.001 * np.minimum(np.arange(n), 110)
     got = signals_of({**base, "mid": falling}, (True, False, True), params)
     entry = np.flatnonzero(got["event"])[0]
