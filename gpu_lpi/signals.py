@@ -50,8 +50,8 @@ Decisions where the spec is open, each measured in bench/RESULTS.md:
   would contradict the exhaustion it is meant to qualify; the state is the episode's, not the last
   tick's. The hold spans an episode (``refractory_s``, 120 s): a cascade's liquidation waves come
   first and its exhaustion up to a minute or more after the last one, in a grind where the
-  book stays thin and the impact flow is low (planted: 30 s missed the exhaustion of 2 of 11
-  cascades on seeds 1-5, 45-60 s one of them, 90-120 s none; no fade at any value).
+  book stays thin and the impact flow is low (planted seeds 1-5: 30 s missed the exhaustion of 2
+  of 11 cascades, 60 s one of them, 120 s none; no fade at any value).
 * **Conditions without their feed**: ``cond_oi_flush`` is true where the symbol has no OI feed, and
   ``cond_liquidity`` where the book has no depth (not applicable, not failed); a NaN input of a feed
   that exists makes its condition false.
@@ -90,8 +90,7 @@ Decisions where the spec is open, each measured in bench/RESULTS.md:
   divergence_max_s]``) holds for *some* τ of the range: the mid is beyond its value τ ago and the
   LPI below its value then. At the bottom the price is flat for a moment -- that is what the
   bottom is -- so "beyond its value at every τ" fails exactly where the book refills (planted
-  seeds 1-5: 3 of 11 cascades had no tick where panic, rollover, reformation and the every-τ
-  divergence held together; with some τ two of them have one). Since the divergence of each side can then hold at one tick (for
+  seeds 1-8 with every τ: recall 0-0.75 on four of them, against 1.0). Since the divergence of each side can then hold at one tick (for
   different τ), where both sides start an episode at once the active side is the one the price
   moved to over ``rollover_peak_s`` (spec §4.2 ``dir = −sign(r)``; a panic thins the whole book,
   so both sides' LPI rise).
