@@ -269,8 +269,8 @@ class FeatureParams:
 
         A position at ``t`` depends on an entry at most ``time_stop`` ticks before; an entry is an
         episode start (``refractory`` ticks of candidates before it), each candidate reads
-        ``max(K, τ_max, rollover_peak)`` ticks of LPI and z(LDR), the entry's state reads ``state_hold`` ticks and its σ
-        ``sigma_window`` ticks of RV.
+        ``max(K, τ_max, rollover_peak)`` ticks of LPI, z(LDR) and mid, the entry's state reads
+        ``state_hold`` ticks and its σ ``sigma_window`` ticks of RV.
         """
         pattern = max(self.rollover_k + 1, self.divergence_ticks[1],
                       self.seconds_to_ticks(self.rollover_peak_s))

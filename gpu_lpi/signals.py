@@ -60,40 +60,39 @@ Decisions where the spec is open, each measured in bench/RESULTS.md:
   still above ``lpi_exit``. Exhaustion is the moment the pressure drops; where the book refills in
   one update the LPI falls from the panic to below ``lpi_hi`` in one tick, and "LPI_t > lpi_hi at
   the exhaustion tick" together with the rollover's "at most half the peak" leaves no tick at all
-  (planted seed 1: one of four cascades, LPI 6.3 -> 1.9 at its bottom). Above ``lpi_exit``: below
-  it Mode A's take-profit would close the trade as it opens; the episode is over. The **size** is
-  therefore the panic's, ``h(P)`` of that peak P (above ``lpi_hi`` at every entry), not of the
-  LPI at entry, which may be below ``lpi_hi`` (and ``h`` negative).
+  (planted seed 1: one of four cascades, LPI 6.3 -> 1.9 at its bottom). Above ``lpi_exit``: below it
+  Mode A's take-profit would close the trade as it opens; the episode is over. The **size** is
+  therefore the panic's, ``h(P)`` of that peak P (above ``lpi_hi`` at every entry), not of the LPI
+  at entry, which may be below ``lpi_hi`` (and ``h`` negative).
 * **Rollover** ``ΔLPI < 0`` for the last ``rollover_k`` ticks is read as "``LPI_t`` below each of
   its last K values" (``LPI_t < LPI_{t-j-1}``, ``j = 0..K-1``), not tick over tick: the inputs of
-  the LPI update less often than every tick (a book or flow window that did not change repeats
-  its value), so K strictly falling ticks in a row almost never hold while the pressure is
-  clearly falling (planted seed 1: recall 0.25 -> 0.75 with the other rules unchanged,
-  bench/RESULTS.md). The rollover also
-  needs the LPI to have come off its recent peak: while it is above ``lpi_hi``, at most
-  ``rollover_from_peak`` (0.5) times its maximum over the last ``rollover_peak_s`` (30 s). The
-  LPI of a cascade plateaus at a high, noisy level while the liquidations last; dips in that plateau are noise, not selling that
-  exhausts, and taken alone they fired ~10-40 s before the bottom in the planted cascades.
-  ``rollover_from_peak = 1`` drops the peak test.
+  the LPI update less often than every tick (a book or flow window that did not change repeats its
+  value), so K strictly falling ticks in a row almost never hold while the pressure is clearly
+  falling (planted seed 1: recall 0.25 -> 0.75 with the other rules unchanged, bench/RESULTS.md).
+  The rollover also needs the LPI to have come off its recent peak: while it is above ``lpi_hi``, at
+  most ``rollover_from_peak`` (0.5) times its maximum over the last ``rollover_peak_s`` (30 s). The
+  LPI of a cascade plateaus at a high, noisy level while the liquidations last; dips in that plateau
+  are noise, not selling that exhausts, and taken alone they fired ~10-40 s before the bottom in the
+  planted cascades. ``rollover_from_peak = 1`` drops the peak test.
 * **Liquidity reformation** ``Δz(LDR) < 0`` is over the same K ticks (one tick of a book that did
   not change is not "worsening") *and* the book has refilled: ``z(LDR)`` at most
   ``rollover_from_peak`` (0.5) times its maximum over ``rollover_peak_s`` -- the same "half its
-  peak" as the pressure's rollover, for the depletion of the book. A multi-wave cascade
-  has lulls between its waves where the impact flow stops, the LPI halves and the price still
-  makes new lows -- every other condition holds -- but the makers have not come back: the book
-  stays as thin as at the peak (z(LDR) ~ 0.8-0.9 of its peak in the planted lulls) and the next
-  wave takes the price lower (30 s markouts of -37..-76 bps). At the bottom the makers re-quote
-  and z(LDR) collapses; that is the reformation the spec asks for ("depth stops worsening,
-  spread stops widening"), read as a level, not a one-tick sign. ``rollover_from_peak = 1``
-  drops the refill test too (the spec's one-sign rule).
+  peak" as the pressure's rollover, for the depletion of the book. A multi-wave cascade has lulls
+  between its waves where the impact flow stops, the LPI halves and the price still makes new lows
+  -- every other condition holds -- but the makers have not come back: the book stays as thin as at
+  the peak (z(LDR) ~ 0.8-0.9 of its peak in the planted lulls) and the next wave takes the price
+  lower (30 s markouts of -37..-76 bps). At the bottom the makers re-quote and z(LDR) collapses;
+  that is the reformation the spec asks for ("depth stops worsening, spread stops widening"), read
+  as a level, not a one-tick sign. ``rollover_from_peak = 1`` drops the refill test too (the spec's
+  one-sign rule).
 * **Divergence** ("price makes a new low but LPI does not", τ in ``[divergence_min_s,
   divergence_max_s]``) holds for *some* τ of the range: the mid is beyond its value τ ago and the
-  LPI below its value then. At the bottom the price is flat for a moment -- that is what the
-  bottom is -- so "beyond its value at every τ" fails exactly where the book refills (planted
-  seeds 1-8 with every τ: recall 0-0.75 on four of them, against 1.0). Since the divergence of each side can then hold at one tick (for
-  different τ), where both sides start an episode at once the active side is the one the price
-  moved to over ``rollover_peak_s`` (spec §4.2 ``dir = −sign(r)``; a panic thins the whole book,
-  so both sides' LPI rise).
+  LPI below its value then. At the bottom the price is flat for a moment -- that is what the bottom
+  is -- so "beyond its value at every τ" fails exactly where the book refills (planted seeds 1-8
+  with every τ: recall 0-0.75 on four of them, against 1.0). Since the divergence of each side can
+  then hold at one tick (for different τ), where both sides start an episode at once the active side
+  is the one the price moved to over ``rollover_peak_s`` (spec §4.2 ``dir = −sign(r)``; a panic
+  thins the whole book, so both sides' LPI rise).
 * **One decision per episode**: the event is the episode's first candidate tick; its state and its
   OI flush decide whether Mode A trades it. Later candidates of the same episode (within
   ``refractory_s`` of another) open nothing.
@@ -199,7 +198,8 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
     larger = (lpi_down >= lpi_up) | (xp.isnan(lpi_up) & ~xp.isnan(lpi_down))
     both = events[-1.0] & events[1.0]
     is_down = xp.where(events[-1.0] != events[1.0], events[-1.0],
-                       xp.where(both, _moved_down(columns["mid"], down.peak, up.peak, params, xp), larger))
+                       xp.where(both, _moved_down(columns["mid"], down.peak, up.peak, params, xp),
+                                larger))
     known = ~(xp.isnan(lpi_down) & xp.isnan(lpi_up))
 
     def active(name):

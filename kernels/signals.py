@@ -6,8 +6,7 @@ defined next to its body. Flags are written as 0.0 / 1.0 (the records are float6
 
 * :func:`side_conditions` -- one side of the market at tick ``i`` (``side = -1``: a sell cascade,
   ``+1``: a buy squeeze): the FORCED state, the five exhaustion conditions and the LPI's recent
-  peak. Element-wise; reads
-  at most ``max(rollover_k, divergence_last, peak_ticks)`` ticks back.
+  peak. Element-wise; reads at most ``max(rollover_k, divergence_last, peak_ticks)`` ticks back.
 * :func:`episode_starts` -- the first exhaustion candidate after ``refractory`` ticks without one.
   Element-wise; reads ``refractory`` ticks back, only at candidate ticks.
 * :func:`mode_a_positions` -- the target position of Mode A, a scan (one thread walks the series:
@@ -48,8 +47,8 @@ class SideConditions(NamedTuple):
     panic: np.ndarray  #: the LPI was above lpi_hi within the peak window and is above lpi_exit
     rollover: np.ndarray  #: LPI below each of its last K values, and off its recent peak
     oi_flush: np.ndarray  #: z(ΔOI) > z_oi_hi (1 where no OI feed exists)
-    liquidity: np.ndarray  #: z(LDR) fell over the last K ticks and came off its recent peak (1 where no depth exists)
-    divergence: np.ndarray  #: for some τ in range, price beyond its value τ ago while the LPI is below it
+    liquidity: np.ndarray  #: z(LDR) fell over K ticks and came off its recent peak (1 without depth)
+    divergence: np.ndarray  #: for some τ in range, price beyond its value τ ago, the LPI below it
     candidate: np.ndarray  #: panic, rollover, liquidity and divergence (the price pattern)
     warm: np.ndarray  #: the state is defined (z(FSI) and the LPI are known)
     peak: np.ndarray  #: the LPI's maximum over the peak window (NaN skipped; NaN where none is known)
@@ -69,8 +68,8 @@ class SideParams(NamedTuple):
     has_depth: int  #: 1 when the book has depth (LDR is defined)
     divergence_first: int  #: τ range in ticks, inclusive
     divergence_last: int
-    peak_ticks: int  #: the panic's recent peak: the LPI's (and z(LDR)'s) maximum over this many ticks
-    from_peak: float  #: the rollover needs LPI <= from_peak·(its recent peak), the reformation z(LDR) too
+    peak_ticks: int  #: the recent peak: the LPI's (and z(LDR)'s) maximum over this many ticks
+    from_peak: float  #: rollover: LPI <= from_peak·(its peak); reformation: z(LDR) <= from_peak·(its peak)
 
 
 @per_tick
@@ -87,9 +86,9 @@ def side_conditions(i, inputs: SideInputs, outputs: SideConditions, params: Side
       for ``j = 0..K-1`` (below each of its last K values) and, while ``LPI_t > lpi_hi``,
       ``LPI_t <= from_peak·peak``; OI flush ``z(ΔOI_t) > z_oi_hi``; liquidity reformation
       ``z(LDR_t) < z(LDR_{t-K})`` and ``z(LDR_t)`` at most ``from_peak`` times its maximum over the
-      last ``peak_ticks`` (the book has refilled, NaN skipped); divergence: for some ``τ`` in ``[divergence_first,
-      divergence_last]`` ticks, the mid is beyond its value ``τ`` ago in the side's direction
-      (lower for a sell cascade) while ``LPI_t < LPI_{t-τ}``.
+      last ``peak_ticks`` (the book has refilled, NaN skipped); divergence: for some ``τ`` in
+      ``[divergence_first, divergence_last]`` ticks, the mid is beyond its value ``τ`` ago in the
+      side's direction (lower for a sell cascade) while ``LPI_t < LPI_{t-τ}``.
     """
     lpi = inputs.lpi
     mid = inputs.mid
@@ -203,8 +202,8 @@ def mode_a_positions(b, inputs: PositionInputs, outputs: Positions, params: Posi
 
     An entry at tick ``e`` opens ``w = dir·w_max·h(P_e)/σ_e`` (σ in basis points, ``h(L) =
     tanh((L − lpi_hi)/2)``, ``P_e`` the recent peak of the faded side's LPI: the panic the entry
-    fades, above ``lpi_hi`` at every entry) and replaces any open position. The
-    position is held at that size and closed at the first later tick where the side's LPI is below
+    fades, above ``lpi_hi`` at every entry) and replaces any open position. The position is held
+    at that size and closed at the first later tick where the side's LPI is below
     ``lpi_exit`` (take profit), ``time_stop`` ticks have passed, or the mid has moved against it by
     more than ``stop_sigma·σ_e`` (``dir·ln(m/m_e) < −stop_sigma·σ_e``). An entry without a known
     σ, mid or peak opens nothing. A position at ``i`` depends only on ticks ``i − time_stop .. i``: any
@@ -221,14 +220,14 @@ def mode_a_positions(b, inputs: PositionInputs, outputs: Positions, params: Posi
         reason = 0.0
         if inputs.entry[i] == 1.0:
             sign = inputs.direction[i]
-            level = inputs.peak_down[i] if sign > 0.0 else inputs.peak_up[i]
+            panic = inputs.peak_down[i] if sign > 0.0 else inputs.peak_up[i]
             sigma = inputs.sigma[i]
-            if sigma > 0.0 and not math.isnan(inputs.mid[i]) and not math.isnan(level):
+            if sigma > 0.0 and not math.isnan(inputs.mid[i]) and not math.isnan(panic):
                 open_since = i
                 direction = sign
                 entry_mid = inputs.mid[i]
                 entry_sigma = sigma
-                weight = (sign * params.w_max * math.tanh((level - params.lpi_hi) / 2.0)
+                weight = (sign * params.w_max * math.tanh((panic - params.lpi_hi) / 2.0)
                           / (sigma * 1e4))
         elif open_since >= 0:
             level = inputs.lpi_down[i] if direction > 0.0 else inputs.lpi_up[i]

@@ -160,11 +160,12 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
             out["peak"][i] = max(recent) if recent else math.nan
             out["panic"][i] = above(out["peak"][i], params.lpi_hi) and above(lpi[i], params.lpi_exit)
             out["rollover"][i] = (i >= k and all(lpi[i] < lpi[i - j - 1] for j in range(k))
-                                  and (lpi[i] <= params.lpi_hi or lpi[i] <= params.rollover_from_peak * max(recent)))
+                                  and (lpi[i] <= params.lpi_hi
+                                       or lpi[i] <= params.rollover_from_peak * max(recent)))
             out["oi_flush"][i] = above(columns["z_doi"][i], params.z_oi_hi) if has_oi else True
             depleted = [v for v in z_ldr[max(0, i - peak_ticks + 1):i + 1] if not math.isnan(v)]
-            out["liquidity"][i] = (i >= k and z_ldr[i] < z_ldr[i - k]
-                                   and z_ldr[i] <= params.rollover_from_peak * max(depleted)) if has_depth else True
+            refilled = bool(depleted) and z_ldr[i] <= params.rollover_from_peak * max(depleted)
+            out["liquidity"][i] = (i >= k and z_ldr[i] < z_ldr[i - k] and refilled) if has_depth else True
             out["divergence"][i] = i >= last and not math.isnan(mid[i]) and any(
                 sign * (mid[i] - mid[i - tau]) > 0 and lpi[i] < lpi[i - tau] for tau in range(first, last + 1))
             out["candidate"][i] = (out["panic"][i] and out["rollover"][i] and out["liquidity"][i]
@@ -211,7 +212,8 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
             direction = -result["side"][i]
             panic = (down if direction > 0 else up)["peak"][i]      # the size is the panic's
             if sigma[i] > 0 and not math.isnan(mid[i]) and not math.isnan(panic):
-                weight = direction * params.w_max * math.tanh((panic - params.lpi_hi) / 2) / (sigma[i] * 1e4)
+                weight = (direction * params.w_max * math.tanh((panic - params.lpi_hi) / 2)
+                          / (sigma[i] * 1e4))
                 position = (i, direction, weight, mid[i], sigma[i])
         elif position is not None:
             e, direction, weight, entry_mid, entry_sigma = position

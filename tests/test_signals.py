@@ -91,7 +91,7 @@ def test_known_answer_sell_cascade_exhaustion_and_exits():
     assert np.flatnonzero(got["event"]).tolist() == [102]
     assert got["state"][102] == 1 and got["dir"][102] == 1 and got["exhaustion"][102]
     sigma = got["sigma"][102]
-    expected_w = params.w_max * np.tanh((lpi.max() - params.lpi_hi) / 2) / (sigma * 1e4)   # the panic's size
+    expected_w = params.w_max * np.tanh((lpi.max() - params.lpi_hi) / 2) / (sigma * 1e4)   # the panic's
     held = np.flatnonzero(got["target_w"])
     np.testing.assert_allclose(got["target_w"][102], expected_w, rtol=1e-12)
     np.testing.assert_allclose(sigma, np.sqrt(1e-8 * params.seconds_to_ticks(params.time_stop_s)))
