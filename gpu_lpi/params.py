@@ -51,13 +51,18 @@ class FeatureParams:
         Fewest seconds of valid ticks a trailing window needs before a rolling statistic (z-score,
         ADV$, mean depth, σ_ΔOI) is defined; capped at the window length. Warm-up ticks are NaN.
     lpi_hi, lpi_exit : float, default 3.0, 1.2
-        Panic level and take-profit level of the LPI (spec §3, §8.6).
+        Panic level and take-profit level of the LPI (spec §3, §8.6). Panic occurred: the LPI's
+        maximum over ``rollover_peak_s`` is above ``lpi_hi`` and the LPI still above ``lpi_exit``
+        (see :mod:`gpu_lpi.signals`); Mode A is sized from that maximum.
     rollover_k : int, default 3
         Rollover requirement K in ticks (spec §8.4).
     rollover_from_peak, rollover_peak_s : float, default 0.5, 30
-        The rollover also needs the LPI at most ``rollover_from_peak`` times its maximum over the
-        last ``rollover_peak_s``: a dip in a cascade's noisy plateau is not a rollover (see
-        :mod:`gpu_lpi.signals`); 1 gives the spec's rule as written.
+        The rollover also needs the LPI (while above ``lpi_hi``) at most ``rollover_from_peak``
+        times its maximum over the last ``rollover_peak_s``: a dip in a cascade's noisy plateau is
+        not a rollover; and liquidity reformation needs z(LDR) at most ``rollover_from_peak``
+        times its maximum over the same window: the book has refilled, not only paused in
+        thinning (a lull between waves of a cascade leaves it thin). See :mod:`gpu_lpi.signals`;
+        1 drops both peak tests.
     time_stop_s : float, default 120
         Time stop T_max in seconds (spec §8.6).
     stop_sigma : float, default 2.5
@@ -76,13 +81,14 @@ class FeatureParams:
     z_proxy_hi : float, default 2.0
         Without OI and liquidation feeds, forced flow is confirmed by a liquidity shock,
         z(LDR) above this (z(Π) where the book has no depth); see :mod:`gpu_lpi.signals`.
-    state_hold_s : float, default 30
+    state_hold_s : float, default 120
         A side is FORCED while its impact flow was high and forced flow was confirmed, both within
         the last ``state_hold_s`` (see :mod:`gpu_lpi.signals`: an exhausting cascade's impact flow
-        has died down). 0 is the spec as written: both at the same tick, which in practice is rare
-        (a sweep and the liquidations behind it land in different ticks).
+        has died down; the hold spans an episode, ``refractory_s``). 0 is the spec as written: both
+        at the same tick, which in practice is rare (a sweep and the liquidations behind it land in
+        different ticks).
     divergence_min_s, divergence_max_s : float, default 1, 3
-        The divergence test's range of τ (spec §8.4): for every tick-multiple τ in it, the mid is
+        The divergence test's range of τ (spec §8.4): for some tick-multiple τ in it, the mid is
         beyond its value τ ago (lower after a sell cascade) while the LPI is below its value τ ago.
     refractory_s : float, default 120
         One event per episode: an exhaustion candidate starts an episode (an event) only when no
@@ -174,7 +180,7 @@ class FeatureParams:
     z_oi_hi: float = 1.5
     z_liq_hi: float = 1.0
     z_proxy_hi: float = 2.0
-    state_hold_s: float = 30.0
+    state_hold_s: float = 120.0
     divergence_min_s: float = 1.0
     divergence_max_s: float = 3.0
     refractory_s: float = 120.0
@@ -275,8 +281,8 @@ class FeatureParams:
 
         A position at ``t`` depends on an entry at most ``time_stop`` ticks before; an entry is an
         episode start (``refractory`` ticks of candidates before it), each candidate reads
-        ``max(K, τ_max, rollover_peak)`` ticks of LPI, the entry's state reads ``state_hold`` ticks and its σ
-        ``sigma_window`` ticks of RV.
+        ``max(K, τ_max, rollover_peak)`` ticks of LPI, z(LDR) and mid, the entry's state reads
+        ``state_hold`` ticks and its σ ``sigma_window`` ticks of RV.
         """
         pattern = max(self.rollover_k + 1, self.divergence_ticks[1],
                       self.seconds_to_ticks(self.rollover_peak_s))

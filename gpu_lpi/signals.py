@@ -7,8 +7,9 @@ history ticks included) and adds:
 =====================  =========================================================================
 forced_down, forced_up FORCED state of each side (bool): within the last ``state_hold_s``, both
                        its impact flow was high and forced flow was confirmed
-state (int8)           of the *active side* (the side whose episode starts at the tick, else the
-                       side with the larger LPI): 1 FORCED, 0 INFORMED, -1 warming up (its z(FSI)
+state (int8)           of the *active side* (the side whose episode starts at the tick -- both: the
+                       side the price moved to over ``rollover_peak_s`` --, else the side with the
+                       larger LPI): 1 FORCED, 0 INFORMED, -1 warming up (its z(FSI)
                        or LPI unknown)
 side (int8)            active side: -1 down (sell cascade), +1 up (buy squeeze), 0 unknown
 cond_panic, ...        the five exhaustion conditions of the active side (bool): ``cond_panic``,
@@ -20,7 +21,8 @@ event (bool)           an episode starts: a side's price pattern (panic, rollove
 dir (int8)             ``-side``: the fade of the active side's move (+1 buy after a sell cascade)
 sigma                  realized volatility over the time stop (fraction of price): σ of sizing
 target_w               Mode A target (spec §4.2): opened at an event that is FORCED and exhausted,
-                       ``dir·w_max·tanh((LPI − lpi_hi)/2)/σ_bps``, held until LPI < lpi_exit, the
+                       ``dir·w_max·tanh((P − lpi_hi)/2)/σ_bps`` with P the LPI's peak over
+                       ``rollover_peak_s`` (the panic faded), held until LPI < lpi_exit, the
                        time stop or the σ-stop (:func:`kernels.signals.mode_a_positions`); where
                        no Mode A position is open and the state is INFORMED, Mode B's target
 exit_reason (int8)     0, or at the tick a position closes: 1 LPI exit, 2 time stop, 3 σ-stop
@@ -41,28 +43,61 @@ Decisions where the spec is open, each measured in bench/RESULTS.md:
   flow meets makers who re-quote at the new level. Where the book has no depth (trades-only), the
   shock is read from the price impact per dollar, ``z(Π) > z_proxy_hi``. run.json records which path
   each symbol used (:func:`state_path`).
-* **The state is held**: a side is FORCED while, within the last ``state_hold_s`` (default 30 s),
+* **The state is held**: a side is FORCED while, within the last ``state_hold_s`` (default 120 s),
   both ``z(FSI) > z_fsi_hi`` and the confirmation held (not necessarily at the same tick: a sweep
   and the liquidation prints behind it fall in different ticks). By the time a cascade exhausts its
   impact flow has by definition died down, so ``z(FSI) > z_fsi_hi`` at the exhaustion tick itself
   would contradict the exhaustion it is meant to qualify; the state is the episode's, not the last
-  tick's.
+  tick's. The hold spans an episode (``refractory_s``, 120 s): a cascade's liquidation waves come
+  first and its exhaustion up to a minute or more after the last one, in a grind where the
+  book stays thin and the impact flow is low (planted seeds 1-5: 30 s missed the exhaustion of 2
+  of 11 cascades, 60 s one of them, 120 s none; no fade at any value).
 * **Conditions without their feed**: ``cond_oi_flush`` is true where the symbol has no OI feed, and
   ``cond_liquidity`` where the book has no depth (not applicable, not failed); a NaN input of a feed
   that exists makes its condition false.
-* **Rollover** ``ΔLPI < 0`` is tick over tick, for the last ``rollover_k`` ticks, *and* the LPI has
-  come off its recent peak: at most ``rollover_from_peak`` (0.5) times its maximum over the last
-  ``rollover_peak_s`` (30 s). The LPI of a cascade plateaus at a high, noisy level while the
-  liquidations last; three falling ticks in that plateau are noise, not selling that exhausts, and
-  taken alone they fired ~10-40 s before the bottom in the planted cascades (bench/RESULTS.md,
-  "Planted truth"). ``rollover_from_peak = 1`` is the spec's rule as written. **Liquidity
-  reformation** ``Δz(LDR) < 0`` is over the same K ticks (one tick of a book that did not change is
-  not "worsening"); the **divergence** holds for *every* τ in ``[divergence_min_s, divergence_max_s]``.
+* **Panic occurred** (spec §3.1 "Panic occurred: LPI_t > LPI^hi") is read over the rollover's peak
+  window: the LPI's maximum over the last ``rollover_peak_s`` is above ``lpi_hi``, and the LPI is
+  still above ``lpi_exit``. Exhaustion is the moment the pressure drops; where the book refills in
+  one update the LPI falls from the panic to below ``lpi_hi`` in one tick, and "LPI_t > lpi_hi at
+  the exhaustion tick" together with the rollover's "at most half the peak" leaves no tick at all
+  (planted seed 1: one of four cascades, LPI 6.3 -> 1.9 at its bottom). Above ``lpi_exit``: below it
+  Mode A's take-profit would close the trade as it opens; the episode is over. The **size** is
+  therefore the panic's, ``h(P)`` of that peak P (above ``lpi_hi`` at every entry), not of the LPI
+  at entry, which may be below ``lpi_hi`` (and ``h`` negative).
+* **Rollover** ``ΔLPI < 0`` for the last ``rollover_k`` ticks is read as "``LPI_t`` below each of
+  its last K values" (``LPI_t < LPI_{t-j-1}``, ``j = 0..K-1``), not tick over tick: the inputs of
+  the LPI update less often than every tick (a book or flow window that did not change repeats its
+  value), so K strictly falling ticks in a row almost never hold while the pressure is clearly
+  falling (planted seed 1: recall 0.25 -> 0.75 with the other rules unchanged, bench/RESULTS.md).
+  The rollover also needs the LPI to have come off its recent peak: while it is above ``lpi_hi``, at
+  most ``rollover_from_peak`` (0.5) times its maximum over the last ``rollover_peak_s`` (30 s). The
+  LPI of a cascade plateaus at a high, noisy level while the liquidations last; dips in that plateau
+  are noise, not selling that exhausts, and taken alone they fired ~10-40 s before the bottom in the
+  planted cascades. ``rollover_from_peak = 1`` drops the peak test.
+* **Liquidity reformation** ``Δz(LDR) < 0`` is over the same K ticks (one tick of a book that did
+  not change is not "worsening") *and* the book has refilled: ``z(LDR)`` at most
+  ``rollover_from_peak`` (0.5) times its maximum over ``rollover_peak_s`` -- the same "half its
+  peak" as the pressure's rollover, for the depletion of the book. A multi-wave cascade has lulls
+  between its waves where the impact flow stops, the LPI halves and the price still makes new lows
+  -- every other condition holds -- but the makers have not come back: the book stays as thin as at
+  the peak (z(LDR) ~ 0.8-0.9 of its peak in the planted lulls) and the next wave takes the price
+  lower (30 s markouts of -37..-76 bps). At the bottom the makers re-quote and z(LDR) collapses;
+  that is the reformation the spec asks for ("depth stops worsening, spread stops widening"), read
+  as a level, not a one-tick sign. ``rollover_from_peak = 1`` drops the refill test too (the spec's
+  one-sign rule).
+* **Divergence** ("price makes a new low but LPI does not", τ in ``[divergence_min_s,
+  divergence_max_s]``) holds for *some* τ of the range: the mid is beyond its value τ ago and the
+  LPI below its value then. At the bottom the price is flat for a moment -- that is what the bottom
+  is -- so "beyond its value at every τ" fails exactly where the book refills (planted seeds 1-8
+  with every τ: recall 0-0.75 on four of them, against 1.0). Since the divergence of each side can
+  then hold at one tick (for different τ), where both sides start an episode at once the active side
+  is the one the price moved to over ``rollover_peak_s`` (spec §4.2 ``dir = −sign(r)``; a panic
+  thins the whole book, so both sides' LPI rise).
 * **One decision per episode**: the event is the episode's first candidate tick; its state and its
   OI flush decide whether Mode A trades it. Later candidates of the same episode (within
   ``refractory_s`` of another) open nothing.
-* **Size** is fixed at entry: ``h(LPI)`` is negative below ``lpi_hi``, so re-sizing with the
-  current LPI would flip the position while the LPI decays towards ``lpi_exit``.
+* **Size** is fixed at entry: ``h`` of the current LPI is negative below ``lpi_hi``, so re-sizing
+  with it would flip the position while the LPI decays towards ``lpi_exit``.
 * **Crash filter** (spec §8.6) is applied by the run after the leader's chunks
   (:func:`apply_crash_filter`): it joins the leader's ``forced_down`` by tick time.
 
@@ -142,7 +177,8 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
             lpi=lpi, z_fsi=columns[f"z_fsi{suffix}"], z_ldr=columns[f"z_ldr{suffix}"],
             z_doi=columns["z_doi"], z_liq=columns.get(liquidation, nan), z_pi=columns["z_pi"],
             mid=columns["mid"]), outputs, kernels.SideParams(
-            side=side, lpi_hi=float(params.lpi_hi), rollover_k=int(params.rollover_k),
+            side=side, lpi_hi=float(params.lpi_hi), lpi_exit=float(params.lpi_exit),
+            rollover_k=int(params.rollover_k),
             z_fsi_hi=float(params.z_fsi_hi), z_oi_hi=float(params.z_oi_hi),
             z_liq_hi=float(params.z_liq_hi), z_proxy_hi=float(params.z_proxy_hi),
             confirm_path=int(path), has_oi=int(has_oi), has_depth=int(has_depth),
@@ -160,7 +196,10 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
         events[side] = starts.event == 1.0
     # the active side: the side of an event where one starts, else the side with the larger LPI
     larger = (lpi_down >= lpi_up) | (xp.isnan(lpi_up) & ~xp.isnan(lpi_down))
-    is_down = xp.where(events[-1.0] != events[1.0], events[-1.0], larger)
+    both = events[-1.0] & events[1.0]
+    is_down = xp.where(events[-1.0] != events[1.0], events[-1.0],
+                       xp.where(both, _moved_down(columns["mid"], down.peak, up.peak, params, xp),
+                                larger))
     known = ~(xp.isnan(lpi_down) & xp.isnan(lpi_up))
 
     def active(name):
@@ -185,13 +224,29 @@ def add_signals(columns: dict, params: FeatureParams, xp, target: str, *, block_
     positions = empty_record(kernels.Positions, count, xp)
     kernels.mode_a_positions(1, kernels.PositionInputs(
         entry=entry.astype(np.float64), direction=columns["dir"].astype(np.float64),
-        lpi_down=lpi_down, lpi_up=lpi_up, mid=columns["mid"], sigma=columns["sigma"]), positions,
+        lpi_down=lpi_down, lpi_up=lpi_up, peak_down=down.peak, peak_up=up.peak, mid=columns["mid"],
+        sigma=columns["sigma"]), positions,
         kernels.PositionParams(lpi_hi=float(params.lpi_hi), lpi_exit=float(params.lpi_exit),
                                time_stop=params.seconds_to_ticks(params.time_stop_s),
                                stop_sigma=float(params.stop_sigma), w_max=float(params.w_max)),
         target)
     columns["target_w"] = positions.target_w
     columns["exit_reason"] = positions.exit_reason.astype(np.int8)
+
+
+def _moved_down(mid, peak_down, peak_up, params: FeatureParams, xp):
+    """Where both sides start an episode at once: True where the one to fade is the sell side.
+
+    A thin book lifts both sides' LPI in one panic, and the divergence of each side can hold
+    for different τ. The panic is on the side the price moved to over the peak window (spec
+    §4.2 ``dir = −sign(r)``): down where the mid is below its value ``rollover_peak_s`` ago;
+    where it is not known or equal, the side with the larger LPI peak.
+    """
+    shift = params.seconds_to_ticks(params.rollover_peak_s)
+    before = xp.full(mid.size, np.nan)
+    if mid.size > shift:
+        before[shift:] = mid[:-shift]
+    return xp.where((mid < before) | (mid > before), mid < before, peak_down >= peak_up)
 
 
 def held(flags, ticks: int, xp):

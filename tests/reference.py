@@ -143,6 +143,7 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
     def side(lpi, z_fsi, z_ldr, z_liq, sign):
         out = {name: [False] * n for name in ("impact", "confirmed", "panic", "rollover", "oi_flush",
                                               "liquidity", "divergence", "candidate", "warm")}
+        out["peak"] = [math.nan] * n
         for i in range(n):
             if has_liquidations:
                 confirmed = above(z_liq[i], params.z_liq_hi)
@@ -154,15 +155,18 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
             out["impact"][i] = above(z_fsi[i], params.z_fsi_hi)
             out["confirmed"][i] = confirmed
             out["warm"][i] = not (math.isnan(lpi[i]) or math.isnan(z_fsi[i]))
-            out["panic"][i] = above(lpi[i], params.lpi_hi)
             peak_ticks = max(1, round(params.rollover_peak_s * 1000 / params.tick_ms))
             recent = [v for v in lpi[max(0, i - peak_ticks + 1):i + 1] if not math.isnan(v)]
-            out["rollover"][i] = (i >= k and all(lpi[i - j] < lpi[i - j - 1] for j in range(k))
-                                  and (not out["panic"][i]
+            out["peak"][i] = max(recent) if recent else math.nan
+            out["panic"][i] = above(out["peak"][i], params.lpi_hi) and above(lpi[i], params.lpi_exit)
+            out["rollover"][i] = (i >= k and all(lpi[i] < lpi[i - j - 1] for j in range(k))
+                                  and (lpi[i] <= params.lpi_hi
                                        or lpi[i] <= params.rollover_from_peak * max(recent)))
             out["oi_flush"][i] = above(columns["z_doi"][i], params.z_oi_hi) if has_oi else True
-            out["liquidity"][i] = (i >= k and z_ldr[i] < z_ldr[i - k]) if has_depth else True
-            out["divergence"][i] = i >= last and not math.isnan(mid[i]) and all(
+            depleted = [v for v in z_ldr[max(0, i - peak_ticks + 1):i + 1] if not math.isnan(v)]
+            refilled = bool(depleted) and z_ldr[i] <= params.rollover_from_peak * max(depleted)
+            out["liquidity"][i] = (i >= k and z_ldr[i] < z_ldr[i - k] and refilled) if has_depth else True
+            out["divergence"][i] = i >= last and not math.isnan(mid[i]) and any(
                 sign * (mid[i] - mid[i - tau]) > 0 and lpi[i] < lpi[i - tau] for tau in range(first, last + 1))
             out["candidate"][i] = (out["panic"][i] and out["rollover"][i] and out["liquidity"][i]
                                    and out["divergence"][i])
@@ -186,6 +190,11 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
         known = not (math.isnan(a) and math.isnan(b))
         if down["event"][i] != up["event"][i]:
             is_down = down["event"][i]
+        elif down["event"][i]:      # both: the side the price moved to over the peak window
+            shift = max(1, round(params.rollover_peak_s * 1000 / params.tick_ms))
+            before = mid[i - shift] if i >= shift else math.nan
+            moved = mid[i] < before or mid[i] > before
+            is_down = mid[i] < before if moved else down["peak"][i] >= up["peak"][i]
         else:
             is_down = (not math.isnan(a)) and (math.isnan(b) or a >= b)
         chosen = down if is_down else up
@@ -201,9 +210,10 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
                  and result["state"][i] == 1)
         if entry:
             direction = -result["side"][i]
-            level = columns["lpi_down"][i] if direction > 0 else columns["lpi_up"][i]
-            if sigma[i] > 0 and not math.isnan(mid[i]) and not math.isnan(level):
-                weight = direction * params.w_max * math.tanh((level - params.lpi_hi) / 2) / (sigma[i] * 1e4)
+            panic = (down if direction > 0 else up)["peak"][i]      # the size is the panic's
+            if sigma[i] > 0 and not math.isnan(mid[i]) and not math.isnan(panic):
+                weight = (direction * params.w_max * math.tanh((panic - params.lpi_hi) / 2)
+                          / (sigma[i] * 1e4))
                 position = (i, direction, weight, mid[i], sigma[i])
         elif position is not None:
             e, direction, weight, entry_mid, entry_sigma = position

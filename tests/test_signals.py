@@ -3,6 +3,8 @@ prefix invariance, start invariance, and the CPU = CUDA-simulator parity."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,8 +72,8 @@ def test_every_signal_column_is_added_with_its_type():
 
 def test_known_answer_sell_cascade_exhaustion_and_exits():
     """A sell cascade whose LPI peaks and decays while the price still makes new lows: one event at
-    the first tick where every condition holds, a long position sized from the entry, closed by
-    the LPI exit."""
+    the first tick where every condition holds, a long position sized from the panic's peak, closed
+    by the LPI exit."""
     n = 200
     lpi = np.concatenate([np.linspace(0, 10, 100), np.linspace(10, 0, 100)])
     mid = 100 - 0.01 * np.minimum(np.arange(n), 130)         # new lows until tick 130
@@ -81,20 +83,21 @@ def test_known_answer_sell_cascade_exhaustion_and_exits():
                "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
                "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
     params = FeatureParams(refractory_s=30.0, time_stop_s=60.0, sigma_window_s=2.0, min_periods_s=0.25,
-                           rollover_from_peak=1.0)     # the spec's rollover as written
+                           rollover_from_peak=1.0)     # the spec's rules as written
     got = signals_of(columns, (True, False, True), params)
-    # rollover holds from tick 102 (K = 3 falling ticks after the peak at 99); the divergence needs
-    # LPI_t < LPI_{t-τ} for every τ = 4..12 ticks, i.e. 10 - (t - 100)/9.9 < (t - 12)/9.9: t >= 106
-    assert np.flatnonzero(got["event"]).tolist() == [106]
-    assert got["state"][106] == 1 and got["dir"][106] == 1 and got["exhaustion"][106]
-    sigma = got["sigma"][106]
-    expected_w = params.w_max * np.tanh((lpi[106] - params.lpi_hi) / 2) / (sigma * 1e4)
+    # the peak is 10 at ticks 99 and 100; tick 101 equals LPI_98 (not below it), tick 102 is the first
+    # below each of its last K = 3 values; the divergence holds there for τ = 4 ticks (τ_min = 1 s):
+    # the mid is lower than at tick 98 and LPI_102 < LPI_98
+    assert np.flatnonzero(got["event"]).tolist() == [102]
+    assert got["state"][102] == 1 and got["dir"][102] == 1 and got["exhaustion"][102]
+    sigma = got["sigma"][102]
+    expected_w = params.w_max * np.tanh((lpi.max() - params.lpi_hi) / 2) / (sigma * 1e4)   # the panic's
     held = np.flatnonzero(got["target_w"])
-    np.testing.assert_allclose(got["target_w"][106], expected_w, rtol=1e-12)
+    np.testing.assert_allclose(got["target_w"][102], expected_w, rtol=1e-12)
     np.testing.assert_allclose(sigma, np.sqrt(1e-8 * params.seconds_to_ticks(params.time_stop_s)))
     exit_tick = np.flatnonzero(lpi < params.lpi_exit)
-    exit_tick = exit_tick[exit_tick > 106][0]
-    assert held[0] == 106 and held[-1] == exit_tick - 1 and got["exit_reason"][exit_tick] == 1
+    exit_tick = exit_tick[exit_tick > 102][0]
+    assert held[0] == 102 and held[-1] == exit_tick - 1 and got["exit_reason"][exit_tick] == 1
 
 
 def test_rollover_waits_for_the_lpi_to_come_off_its_peak():
@@ -117,6 +120,92 @@ def test_rollover_waits_for_the_lpi_to_come_off_its_peak():
     assert np.flatnonzero(literal["event"])[0] < 200          # the spec's rule fires in the plateau
     first = np.flatnonzero(lpi <= 5.0)
     assert np.flatnonzero(default["event"]).tolist() == [first[first >= 200][0]]
+
+
+def cascade(lpi, z_ldr):
+    """Columns of a FORCED sell cascade with the given LPI and z(LDR), the price making new lows."""
+    n = lpi.size
+    return {"mid": 100 - 0.01 * np.arange(n), "lpi_down": lpi, "lpi_up": np.zeros(n),
+            "z_fsi": np.full(n, 3.0), "z_fsi_up": np.zeros(n), "z_ldr": z_ldr, "z_ldr_up": np.zeros(n),
+            "z_doi": np.full(n, 2.0), "z_pi": np.zeros(n), "z_liq_sell": np.zeros(n),
+            "z_liq_buy": np.zeros(n), "rv": np.full(n, 1e-8)}
+
+
+def test_rollover_reads_the_level_when_inputs_repeat():
+    """Inputs that update every second tick make a staircase: the LPI never falls K = 3 ticks in a
+    row, but it is below each of its last 3 values at every step down, which is the rollover."""
+    t = np.arange(300)
+    falling = 10 - 0.05 * (t - 100)
+    lpi = np.where(t < 100, 0.1 * t, falling)
+    lpi = lpi[t - t % 2]                                     # each value held for two ticks
+    z_ldr = np.where(t < 100, 0.3 * t, 30 - 0.3 * (t - 100))[t - t % 2]
+    got = signals_of(cascade(lpi, z_ldr), (True, False, True),
+                     FeatureParams(refractory_s=10.0, min_periods_s=0.25))
+    steps = np.flatnonzero(got["cond_rollover"])
+    assert steps.size and (steps % 2 == 0).all()             # at the steps down, not between them
+    assert lpi[steps[0]] <= 0.5 * lpi.max() < lpi[steps[0] - 2]
+    falls = np.diff(lpi) < 0
+    assert not (falls[:-2] & falls[1:-1] & falls[2:]).any()  # never 3 falling ticks in a row
+
+
+def test_liquidity_reformation_waits_for_the_book_to_refill():
+    """A lull between two waves: the LPI halves and the price makes new lows, but z(LDR) stays near
+    its peak (the makers are not back): no event. The event comes where z(LDR) is at most
+    rollover_from_peak times its 30 s peak; with rollover_from_peak = 1, right after the peak."""
+    t = np.arange(300)
+    lpi = np.where(t < 100, 0.1 * t, np.where(t < 120, 10 - 0.28 * (t - 100), 4.4 - 0.01 * (t - 120)))
+    lull = 30 - 0.02 * (t - 100)                                  # thin book, hardly improving
+    z_ldr = np.where(t < 100, 0.3 * t, np.where(t < 180, lull, lull[180] - 1.0 * (t - 180)))
+    params = FeatureParams(refractory_s=200.0, min_periods_s=0.25)
+    got = signals_of(cascade(lpi, z_ldr), (True, False, True), params)
+    window = params.seconds_to_ticks(params.rollover_peak_s)
+    peak = pd.Series(z_ldr).rolling(window, min_periods=1).max().to_numpy()
+    refilled = np.flatnonzero((z_ldr <= params.rollover_from_peak * peak) & (t > 100))
+    assert refilled[0] > 180 and (lpi[120:180] <= 0.5 * lpi.max()).all()   # the lull passes the rollover
+    assert np.flatnonzero(got["event"]).tolist() == [refilled[0]]
+    spec = signals_of(cascade(lpi, z_ldr), (True, False, True),
+                      dataclasses.replace(params, rollover_from_peak=1.0))
+    assert 100 < np.flatnonzero(spec["event"])[0] < 120
+
+
+def collapse(bottom: float, n: int = 300):
+    """A sell cascade whose LPI peaks at 10 (tick 100), decays to ~6 and then falls in one update to
+    ``bottom`` at tick 200, as the book refills (z(LDR) 3x the LPI); the mid falls until tick 195."""
+    t = np.arange(n)
+    lpi = np.where(t < 100, 0.1 * t, np.where(t < 200, 10 - 0.04 * (t - 100), bottom))
+    columns = cascade(lpi, 3 * lpi)
+    columns["mid"] = 100 - 0.01 * np.minimum(t, 195)
+    return columns
+
+
+def test_panic_occurred_in_the_peak_window_and_sizes_the_trade():
+    """The LPI falls from 6 to 2 in one tick at the bottom: no tick has both LPI > lpi_hi and LPI at
+    most half its peak, but the panic occurred within the peak window, so the exhaustion is that
+    tick; Mode A is sized from the panic's peak. The price is flat from tick 195 (no new low over
+    1 s), below its value 2-3 s before: the divergence holds for some τ. Falling below lpi_exit at
+    once, the episode is over: no event."""
+    params = FeatureParams(refractory_s=10.0, min_periods_s=0.25, sigma_window_s=2.0)
+    got = signals_of(collapse(2.0), (True, False, True), params)
+    assert np.flatnonzero(got["event"]).tolist() == [200]
+    assert got["state"][200] == 1 and got["exhaustion"][200] and got["dir"][200] == 1
+    expected_w = params.w_max * np.tanh((10.0 - params.lpi_hi) / 2) / (got["sigma"][200] * 1e4)
+    np.testing.assert_allclose(got["target_w"][200], expected_w, rtol=1e-12)
+    assert not signals_of(collapse(1.0), (True, False, True), params)["event"].any()
+
+
+def test_both_sides_starting_at_once_fade_the_side_the_price_moved_to():
+    """A panic thins the whole book: both sides' LPI collapse together at the bottom and, after a
+    one-tick bounce, each side's divergence holds for some τ. The active side is the one the price
+    moved to over rollover_peak_s (down), not the one with the larger LPI (up)."""
+    columns = collapse(2.0)
+    columns["mid"][200:] = columns["mid"][196] + 0.001                 # a bounce over the last second
+    for side in ("lpi", "z_fsi", "z_ldr"):
+        down = "lpi_down" if side == "lpi" else side
+        columns[f"{side}_up"] = 1.01 * columns[down]
+    columns["z_liq_buy"] = columns["z_liq_sell"]
+    got = signals_of(columns, (True, False, True), FeatureParams(refractory_s=10.0, min_periods_s=0.25))
+    assert got["event"][200] and got["side"][200] == -1 and got["dir"][200] == 1
+    assert columns["lpi_up"][200] > columns["lpi_down"][200]
 
 
 def test_time_stop_and_sigma_stop():
