@@ -65,7 +65,7 @@ from gpu_lpi.store import Spans, TickStore
 from gpu_lpi.store.coverage import spans_of
 
 #: Bump when a change to the engine changes feature values: finished chunks are then recomputed.
-FEATURES_VERSION = 5
+FEATURES_VERSION = 6
 EWMA_SUPPORT_HALFLIVES = 4
 #: Tables whose coverage a chunk uses, besides its book source and its trade table.
 FLOW_TABLES = ("liquidations", "open_interest")
