@@ -11,7 +11,7 @@ import pytest
 from gpu_lpi.truth import WITHOUT_FEEDS, planted_truth_trial
 
 
-@pytest.mark.parametrize("fmt, seed", [("binance-ws", 1), ("tardis", 2)])
+@pytest.mark.parametrize("fmt, seed", [("binance-ws", 1), ("tardis", 2), ("binance-ws", 3)])
 def test_mode_a_events_are_forced_episodes_and_never_fade_informed_repricings(tmp_path, fmt, seed):
     score = planted_truth_trial(tmp_path, fmt, seed)
     assert score["state_path"] == {"BTCUSDT": "liquidations"}
