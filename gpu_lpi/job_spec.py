@@ -112,13 +112,9 @@ class ClusterSpec:
     def with_scheduler(self, scheduler: str) -> "ClusterSpec":
         """These settings on another scheduler (``gpu-lpi run --scheduler``), without those of a
         local cluster where they no longer apply."""
-        table = {key: value for key, value in self.to_dict().items() if value is not None}
-        table["scheduler"] = scheduler
-        if scheduler != "local-cuda":
-            table.pop("rmm_pool_size", None)
-        if scheduler not in SCHEDULERS:
-            table.pop("n_workers", None)
-        return ClusterSpec.from_mapping(table)
+        table = {key: value for key, value in self.to_dict().items()
+                 if value is not None and key in _applicable(scheduler) | {"chunk_hours"}}
+        return ClusterSpec.from_mapping({**table, "scheduler": scheduler})
 
     @classmethod
     def from_mapping(cls, table: dict) -> "ClusterSpec":
@@ -145,14 +141,26 @@ class ClusterSpec:
         spec = cls(scheduler=scheduler, n_workers=table.get("n_workers"),
                    threads_per_worker=table.get("threads_per_worker", 1), memory_limit=memory_limit,
                    rmm_pool_size=rmm, retries=table.get("retries", 2), chunk_hours=chunk_hours)
-        if spec.is_address:
-            for key in ("n_workers", "rmm_pool_size"):
-                if key in table:
-                    raise ConfigError(f"cluster.{key}: set where the workers are started; a job with "
-                                      f"scheduler = {scheduler!r} uses the workers that scheduler has")
-        if rmm is not None and scheduler != "local-cuda":
-            raise ConfigError("cluster.rmm_pool_size: only with scheduler = \"local-cuda\"")
+        for key in sorted(set(table) - _applicable(scheduler) - {"scheduler", "chunk_hours"}):
+            if key == "rmm_pool_size" and scheduler in SCHEDULERS:
+                raise ConfigError("cluster.rmm_pool_size: only with scheduler = \"local-cuda\"")
+            if scheduler == "sync":
+                raise ConfigError(f"cluster.{key}: not used with scheduler = \"sync\" (the job runs in "
+                                  "this process); remove it, or choose \"local\"")
+            raise ConfigError(f"cluster.{key}: set where the workers are started; a job with "
+                              f"scheduler = {scheduler!r} uses the workers that scheduler has")
         return spec
+
+
+def _applicable(scheduler: str) -> set[str]:
+    """The ``[cluster]`` settings (besides ``scheduler`` and ``chunk_hours``) a scheduler uses."""
+    if scheduler == "sync":
+        return set()
+    if scheduler == "local":
+        return {"n_workers", "threads_per_worker", "memory_limit", "retries"}
+    if scheduler == "local-cuda":
+        return {"n_workers", "threads_per_worker", "memory_limit", "rmm_pool_size", "retries"}
+    return {"retries"}
 
 
 @dataclass(frozen=True)
@@ -202,7 +210,12 @@ class JobSpec:
         base = self.params.to_dict()
         jobs = []
         for values in itertools.product(*self.sweep.values()):
-            params = FeatureParams.from_mapping({**base, **dict(zip(names, values))}, where="sweep")
+            combination = dict(zip(names, values))
+            try:
+                params = FeatureParams.from_mapping({**base, **combination}, where="sweep")
+            except ConfigError as err:      # name the combination and the section the value is from
+                text = ", ".join(f"{k}={v!r}" for k, v in combination.items())
+                raise ConfigError(f"[sweep] combination {text}: {err}") from None
             jobs.append(replace(self, params=params, sweep={}))
         return jobs
 
@@ -272,7 +285,8 @@ def _sweep(table: dict) -> dict[str, tuple]:
             raise ConfigError(f"sweep.{name}: unknown parameter; expected names of [params]")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.{name}: expected a non-empty list of values, got {values!r}")
-        if len(set(map(repr, values))) != len(values):
+        if any(a == b and type(a) is not bool and type(b) is not bool or a is b
+               for i, a in enumerate(values) for b in values[i + 1:]):
             raise ConfigError(f"sweep.{name}: a value is listed more than once in {values!r}")
         sweep[name] = tuple(values)
         count *= len(values)

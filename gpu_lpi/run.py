@@ -56,6 +56,7 @@ from gpu_lpi.job_spec import JobSpec
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.signals import apply_crash_filter, state_path
 from gpu_lpi.store import NS_PER_DAY, Spans, TickStore, date_to_ns, ns_to_date
+from gpu_lpi.store.locking import FileLock
 from gpu_lpi.store.transaction import probe_writable
 from gpu_lpi.study import read_events, run_study
 
@@ -424,27 +425,72 @@ def write_event_study(out: Path, spec: JobSpec, inputs: RunInputs, day_frames: l
     return study
 
 
-def claim_run_folder(out: Path, config: dict) -> None:
-    """Refuse a run folder that holds a run with a different config, or that cannot be written;
-    record ours otherwise."""
+#: File in a run folder that the run writing it holds locked (``flock``: released when it ends or dies).
+RUN_LOCK = ".run.lock"
+
+
+def claim_run_folder(out: Path, config: dict, store_root: Path | None = None) -> FileLock:
+    """Refuse a run folder that another run is writing, that holds a run with a different config,
+    that lies inside the tick store, or that cannot be written; record ours otherwise.
+
+    Returns
+    -------
+    FileLock
+        Held on the folder's :data:`RUN_LOCK`; the caller releases it when the run ends.
+    """
     run_json = out / "run.json"
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder")
+    if store_root is not None and out.resolve().is_relative_to(Path(store_root).resolve()):
+        raise ConfigError(f"--out {out}: is inside the tick store {store_root}; choose a folder outside it")
+    if out.is_dir() and not run_json.exists():      # refused before a lock file is left in it
+        _check_previous_run(out, run_json, config)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(out / RUN_LOCK)
+        taken = lock.try_acquire()
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write the run folder ({err.strerror or err})") from None
+    if not taken:
+        raise ConfigError(f"--out {out}: in use by {lock.holder()}; wait for it or choose another folder")
+    try:
+        _check_previous_run(out, run_json, config)
+        probe_writable(out, "the run folder")
+        write_json(run_json, {"config": config, "status": "running"})
+    except (StoreError, OSError) as err:
+        lock.release()
+        reason = err if isinstance(err, StoreError) else (err.strerror or err)
+        raise ConfigError(f"--out {out}: cannot write the run folder ({reason})") from None
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _check_previous_run(out: Path, run_json: Path, config: dict) -> None:
     if run_json.exists():
         try:
             previous = orjson.loads(run_json.read_bytes())
         except (OSError, orjson.JSONDecodeError) as err:
             raise ConfigError(f"--out {out}: its run.json is not readable ({err}); choose a new folder") from None
-        if not isinstance(previous, dict) or previous.get("config") != orjson.loads(orjson.dumps(config)):
-            raise ConfigError(f"--out {out}: holds a run with a different config; choose a new folder")
-    elif out.exists() and any(out.iterdir()):
+        config = orjson.loads(orjson.dumps(config))
+        if not isinstance(previous, dict) or previous.get("config") != config:
+            raise ConfigError(f"--out {out}: holds a run with a different config"
+                              f"{_first_difference(previous.get('config') if isinstance(previous, dict) else None, config)};"
+                              " choose a new folder")
+    elif any(p.name != RUN_LOCK for p in out.iterdir()):
         raise ConfigError(f"--out {out}: folder exists and holds no run.json; choose a new folder")
-    try:
-        probe_writable(out, "the run folder")
-        write_json(run_json, {"config": config, "status": "running"})
-    except (StoreError, OSError) as err:
-        reason = err if isinstance(err, StoreError) else (err.strerror or err)
-        raise ConfigError(f"--out {out}: cannot write the run folder ({reason})") from None
+
+
+def _first_difference(old, new, where: str = "") -> str:
+    """`` (params.theta_bps: 5.0 there, 6.0 here)``: the first setting that differs ('' if none found)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            found = _first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return ""
+    return "" if old == new else f" ({where}: {old!r} there, {new!r} here)"
 
 
 def write_run_json(out: Path, config: dict, result: RunResult, resolved: dict) -> None:
@@ -459,10 +505,13 @@ def write_run_json(out: Path, config: dict, result: RunResult, resolved: dict) -
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
-def write_failed_run_json(out: Path, config: dict, errors: list[dict[str, str]]) -> None:
+def write_failed_run_json(out: Path, config: dict, errors: list[dict[str, str]], resolved: dict,
+                          device: str, cluster: dict) -> None:
     """``RUN/run.json`` of a run whose tasks failed: which, and why (re-running redoes them)."""
-    write_json(out / "run.json", {"config": config, "status": "failed", "errors": errors,
-                                   "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(out / "run.json", {
+        "config": config, "resolved_spec": resolved, "status": "failed", "device": device,
+        "versions": _versions(), "cluster": cluster, "errors": errors,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 def _versions() -> dict[str, str | None]:

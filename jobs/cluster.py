@@ -66,10 +66,33 @@ def open_client(cluster: ClusterSpec, device: str = "cpu",
         return
     with ExitStack() as stack:
         client = _client(cluster, stack)
-        client.register_plugin(WarmKernels(device))
         if echo is not None and client.dashboard_link:
             echo(f"Dask dashboard: {client.dashboard_link}")
+        _wait_for_a_worker(client, cluster, echo)
+        try:
+            client.register_plugin(WarmKernels(device))
+        except (OSError, TimeoutError) as err:       # CommClosedError is an OSError
+            raise ConfigError(f"cluster.scheduler: the workers of {cluster.scheduler!r} could not start "
+                              f"({type(err).__name__}: {err}); see their log (memory_limit too small?)") from None
         yield client
+
+
+#: How long a job waits for the first worker of a scheduler given by address.
+WORKER_TIMEOUT_S = 600
+
+
+def _wait_for_a_worker(client, cluster: ClusterSpec, echo) -> None:
+    """A scheduler without workers would hold the job's tasks forever: say so, wait a while
+    (workers of a batch system start later), then stop with one line."""
+    if client.scheduler_info().get("workers"):
+        return
+    if echo is not None:
+        echo(f"waiting up to {WORKER_TIMEOUT_S} s for a worker of {cluster.scheduler} ...")
+    try:
+        client.wait_for_workers(1, timeout=WORKER_TIMEOUT_S)
+    except TimeoutError:
+        raise ConfigError(f"cluster.scheduler: {cluster.scheduler} has no worker after {WORKER_TIMEOUT_S} s; "
+                          "start workers (dask worker / dask cuda worker, docs/cluster.md)") from None
 
 
 def numba_threads(n_workers: int) -> int:

@@ -83,7 +83,7 @@ def _run_here(tasks: list[Task], bars: dict) -> Outcome:
     for task in tasks:
         missing = [key for key in task.after if key in outcome.errors]
         if missing:
-            outcome.errors[task.key] = f"not run: {missing[0]} failed"
+            outcome.errors[task.key] = f"{NOT_RUN}{missing[0]} failed"
         else:
             try:
                 outcome.results[task.key] = task.func(*task.args, *(outcome.results[k] for k in task.after))
@@ -110,21 +110,25 @@ def _run_on(client, tasks: list[Task], retries: int, bars: dict) -> Outcome:
             task = task_of[future.key]
             if future.status == "finished":
                 outcome.results[task.key] = future.result()
-            else:
-                failed[task.key] = future
+            else:      # read now: once the futures are cancelled their errors are gone
+                failed[task.key] = _error_text(_exception(future))
             bars[task.stage].update()
     finally:
         client.cancel(list(futures.values()))    # an interrupted job leaves nothing queued
     for task in tasks:       # in order: a task whose input failed says which, not the input's error
         if task.key in failed:
             before = next((k for k in task.after if k in failed), None)
-            outcome.errors[task.key] = (f"not run: {before} failed" if before
-                                        else _error_text(_exception(failed[task.key])))
+            outcome.errors[task.key] = f"{NOT_RUN}{before} failed" if before else failed[task.key]
     return outcome
+
+
+#: How the error of a task that did not run because one it waits for failed begins.
+NOT_RUN = "not run: "
 
 
 def _exception(future) -> BaseException:
     try:
-        return future.exception()
-    except Exception as err:     # cancelled (its worker and every retry lost)
-        return err
+        err = future.exception()
+    except Exception as raised:     # cancelled: its worker and every retry lost, or the scheduler
+        return raised
+    return err if err is not None else RuntimeError(f"the task ended as {future.status!r} without an error")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -41,11 +42,12 @@ from gpu_lpi.device import array_module, resolve_device
 from gpu_lpi.errors import ConfigError, GpuLpiError
 from gpu_lpi.events import day_events
 from gpu_lpi.job_spec import JobSpec, load_job_spec
+from gpu_lpi.store import NS_PER_DAY, date_to_ns, ns_to_date
 from gpu_lpi.run import (RUN_STAGES, TMP_FOLDER, Chunk, ChunkVariant, RunInputs, RunResult, SweepResult,
                          chunk_task, claim_run_folder, crash_filter, leader_path, peak_rss_mib, plan_chunks,
                          run_inputs, state_paths, used_spans, write_event_study, write_failed_run_json,
                          write_run_json)
-from jobs.graphs import Outcome, Task, run_tasks
+from jobs.graphs import NOT_RUN, Outcome, Task, run_tasks
 
 
 class JobError(GpuLpiError):
@@ -67,33 +69,53 @@ def run_job_spec(spec_or_path, out=None, device: str = "auto", client=None, sche
         except ConfigError as err:     # name the option the value came from
             raise ConfigError(str(err).replace("cluster.scheduler:", "--scheduler:", 1)) from None
     target = resolve_device(device)
-    out = Path(out) if out is not None else Path.cwd() / "runs" / spec.name
-    if client is None and spec.cluster.scheduler != "sync":
-        from jobs.cluster import open_client
-
-        with open_client(spec.cluster, target, echo=echo) as opened:
-            return _run(spec, out, target, opened)
-    return _run(spec, out, target, client)
-
-
-def _run(spec: JobSpec, out: Path, target: str, client):
-    if spec.sweep:
-        return run_sweep(spec, out, target, client)
-    return run_combinations([spec], [out], target, client)[0]
-
-
-def run_one(spec: JobSpec, out: Path, target: str, client=None) -> RunResult:
-    """One parameter set into the run folder ``out`` (a spec without a sweep)."""
-    return run_combinations([spec], [out], target, client)[0]
-
-
-def run_combinations(jobs: list[JobSpec], outs: list[Path], target: str, client=None) -> list[RunResult]:
-    """Jobs that differ in ``[params]`` only (a sweep's combinations), each into its run folder,
-    as one task graph (module docstring)."""
+    # absolute: workers elsewhere (another folder, another machine) write into the same folder
+    out = (Path(out) if out is not None else Path.cwd() / "runs" / spec.name).absolute()
+    jobs = spec.combinations()
+    outs = [out / "sweep" / f"{index:04d}" for index in range(len(jobs))] if spec.sweep else [out]
+    inputs = run_inputs(spec)
+    _refuse_empty_job(spec, inputs)
     begin = time.perf_counter()
-    inputs = run_inputs(jobs[0])
-    for job, out in zip(jobs, outs):
-        claim_run_folder(out, job.results_config())
+    with ExitStack() as stack:     # the folders are claimed before a cluster starts, held till the end
+        if spec.sweep:
+            stack.enter_context(claim_run_folder(out, spec.results_config(), spec.store))
+        for job, job_out in zip(jobs, outs):
+            stack.enter_context(claim_run_folder(job_out, job.results_config(), spec.store))
+        if client is None and spec.cluster.scheduler != "sync":
+            from jobs.cluster import open_client
+
+            client = stack.enter_context(open_client(spec.cluster, target, echo=echo))
+        try:
+            runs = run_combinations(jobs, outs, inputs, target, client)
+        except JobError:
+            if spec.sweep:
+                write_failed_run_json(out, spec.results_config(), [], spec.resolved(), target,
+                                      _where(spec, client))
+            raise
+        if not spec.sweep:
+            return runs[0]
+        return _finish_sweep(spec, out, runs, time.perf_counter() - begin, _where(spec, client))
+
+
+def _refuse_empty_job(spec: JobSpec, inputs: RunInputs) -> None:
+    """A job whose dates the store's inputs do not meet for any symbol is an error, not a no-op."""
+    first, stop = date_to_ns(spec.start), date_to_ns(spec.end) + NS_PER_DAY
+    if any(len(inputs.covered[symbol].clip(first, stop)) for symbol in spec.symbols):
+        return
+    held = []
+    for symbol in spec.symbols:
+        spans = inputs.covered[symbol].to_list()
+        if spans:
+            held.append(f"{symbol} {ns_to_date(spans[0][0])}..{ns_to_date(spans[-1][1] - 1)}")
+    raise ConfigError(f"data: {inputs.store.root} holds no data of {', '.join(spec.symbols)} from "
+                      f"{spec.start} to {spec.end}; it covers {'; '.join(held) or 'nothing for them'}")
+
+
+def run_combinations(jobs: list[JobSpec], outs: list[Path], inputs: RunInputs, target: str,
+                     client=None) -> list[RunResult]:
+    """Jobs that differ in ``[params]`` only (a sweep's combinations), each into its claimed run
+    folder, as one task graph (module docstring)."""
+    begin = time.perf_counter()
     paths = state_paths(jobs[0], inputs)
     tasks = job_tasks(jobs, outs, inputs, target)
     tmp_roots = [out / "features" / TMP_FOLDER for out in outs]
@@ -103,7 +125,7 @@ def run_combinations(jobs: list[JobSpec], outs: list[Path], target: str, client=
         for tmp_root in tmp_roots:
             shutil.rmtree(tmp_root, ignore_errors=True)
     if outcome.errors:
-        _fail(jobs, outs, outcome, len(tasks))
+        _fail(jobs, outs, tasks, outcome, target, client)
     tallies = _tally(tasks, outcome, outs)
     results = []
     for index, (job, out) in enumerate(zip(jobs, outs)):
@@ -204,40 +226,49 @@ def _tally(tasks: list[Task], outcome: Outcome, outs: list[Path]) -> list[tuple[
     return tallies
 
 
-def _fail(jobs: list[JobSpec], outs: list[Path], outcome: Outcome, n_tasks: int) -> None:
-    errors = [{"task": key, "error": text} for key, text in outcome.errors.items()]
+def _folders_of(task: Task) -> list[Path]:
+    """The run folders a task writes for: its variants' (a chunk task) or its own (events)."""
+    if task.stage == "features":
+        return [variant.chunk.path.parents[3] for variant in task.args[1]]
+    return [task.args[0]]
+
+
+def _fail(jobs: list[JobSpec], outs: list[Path], tasks: list[Task], outcome: Outcome, target: str,
+          client) -> None:
+    """Each run folder's run.json says which of its tasks failed and why; one line for the user."""
     for job, out in zip(jobs, outs):
-        write_failed_run_json(out, job.results_config(), errors)
-    first = errors[0]
+        errors = [{"task": t.key, "error": outcome.errors[t.key]} for t in tasks
+                  if t.key in outcome.errors and out in _folders_of(t)]
+        write_failed_run_json(out, job.results_config(), errors, job.resolved(), target, _where(job, client))
+    failed = [key for key, text in outcome.errors.items() if not text.startswith(NOT_RUN)]
+    skipped = len(outcome.errors) - len(failed)
+    first = failed[0]
     where = outs[0] / "run.json" if len(outs) == 1 else "each combination's run.json"
-    raise JobError(f"{len(errors)} of {n_tasks} tasks failed (first: {first['task']}: {first['error']}); "
-                   f"the others finished; re-run the same command to redo the failed ones "
+    raise JobError(f"{len(failed)} of {len(tasks)} tasks failed (first: {first}: {outcome.errors[first]})"
+                   + (f", {skipped} did not run for want of their results" if skipped else "")
+                   + f", {len(outcome.results)} finished; re-run the same command to redo the rest "
                    f"(every error is in {where})")
 
 
 def _where(spec: JobSpec, client) -> dict:
-    """run.json ``cluster``: the scheduler, its workers and dashboard (None in this process)."""
+    """run.json ``cluster``: the scheduler (as the spec names it, and its address), its workers
+    and dashboard."""
     if client is None:
-        return {"scheduler": "sync", "workers": 0, "dashboard": None}
+        return {"scheduler": "sync", "address": None, "workers": 0, "dashboard": None}
     info = client.scheduler_info()
-    return {"scheduler": info.get("address", spec.cluster.scheduler), "workers": len(info.get("workers", {})),
-            "dashboard": getattr(client, "dashboard_link", None)}
+    return {"scheduler": spec.cluster.scheduler, "address": info.get("address"),
+            "workers": len(info.get("workers", {})), "dashboard": getattr(client, "dashboard_link", None)}
 
 
-def run_sweep(spec: JobSpec, out: Path, target: str, client=None) -> SweepResult:
-    """Every combination of ``[sweep]`` into ``RUN/sweep/<id>/``; ``RUN/sweep.parquet``; run.json."""
-    begin = time.perf_counter()
-    config = spec.results_config()
-    claim_run_folder(out, config)
-    jobs = spec.combinations()
-    combinations = [{"id": f"{index:04d}", **{name: getattr(job.params, name) for name in spec.sweep}}
-                    for index, job in enumerate(jobs)]
-    runs = run_combinations(jobs, [out / "sweep" / c["id"] for c in combinations], target, client)
+def _finish_sweep(spec: JobSpec, out: Path, runs: list[RunResult], seconds: float, cluster: dict) -> SweepResult:
+    """``RUN/sweep.parquet`` and the sweep's run.json, once every combination is complete."""
+    combinations = [{"id": run.out.name, **{name: getattr(job.params, name) for name in spec.sweep}}
+                    for run, job in zip(runs, spec.combinations())]
     rows = [{**combination, "n_events": run.n_events,
              **{k: v for k, v in run.answer.items() if k != "text"}}
             for combination, run in zip(combinations, runs)]
     write_frame(pd.DataFrame(rows), out / "sweep.parquet")
-    write_json(out / "run.json", {"config": config, "resolved_spec": spec.resolved(), "status": "complete",
-                                  "sweep": combinations, "seconds": {"total": time.perf_counter() - begin},
-                                  "cluster": _where(spec, client)})
+    write_json(out / "run.json", {"config": spec.results_config(), "resolved_spec": spec.resolved(),
+                                  "status": "complete", "sweep": combinations, "seconds": {"total": seconds},
+                                  "cluster": cluster})
     return SweepResult(out=out, combinations=combinations, runs=runs)

@@ -56,6 +56,8 @@ def _bytes(table: pa.Table) -> bytes:
     ({"scheduler": "tcp://h:8786", "n_workers": 2}, "cluster.n_workers: set where the workers are started"),
     ({"chunk_hours": 7}, "cluster.chunk_hours: expected a whole number of hours dividing 24"),
     ({"workers": 2}, "cluster.workers: unknown key"),
+    ({"n_workers": 4}, r"cluster.n_workers: not used with scheduler = \"sync\""),
+    ({"scheduler": "tcp://h:8786", "memory_limit": "1GB"}, "cluster.memory_limit: set where the workers are started"),
 ])
 def test_cluster_settings_are_checked(hours_store, cluster, message):
     with pytest.raises(ConfigError, match=message):
@@ -68,7 +70,7 @@ def test_cluster_settings_that_are_accepted():
     assert ClusterSpec.from_mapping({"scheduler": "tcp://10.0.0.1:8786"}).is_address
     assert ClusterSpec.from_mapping({"scheduler": "local-cuda", "rmm_pool_size": "20GB"}).rmm_pool_size == "20GB"
     moved = spec.with_scheduler("tcp://10.0.0.1:8786")     # gpu-lpi run --scheduler ADDRESS
-    assert moved.is_address and moved.n_workers is None and moved.memory_limit == "4GB"
+    assert moved.is_address and moved.n_workers is None and moved.memory_limit == "auto"   # not its to set
 
 
 @pytest.mark.parametrize("sections, message", [
@@ -76,9 +78,12 @@ def test_cluster_settings_that_are_accepted():
     ({"sweep": {"theta_bps": []}}, "sweep.theta_bps: expected a non-empty list"),
     ({"sweep": {"theta_bps": 4.0}}, "sweep.theta_bps: expected a non-empty list"),
     ({"sweep": {"theta_bps": [4.0, 4.0]}}, "sweep.theta_bps: a value is listed more than once"),
+    ({"sweep": {"theta_bps": [4, 4.0]}}, "sweep.theta_bps: a value is listed more than once"),
+    ({"sweep": {"lpi_hi": [3.0, 2.5], "lpi_exit": [1.2, 2.8]}},
+     r"\[sweep\] combination lpi_hi=2.5, lpi_exit=2.8: params.lpi_exit: expected less than lpi_hi"),
     ({"sweep": {"tick_ms": [100, 250]}}, "sweep.tick_ms: the tick cannot be swept"),
     ({"sweep": {"theta_bps": list(range(1, 201)), "eta_bps": list(range(1, 101))}}, r"20,000 combinations"),
-    ({"sweep": {"lpi_exit": [1.0, 5.0]}}, "lpi_exit"),            # 5 > lpi_hi: refused like in [params]
+    ({"sweep": {"lpi_exit": [1.0, 5.0]}}, r"combination lpi_exit=5.0: params.lpi_exit"),   # > lpi_hi
     ({"sim": {"fees": 1}}, r"\[sim\]: the execution simulator is not built yet"),
     ({"cv": {"folds": 5}}, r"\[cv\]: purged cross-validation is not built yet"),
 ])
@@ -144,8 +149,9 @@ def test_a_failed_chunk_is_reported_after_the_others_finish(hours_store, tmp_pat
     monkeypatch.setattr(run_module, "compute_feature_variants", broken)
     out = tmp_path / "run"
     spec = _spec(hours_store, cluster={"chunk_hours": 1})
-    with pytest.raises(JobError, match=r"2 of 4 tasks failed \(first: features-TESTUSDT-2024-08-05-0100: "
-                                       r"OSError: disk on fire\)") as raised:
+    with pytest.raises(JobError, match=r"1 of 4 tasks failed \(first: features-TESTUSDT-2024-08-05-0100: "
+                                       r"OSError: disk on fire\), 1 did not run for want of their results, "
+                                       r"2 finished; re-run") as raised:
         run_job(spec, out=out, device="cpu")
     assert "\n" not in str(raised.value)
     recorded = orjson.loads((out / "run.json").read_bytes())
@@ -166,7 +172,7 @@ def test_a_failed_chunk_is_reported_after_the_others_finish(hours_store, tmp_pat
 def test_run_json_records_where_it_ran_and_memory_per_stage(hours_store, tmp_path):
     run_job(_spec(hours_store), out=tmp_path / "run", device="cpu")
     recorded = orjson.loads((tmp_path / "run" / "run.json").read_bytes())
-    assert recorded["cluster"] == {"scheduler": "sync", "workers": 0, "dashboard": None}
+    assert recorded["cluster"] == {"scheduler": "sync", "address": None, "workers": 0, "dashboard": None}
     assert set(recorded["peak_rss_mib"]) == {"features", "events", "study"}
     assert all(value > 50 for value in recorded["peak_rss_mib"].values())
     assert recorded["resolved_spec"]["cluster"]["scheduler"] == "sync"
@@ -252,3 +258,64 @@ def test_the_scheduler_option_is_checked_and_named(hours_store, tmp_path):
     with pytest.raises(ConfigError, match="^--scheduler: expected one of sync, local, local-cuda"):
         run_job_spec(_spec(hours_store), out=tmp_path / "run", device="cpu", scheduler="nowhere")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_is_written_by_one_run_at_a_time(hours_store, tmp_path):
+    """The red team's case: two runs into one folder raced (one deleted the other's files)."""
+    from gpu_lpi.run import RUN_LOCK
+    from gpu_lpi.store.locking import FileLock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    import subprocess
+    import sys
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from gpu_lpi.store.locking import FileLock; "
+                               f"lock = FileLock({str(out / RUN_LOCK)!r}); assert lock.try_acquire(); "
+                               "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=r"--out .*: in use by process \d+"):
+            run_job(_spec(hours_store), out=out, device="cpu")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_job(_spec(hours_store), out=out, device="cpu").chunks["computed"] == 1   # a dead holder holds nothing
+    assert FileLock(out / RUN_LOCK).try_acquire()      # released when the run ended
+
+
+def test_run_folders_are_absolute_and_outside_the_store(hours_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_job(_spec(hours_store), out="relative", device="cpu")
+    assert result.out == tmp_path / "relative" and result.out.is_absolute()   # workers elsewhere agree
+    with pytest.raises(ConfigError, match="is inside the tick store"):
+        run_job(_spec(hours_store), out=hours_store.root / "runs" / "x", device="cpu")
+    assert not (hours_store.root / "runs").exists()
+
+
+def test_a_job_without_data_in_its_dates_is_an_error(hours_store, tmp_path):
+    spec = _spec(hours_store, data={"start": "2024-09-01", "end": "2024-09-02"})
+    with pytest.raises(ConfigError, match=r"holds no data of TESTUSDT from 2024-09-01 to 2024-09-02; "
+                                          r"it covers TESTUSDT 2024-08-04..2024-08-05"):
+        run_job(spec, out=tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_sweep_says_so_at_the_top_and_per_combination(hours_store, tmp_path, monkeypatch):
+    import gpu_lpi.run as run_module
+
+    def broken(store, symbol, start, end, variants, *args, **kwargs):
+        if any(v.theta_bps == 8.0 for v in variants):
+            raise OSError("disk on fire")
+        return real(store, symbol, start, end, variants, *args, **kwargs)
+
+    real = run_module.compute_feature_variants
+    monkeypatch.setattr(run_module, "compute_feature_variants", broken)
+    out = tmp_path / "sweep"
+    with pytest.raises(JobError, match="1 of 4 tasks failed"):
+        run_job(_spec(hours_store, sweep={"theta_bps": [3.0, 8.0]}), out=out, device="cpu")
+    assert orjson.loads((out / "run.json").read_bytes())["status"] == "failed"
+    good, bad = (orjson.loads((out / "sweep" / i / "run.json").read_bytes()) for i in ("0000", "0001"))
+    assert good["status"] == bad["status"] == "failed"
+    assert good["errors"] == []
+    assert [e["task"] for e in bad["errors"]] == ["features-TESTUSDT-2024-08-05-0000-b001",
+                                                  "events-TESTUSDT-2024-08-05-0001"]
