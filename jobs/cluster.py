@@ -22,6 +22,7 @@ given by address is left running (only the client is closed).
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
@@ -108,12 +109,15 @@ def _client(cluster: ClusterSpec, stack: ExitStack):
         except (OSError, TimeoutError, ValueError) as err:
             raise ConfigError(f"cluster.scheduler: cannot reach a Dask scheduler at "
                               f"{cluster.scheduler!r} ({err})") from None
+    # the workers' own log lines (a task's traceback, "Compute Failed") stay out of the terminal: the
+    # job reports every failed task itself, in one line and in run.json; the dashboard shows the rest
     common = {"threads_per_worker": cluster.threads_per_worker, "memory_limit": cluster.memory_limit,
-              "dashboard_address": ":0"}
+              "dashboard_address": ":0", "silence_logs": logging.CRITICAL}
+    quiet = {"DASK_LOGGING__DISTRIBUTED__WORKER": "critical"}
     if cluster.scheduler == "local":
         n_workers = cluster.n_workers or os.cpu_count()
-        env = ({} if "NUMBA_NUM_THREADS" in os.environ
-               else {"NUMBA_NUM_THREADS": str(numba_threads(n_workers))})
+        env = quiet if "NUMBA_NUM_THREADS" in os.environ else {
+            **quiet, "NUMBA_NUM_THREADS": str(numba_threads(n_workers))}
         local = stack.enter_context(LocalCluster(n_workers=n_workers, processes=True, env=env, **common))
     else:
         try:
