@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 
 from gpu_lpi.errors import ConfigError
 from gpu_lpi.job_spec import ClusterSpec
@@ -71,11 +73,26 @@ def open_client(cluster: ClusterSpec, device: str = "cpu",
             echo(f"Dask dashboard: {client.dashboard_link}")
         _wait_for_a_worker(client, cluster, echo)
         try:
+            if not cluster.is_address:
+                client.register_plugin(IgnoreInterrupts())
             client.register_plugin(WarmKernels(device))
         except (OSError, TimeoutError) as err:       # CommClosedError is an OSError
             raise ConfigError(f"cluster.scheduler: the workers of {cluster.scheduler!r} could not start "
                               f"({type(err).__name__}: {err}); see their log (memory_limit too small?)") from None
         yield client
+
+
+class IgnoreInterrupts(WorkerPlugin):
+    """Workers of a local cluster share the terminal's process group, so Ctrl-C reached each of
+    them too and each printed a traceback; they ignore it: the job's process stops the tasks and
+    closes the cluster (which ends the workers)."""
+
+    idempotent = True
+    name = "gpu-lpi-ignore-interrupts"
+
+    def setup(self, worker) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 #: How long a job waits for the first worker of a scheduler given by address.

@@ -282,3 +282,19 @@ def test_local_cuda_without_dask_cuda_is_a_config_error():
                                           r"install the GPU extras"):
         with open_client(ClusterSpec(scheduler="local-cuda")):
             pass
+
+
+def _sigint_handler():
+    import signal
+
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_local_workers_leave_ctrl_c_to_the_job():
+    """Ctrl-C reaches the whole process group; the workers of a local cluster used to print a
+    traceback each. They ignore it and the job's process stops the work."""
+    from gpu_lpi.job_spec import ClusterSpec
+    from jobs.cluster import open_client
+
+    with open_client(ClusterSpec(scheduler="local", n_workers=1)) as client:
+        assert list(client.run(_sigint_handler).values()) == [True]
