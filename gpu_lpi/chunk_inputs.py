@@ -40,8 +40,8 @@ Fingerprint: the record's :attr:`ChunkInputs.fingerprint` hashes what the values
 partition file in the read ranges (relative path, size, modification time; the trade table is
 named by its read), the covered spans in those ranges, the symbol's reference data, the book
 source, the parameters (``implied_quote_max_age_s`` among them) and :data:`FEATURES_VERSION`.
-:func:`fingerprint_of` recomputes it from the recorded ranges without reading rows, so a run can
-tell whether a finished chunk is still up to date.
+:func:`store_material` and :func:`fingerprint_with` recompute it from the recorded ranges without
+reading rows, so a run can tell whether a finished chunk is still up to date.
 """
 
 from __future__ import annotations
@@ -231,12 +231,6 @@ def _replay_start(store: TickStore, symbol: str, first: int, default: int) -> in
     return snapshot if snapshot is not None else span_start
 
 
-def fingerprint_of(store: TickStore, symbol: str, reads: list[TableRead], params: FeatureParams,
-                   book_source: str) -> str:
-    """Hash of everything a chunk's values depend on (see the module docstring); reads no rows."""
-    return fingerprint_with(store_material(store, symbol, reads, book_source), params)
-
-
 def store_material(store: TickStore, symbol: str, reads: list[TableRead], book_source: str) -> dict:
     """What of the store a chunk's fingerprint covers: everything but the parameters."""
     coverage = store.coverage_table()
@@ -251,7 +245,8 @@ def store_material(store: TickStore, symbol: str, reads: list[TableRead], book_s
 
 
 def fingerprint_with(material: dict, params: FeatureParams) -> str:
-    """The fingerprint of a chunk read as ``material`` (:func:`store_material`) with ``params``."""
+    """Hash of everything a chunk's values depend on (see the module docstring): what it read of
+    the store (``material``, :func:`store_material`) and ``params``; reads no rows."""
     return hashlib.sha256(json.dumps({**material, "params": params.to_dict()}, sort_keys=True,
                                      default=str).encode()).hexdigest()
 

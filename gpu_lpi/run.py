@@ -47,7 +47,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from gpu_lpi.book_at_ticks import has_depth
-from gpu_lpi.chunk_inputs import book_source_of, covered_spans, fingerprint_of, tables_read, trade_table_of
+from gpu_lpi.chunk_inputs import (book_source_of, covered_spans, fingerprint_with, store_material, tables_read,
+                                  trade_table_of)
 from gpu_lpi.errors import ConfigError, StoreError
 from gpu_lpi.atomic_files import write_frame, write_json
 from gpu_lpi.events import finish_events
@@ -218,8 +219,11 @@ def _chunk_metadata(path: Path) -> dict:
 
 
 def is_current(store: TickStore, chunk: Chunk, params: FeatureParams, source: str,
-                leader: Path | None) -> bool:
-    """Whether a finished chunk's recorded inputs (and its leader chunk's) are still current."""
+                leader: Path | None, materials: dict | None = None) -> bool:
+    """Whether a finished chunk's recorded inputs (and its leader chunk's) are still current.
+
+    ``materials``: :func:`~gpu_lpi.chunk_inputs.store_material` per recorded reads, shared by the
+    checks of one task's variants (they read the same rows; only their parameters differ)."""
     metadata = _chunk_metadata(chunk.path)
     if INPUTS_KEY not in metadata or metadata.get(LEADER_KEY) != _leader_inputs(leader):
         return False
@@ -227,9 +231,13 @@ def is_current(store: TickStore, chunk: Chunk, params: FeatureParams, source: st
         recorded = orjson.loads(metadata[INPUTS_KEY])
     except orjson.JSONDecodeError:
         return False
-    pieces = [PieceInputs.from_dict(piece) for piece in recorded]
-    return all(piece.fingerprint == fingerprint_of(store, chunk.symbol, list(piece.reads), params, source)
-               for piece in pieces)
+    materials = {} if materials is None else materials
+    for piece in map(PieceInputs.from_dict, recorded):
+        if piece.reads not in materials:
+            materials[piece.reads] = store_material(store, chunk.symbol, list(piece.reads), source)
+        if piece.fingerprint != fingerprint_with(materials[piece.reads], params):
+            return False
+    return True
 
 
 #: Key of the Parquet metadata entry with the inputs of the crash filter's leader chunk.
@@ -292,8 +300,9 @@ def chunk_task(store_root: str, variants: tuple[ChunkVariant, ...], device: str,
     """
     store = TickStore(store_root)
     existed = [v.chunk.path.exists() for v in variants]
+    materials = {}
     stale = [v for v, e in zip(variants, existed)
-             if not (e and is_current(store, v.chunk, v.params, source, v.leader))]
+             if not (e and is_current(store, v.chunk, v.params, source, v.leader, materials))]
     seconds = {}
     if stale:
         first = stale[0].chunk
