@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -104,10 +104,7 @@ class ClusterSpec:
         return self.scheduler not in SCHEDULERS
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scheduler": self.scheduler, "n_workers": self.n_workers,
-                "threads_per_worker": self.threads_per_worker, "memory_limit": self.memory_limit,
-                "rmm_pool_size": self.rmm_pool_size, "retries": self.retries,
-                "chunk_hours": self.chunk_hours}
+        return asdict(self)
 
     def with_scheduler(self, scheduler: str) -> "ClusterSpec":
         """These settings on another scheduler (``gpu-lpi run --scheduler``), without those of a

@@ -94,7 +94,7 @@ def run_job_spec(spec_or_path, out=None, device: str = "auto", client=None, sche
             raise
         if not spec.sweep:
             return runs[0]
-        return _finish_sweep(spec, out, runs, time.perf_counter() - begin, _where(spec, client))
+        return _finish_sweep(spec, jobs, out, runs, time.perf_counter() - begin, _where(spec, client))
 
 
 def _refuse_empty_job(spec: JobSpec, inputs: RunInputs) -> None:
@@ -163,7 +163,7 @@ def job_tasks(jobs: list[JobSpec], outs: list[Path], inputs: RunInputs, target: 
     tasks, keys_of_day = [], {}
     for number, ((_, leader), members) in enumerate(blocks.items()):
         suffix = "" if single else f"-b{number:03d}"
-        keys = {(c.symbol, c.start_ns): feature_key(c) + suffix for c in plans[members[0]]}
+        keys = {(c.symbol, c.start_ns): _chunk_task_key(c) + suffix for c in plans[members[0]]}
         for slot, chunk in sorted(enumerate(plans[members[0]]), key=lambda item: item[1].symbol != leader):
             variants = tuple(ChunkVariant(plans[m][slot], jobs[m].params, leader_path(plans[m][slot], leader))
                              for m in members)
@@ -191,7 +191,7 @@ def _day(chunk: Chunk) -> str:
     return chunk.path.parent.name.removeprefix("date=")
 
 
-def feature_key(chunk: Chunk) -> str:
+def _chunk_task_key(chunk: Chunk) -> str:
     return f"features-{chunk.symbol}-{_day(chunk)}-{chunk.path.stem.removeprefix('part-')}"
 
 
@@ -210,13 +210,9 @@ def _tally(tasks: list[Task], outcome: Outcome, outs: list[Path]) -> list[tuple[
                for _ in outs]
     index_of = {out: index for index, out in enumerate(outs)}
     for task in tasks:
-        result = outcome.results[task.key]
-        if task.stage == "features":      # per variant: its run folder holds its chunk file
-            pairs = [(index_of[v.chunk.path.parents[3]], r) for v, r in zip(task.args[1], result)]
-        else:
-            pairs = [(index_of[task.args[0]], result)]
-        for index, item in pairs:
-            counts, seconds, peaks = tallies[index]
+        result = outcome.results[task.key]     # a chunk task's: one per variant
+        for folder, item in zip(_folders_of(task), result if task.stage == "features" else [result]):
+            counts, seconds, peaks = tallies[index_of[folder]]
             if task.stage == "features":
                 counts[item["status"]] += 1
                 counts["computed"] += item["status"] == "recomputed"
@@ -260,10 +256,12 @@ def _where(spec: JobSpec, client) -> dict:
             "workers": len(info.get("workers", {})), "dashboard": getattr(client, "dashboard_link", None)}
 
 
-def _finish_sweep(spec: JobSpec, out: Path, runs: list[RunResult], seconds: float, cluster: dict) -> SweepResult:
-    """``RUN/sweep.parquet`` and the sweep's run.json, once every combination is complete."""
+def _finish_sweep(spec: JobSpec, jobs: list[JobSpec], out: Path, runs: list[RunResult], seconds: float,
+                  cluster: dict) -> SweepResult:
+    """``RUN/sweep.parquet`` and the sweep's run.json, once every combination (``jobs``, run as
+    ``runs``) is complete."""
     combinations = [{"id": run.out.name, **{name: getattr(job.params, name) for name in spec.sweep}}
-                    for run, job in zip(runs, spec.combinations())]
+                    for run, job in zip(runs, jobs)]
     rows = [{**combination, "n_events": run.n_events,
              **{k: v for k, v in run.answer.items() if k != "text"}}
             for combination, run in zip(combinations, runs)]
