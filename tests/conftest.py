@@ -66,3 +66,36 @@ def run_under_cuda_simulator(script: str, timeout: int = 600) -> str:
                           text=True, timeout=timeout)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return done.stdout
+
+
+#: Start of a :func:`run_ptx_script` script: numba's CUDA compiler without a device, or an exit
+#: that says why it is unavailable.
+_PTX_PREAMBLE = """
+import tempfile, types
+import numpy as np
+import numba.cuda.dispatcher as cuda_dispatcher
+from numba import cuda
+from numba.cuda.typing.typeof import typeof
+
+# compile_ptx asks the current device for its compute capability only to pick a target: give one.
+cuda_dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+try:
+    cuda.compile_ptx(lambda out: None, (typeof(np.ones(1)),), cc=(9, 0))
+except Exception as err:
+    print("unavailable:", type(err).__name__, str(err).splitlines()[0][:200])
+    raise SystemExit(0)
+"""
+
+
+def run_ptx_script(body: str, timeout: int = 600) -> str:
+    """Run ``body`` (which may use ``cuda``, ``typeof``, ``np``) after the preamble that makes
+    numba's real CUDA compiler usable without a GPU, in a fresh interpreter; skip the test where
+    no CUDA compiler is installed; return the script's standard output."""
+    import pytest
+
+    done = subprocess.run([sys.executable, "-c", _PTX_PREAMBLE + body], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, NUMBA_ENABLE_CUDASIM="0"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    if done.stdout.startswith("unavailable:"):
+        pytest.skip(f"no CUDA compiler here ({done.stdout.strip()})")
+    return done.stdout

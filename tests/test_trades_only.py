@@ -275,17 +275,6 @@ def test_trades_only_under_cuda_simulator_matches_cpu():
 
 
 PTX_SCRIPT = """
-import types
-import numpy as np
-import numba.cuda.dispatcher as cuda_dispatcher
-from numba import cuda
-from numba.cuda.typing.typeof import typeof
-cuda_dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
-try:
-    cuda.compile_ptx(lambda out: None, (typeof(np.ones(1)),), cc=(9, 0))
-except Exception as err:
-    print("unavailable:", type(err).__name__, str(err).splitlines()[0][:200])
-    raise SystemExit(0)
 from kernels import implied_quotes as k, per_tick_cuda
 ints, floats = np.zeros(4, np.int64), np.zeros(4)
 arguments = (4, k.ImpliedQuoteInputs(ints, ints, ints, ints, floats, ints), k.ImpliedQuotes(floats, floats),
@@ -300,18 +289,9 @@ print("compiled")
 def test_implied_quotes_launcher_compiles_to_ptx():
     """The real CUDA compiler accepts the implied-quote launcher (``tests/test_cuda_ptx.py`` covers
     the kernels of a run with a book)."""
-    import os
-    import subprocess
-    import sys
+    from tests.conftest import run_ptx_script
 
-    from tests.conftest import REPO
-
-    done = subprocess.run([sys.executable, "-c", PTX_SCRIPT], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ, NUMBA_ENABLE_CUDASIM="0"))
-    assert done.returncode == 0, done.stderr[-4000:]
-    if done.stdout.startswith("unavailable:"):
-        pytest.skip(f"no CUDA compiler here ({done.stdout.strip()})")
-    assert "compiled" in done.stdout
+    assert "compiled" in run_ptx_script(PTX_SCRIPT)
 
 
 # -- run.json and the command line ---------------------------------------------------------------------
