@@ -70,16 +70,24 @@ def rolling_median_mad(values, window, min_periods):
     """
     import numpy as np
 
+    median, mad = np.full(len(values), np.nan), np.full(len(values), np.nan)
+    for end, window_values in _trailing_windows(values, window, min_periods):
+        median[end] = np.median(window_values)
+        mad[end] = np.median(np.abs(window_values - median[end]))
+    return median, mad
+
+
+def _trailing_windows(values, window, min_periods):
+    """``(end, the non-NaN values of the window ending at end)`` where they are at least
+    ``max(min_periods, 1)``."""
+    import numpy as np
+
     values = np.asarray(values, dtype=np.float64)
-    median = np.full(values.size, np.nan)
-    mad = np.full(values.size, np.nan)
     for end in range(values.size):
         window_values = values[max(0, end - window + 1) : end + 1]
         window_values = window_values[~np.isnan(window_values)]
         if window_values.size >= max(min_periods, 1):
-            median[end] = np.median(window_values)
-            mad[end] = np.median(np.abs(window_values - median[end]))
-    return median, mad
+            yield end, window_values
 
 
 def rolling_median_nonzero_mad(values, window, min_periods):
@@ -87,16 +95,11 @@ def rolling_median_nonzero_mad(values, window, min_periods):
     window's values that are neither 0 nor the median (0 where there are none), window by window."""
     import numpy as np
 
-    values = np.asarray(values, dtype=np.float64)
-    median = np.full(values.size, np.nan)
-    nonzero = np.full(values.size, np.nan)
-    for end in range(values.size):
-        window_values = values[max(0, end - window + 1) : end + 1]
-        window_values = window_values[~np.isnan(window_values)]
-        if window_values.size >= max(min_periods, 1):
-            median[end] = np.median(window_values)
-            kept = window_values[(window_values != 0) & (window_values != median[end])]
-            nonzero[end] = np.median(np.abs(kept - median[end])) if kept.size else 0.0
+    median, nonzero = np.full(len(values), np.nan), np.full(len(values), np.nan)
+    for end, window_values in _trailing_windows(values, window, min_periods):
+        median[end] = np.median(window_values)
+        kept = window_values[(window_values != 0) & (window_values != median[end])]
+        nonzero[end] = np.median(np.abs(kept - median[end])) if kept.size else 0.0
     return median, nonzero
 
 
@@ -107,20 +110,16 @@ def rolling_median_side_mad(values, window, min_periods):
     import numpy as np
 
     values = np.asarray(values, dtype=np.float64)
-    median = np.full(values.size, np.nan)
-    side = np.full(values.size, np.nan)
-    for end in range(values.size):
-        window_values = values[max(0, end - window + 1) : end + 1]
-        window_values = window_values[~np.isnan(window_values)]
-        if window_values.size >= max(min_periods, 1):
-            median[end] = np.median(window_values)
-            if np.isnan(values[end]):
-                continue
-            if values[end] >= median[end]:
-                kept = window_values[window_values > median[end]] - median[end]
-            else:
-                kept = median[end] - window_values[window_values < median[end]]
-            side[end] = np.median(kept) if kept.size else 0.0
+    median, side = np.full(values.size, np.nan), np.full(values.size, np.nan)
+    for end, window_values in _trailing_windows(values, window, min_periods):
+        median[end] = np.median(window_values)
+        if np.isnan(values[end]):
+            continue
+        if values[end] >= median[end]:
+            kept = window_values[window_values > median[end]] - median[end]
+        else:
+            kept = median[end] - window_values[window_values < median[end]]
+        side[end] = np.median(kept) if kept.size else 0.0
     return median, side
 
 
