@@ -16,8 +16,9 @@ was started, from the tasks' results (:mod:`jobs.runner`).
 
 :func:`run_tasks` runs such a list in this process, one task after another (no Dask), or on a
 ``distributed.Client``: one future per task, the futures of the tasks it waits for passed as
-arguments (Dask runs a task once they are done), ``retries`` for tasks lost with their worker. A task
-that fails is reported with its error; the tasks that do not need it still run.
+arguments (Dask runs a task once they are done), ``retries`` for tasks that raise (a task lost with
+its worker is rerun by the scheduler itself). A task that fails is reported with its error; the
+tasks that do not need it still run.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def run_tasks(tasks: list[Task], client=None, retries: int = 0) -> Outcome:
     client : distributed.Client, optional
         Run on its cluster; without one, here, in order.
     retries : int
-        Dask retries of a task whose worker was lost (or that raised).
+        Dask retries of a task that raised (the scheduler reruns those lost with their worker).
     """
     stages = list(dict.fromkeys(task.stage for task in tasks))
     bars = {stage: progress_bar(sum(t.stage == stage for t in tasks), stage, unit="task", position=i)
