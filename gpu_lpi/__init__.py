@@ -18,6 +18,9 @@ _API = {
     "TickStore": "gpu_lpi.store",
     "ingest": "gpu_lpi.ingest",
     "write_report": "gpu_lpi.report",
+    "probabilistic_sharpe": "gpu_lpi.validation.sharpe",
+    "deflated_sharpe": "gpu_lpi.validation.sharpe",
+    "min_track_record_length": "gpu_lpi.validation.sharpe",
 }
 
 __all__ = sorted(_API)

@@ -16,13 +16,17 @@
     [sweep]                      # optional: values per [params] name -> one run per combination
     theta_bps = [3.0, 5.0, 8.0]
     lpi_hi = [2.5, 3.0]
+    [cv]                         # optional, with [sweep] only: gpu_lpi.validation.params
+    n_folds = 5
     [cluster]
     scheduler = "sync"           # "sync" | "local" | "local-cuda" | "tcp://host:8786"
     chunk_hours = 24             # must divide 24: chunks never straddle a date
 
 ``[cluster]`` (:class:`ClusterSpec`) chooses where the work runs; it never changes a result, so a run
-folder may be resumed under another scheduler. ``[sim]`` and ``[cv]`` belong to stages that are not
-built yet and are refused (DESIGN.md §6: a setting is honoured or rejected, never ignored).
+folder may be resumed under another scheduler. ``[cv]`` (:class:`ValidationParams`) sets how a sweep
+is validated (``RUN/validation.json``, rewritten by every run, so it is not part of the config a run
+folder is resumed under). ``[sim]`` belongs to a stage that is not built yet and is refused
+(DESIGN.md §6: a setting is honoured or rejected, never ignored).
 Unknown sections, keys, wrong types and impossible values raise
 :class:`~gpu_lpi.errors.ConfigError` naming the field and what was expected.
 
@@ -44,10 +48,11 @@ from gpu_lpi.errors import ConfigError, reject_unknown_keys
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.signals import load_mode_b
 from gpu_lpi.study_params import StudyParams
+from gpu_lpi.validation.params import ValidationParams
 
 _SECTIONS = {"data", "grid", "params", "cluster", "sweep", "study", "sim", "cv"}
 #: Sections of stages not built yet: refused with this reason.
-_NOT_BUILT = {"sim": "the execution simulator", "cv": "purged cross-validation"}
+_NOT_BUILT = {"sim": "the execution simulator"}
 _DATA_KEYS = {"store", "symbols", "start", "end"}
 _GRID_KEYS = {"tick_ms"}
 #: Dates a job may cover: tick data is no older, and int64 nanoseconds end in April 2262.
@@ -174,6 +179,8 @@ class JobSpec:
     #: ``[sweep]``: per swept ``[params]`` name, its values, in the spec's order.
     sweep: dict[str, tuple] = field(default_factory=dict)
     name: str = "job"
+    #: ``[cv]``: how the sweep is validated (None: the defaults).
+    cv: ValidationParams | None = None
 
     @property
     def chunk_hours(self) -> int:
@@ -189,6 +196,8 @@ class JobSpec:
                   "study": self.study.to_dict()}
         if self.sweep:
             config["sweep"] = {name: list(values) for name, values in self.sweep.items()}
+        if self.cv is not None:
+            config["cv"] = self.cv.to_dict()
         return config
 
     def results_config(self) -> dict[str, Any]:
@@ -196,6 +205,7 @@ class JobSpec:
         except ``chunk_hours``, which names the files). A run folder is resumed only under it."""
         config = self.resolved()
         config["cluster"] = {"chunk_hours": self.chunk_hours}
+        config.pop("cv", None)
         return config
 
     def combinations(self) -> list["JobSpec"]:
@@ -213,7 +223,7 @@ class JobSpec:
             except ConfigError as err:      # name the combination and the section the value is from
                 text = ", ".join(f"{k}={v!r}" for k, v in combination.items())
                 raise ConfigError(f"[sweep] combination {text}: {err}") from None
-            jobs.append(replace(self, params=params, sweep={}))
+            jobs.append(replace(self, params=params, sweep={}, cv=None))
         return jobs
 
 
@@ -260,11 +270,15 @@ def load_job_spec(spec_or_path) -> JobSpec:
     store = Path(str(data["store"]))
     params = FeatureParams.from_mapping(params_table)
     load_mode_b(params.mode_b)
+    study = StudyParams.from_mapping(_section(raw, "study", None))
+    sweep = _sweep(_section(raw, "sweep", None))
+    if "cv" in raw and not sweep:
+        raise ConfigError("[cv]: validates the trials of a sweep; add a [sweep] table or remove [cv]")
+    cv = ValidationParams.from_mapping(_section(raw, "cv", None), study) if "cv" in raw else None
     spec = JobSpec(store=store if store.is_absolute() else base / store, symbols=tuple(symbols),
                    start=start, end=end, params=params,
                    cluster=ClusterSpec.from_mapping(_section(raw, "cluster", None)),
-                   study=StudyParams.from_mapping(_section(raw, "study", None)),
-                   sweep=_sweep(_section(raw, "sweep", None)), name=name)
+                   study=study, sweep=sweep, name=name, cv=cv)
     for job in spec.combinations():
         load_mode_b(job.params.mode_b)
     return spec

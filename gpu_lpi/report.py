@@ -16,6 +16,9 @@ positive after costs, and is it not positive for informed flow? — with the ver
 7. the drift regression;
 8. run metadata (config, versions, device, timings).
 
+A sweep's run folder shows its validation (``validation.json``, :mod:`gpu_lpi.report_validation`)
+right after the verdict, and the event study of its chosen combination.
+
 The page is one self-contained file: figures are PNG images embedded as ``data:`` URIs, the style
 sheet is inline, there is no script and no external resource, so it opens offline. Every string
 taken from the run is HTML-escaped.
@@ -632,7 +635,7 @@ pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:.82em}
 """
 
 
-def _page(run: _Run, n_events: int) -> str:
+def _page(run: _Run, n_events: int, validation: str | None = None) -> str:
     config = run.run.get("config") or {}
     data = config.get("data") or {}
     subtitle = (f"{', '.join(run.symbols) or 'no symbols'} · {data.get('start', '?')} to {data.get('end', '?')} · "
@@ -649,6 +652,9 @@ def _page(run: _Run, n_events: int) -> str:
         ("drift", "Drift regression", _drift_table(run)),
         ("metadata", "Run", _metadata(run)),
     ]
+    if validation is not None:     # a sweep: its validation, then the chosen combination's study
+        sections.insert(0, ("validation", f"Validation of the sweep (event study below: {run.path.name})",
+                            validation))
     body = "".join(f'<section id="{key}"><h2>{title}</h2>{content}</section>' for key, title, content in sections)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>gpu-lpi report: {_e(run.path.name)}</title><style>{_CSS}</style></head><body><main>"
@@ -663,7 +669,8 @@ def write_report(run_dir, n_events: int = DEFAULT_N_EVENTS) -> Path:
     ----------
     run_dir : path
         A run folder holding ``run.json``, ``study.json``, ``events.parquet`` and ``features/``
-        (what ``gpu-lpi run`` writes, see ``notes/study_schema.md``).
+        (what ``gpu-lpi run`` writes, see ``notes/study_schema.md``), or a sweep's run folder: its
+        validation (:mod:`gpu_lpi.report_validation`) and the chosen combination's event study.
     n_events : int, default :data:`DEFAULT_N_EVENTS`
         How many of the largest events (by ``|lpi|``) get a figure of their surroundings.
 
@@ -678,10 +685,13 @@ def write_report(run_dir, n_events: int = DEFAULT_N_EVENTS) -> Path:
         The folder does not exist, is not a run folder, holds no event study, or one of its files is
         unreadable.
     """
-    run = _load(Path(run_dir))
-    page = _page(run, max(0, int(n_events)))
-    target = run.path / "report.html"
-    tmp = run.path / f".report.html.{uuid.uuid4().hex}.tmp"
+    from gpu_lpi.report_validation import study_folder, validation_section   # it uses this module's helpers
+
+    run_dir = Path(run_dir)
+    run = _load(study_folder(run_dir))
+    page = _page(run, max(0, int(n_events)), validation_section(run_dir))
+    target = run_dir / "report.html"
+    tmp = run_dir / f".report.html.{uuid.uuid4().hex}.tmp"
     try:
         tmp.write_text(page, encoding="utf-8")
         os.replace(tmp, target)

@@ -8,7 +8,8 @@ percentile and hit rate (share > 0) of the markouts, and a confidence interval o
 allows for overlapping and same-day events: the standard error is clustered by UTC day
 (statsmodels OLS on a constant, ``cov_type="cluster"``, Student t quantiles with G − 1 degrees of
 freedom for G days); with events on one day only the interval uses heteroskedasticity-robust errors
-(HC1) and says so (``ci_method``).
+(HC1) and says so (``ci_method``). ``p_value`` is the two-sided p-value of a zero mean with the same
+standard error (the raw p-values the validation adjusts for multiple testing).
 
 The verdict (``answer``) reads the spec's question off the answer horizon: Mode A's events
 (``forced_exhaustion``) are "positive after costs" when the lower end of their interval exceeds the
@@ -50,11 +51,12 @@ def event_kind(events: pd.DataFrame) -> pd.Series:
 
 
 def markout_stats(values: np.ndarray, days: np.ndarray, level: float) -> dict:
-    """Count, mean, median, 5th percentile, hit rate and the mean's day-clustered interval."""
+    """Count, mean, median, 5th percentile, hit rate, the mean's day-clustered interval and the
+    two-sided p-value of a zero mean under the same standard error (``p_value``)."""
     keep = np.isfinite(values)
     values, days = values[keep], days[keep]
     stats = {"n": int(values.size), "mean": None, "median": None, "p5": None, "hit_rate": None,
-             "ci_low": None, "ci_high": None, "ci_method": None}
+             "ci_low": None, "ci_high": None, "ci_method": None, "p_value": None}
     if not values.size:
         return stats
     stats.update(mean=float(values.mean()), median=float(np.median(values)),
@@ -69,7 +71,7 @@ def markout_stats(values: np.ndarray, days: np.ndarray, level: float) -> dict:
         fit = (model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True) if clustered
                else model.fit(cov_type="HC1", use_t=True))
         low, high = fit.conf_int(alpha=1 - level)[0]
-    stats.update(ci_low=_finite(low), ci_high=_finite(high),
+    stats.update(ci_low=_finite(low), ci_high=_finite(high), p_value=_finite(fit.pvalues[0]),
                  ci_method="clustered by day" if clustered else "HC1 (one day)")
     return stats
 

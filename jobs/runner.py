@@ -12,7 +12,9 @@
 A sweep writes one complete run folder per combination, ``RUN/sweep/<id>/`` (``id`` = 0000, 0001,
 ... in the order of the Cartesian grid, the last ``[sweep]`` name varying fastest), and
 ``RUN/sweep.parquet``: a row per combination with its id, swept values, events and the event
-study's answer at the answer horizon. All combinations are one task graph: combinations that
+study's answer at the answer horizon; then ``RUN/validation.json`` validates the combinations as
+trials (:mod:`gpu_lpi.validation.sweep`, ``[cv]``).
+All combinations are one task graph: combinations that
 differ in signal parameters only (:data:`gpu_lpi.params.SIGNAL_FIELDS`: thresholds, K, τ, stops,
 sizing...) form a *parameter block*, and one task per (symbol, chunk, block) reads the inputs and
 computes the features once, the signals once per combination
@@ -47,6 +49,7 @@ from gpu_lpi.run import (RUN_STAGES, TMP_FOLDER, Chunk, ChunkVariant, RunInputs,
                          chunk_task, claim_run_folder, crash_filter, leader_path, peak_rss_mib, plan_chunks,
                          run_inputs, state_paths, used_spans, write_event_study, write_failed_run_json,
                          write_run_json)
+from gpu_lpi.validation.sweep import write_validation
 from jobs.graphs import NOT_RUN, Outcome, Task, run_tasks
 
 
@@ -258,14 +261,15 @@ def _where(spec: JobSpec, client) -> dict:
 
 def _finish_sweep(spec: JobSpec, jobs: list[JobSpec], out: Path, runs: list[RunResult], seconds: float,
                   cluster: dict) -> SweepResult:
-    """``RUN/sweep.parquet`` and the sweep's run.json, once every combination (``jobs``, run as
-    ``runs``) is complete."""
+    """``RUN/sweep.parquet``, ``RUN/validation.json`` (:mod:`gpu_lpi.validation.sweep`) and the
+    sweep's run.json, once every combination (``jobs``, run as ``runs``) is complete."""
     combinations = [{"id": run.out.name, **{name: getattr(job.params, name) for name in spec.sweep}}
                     for run, job in zip(runs, jobs)]
     rows = [{**combination, "n_events": run.n_events,
              **{k: v for k, v in run.answer.items() if k != "text"}}
             for combination, run in zip(combinations, runs)]
     write_frame(pd.DataFrame(rows), out / "sweep.parquet")
+    write_validation(out, spec, combinations)
     write_json(out / "run.json", {"config": spec.results_config(), "resolved_spec": spec.resolved(),
                                   "status": "complete", "sweep": combinations, "seconds": {"total": seconds},
                                   "cluster": cluster})

@@ -1,0 +1,132 @@
+"""``RUN/validation.json``: the validation of a sweep (spec §9.3; DESIGN.md §4 step 9, §5).
+
+Once every combination of a ``[sweep]`` is complete (:func:`write_validation`, called by the
+jobs' runner), the combinations are the trials:
+
+1. **trials** — each one's returns (:mod:`gpu_lpi.validation.trials`), count, mean, per-period
+   Sharpe ratio, skew, kurtosis and score; the count N and every Sharpe ratio are recorded, and
+   the Deflated Sharpe ratio uses them: nobody counts trials by hand;
+2. **chosen** — the trial with the best full-sample score, its PSR (against 0), DSR (against the
+   expected maximum Sharpe of N trials) and minimum track-record length;
+3. **cv** — purged (combinatorial) cross-validation of that choice
+   (:mod:`gpu_lpi.validation.selection`): the trial chosen per split on its training blocks, its
+   out-of-sample returns per split and path, and the PBO;
+4. **stability** — the score, heatmaps and the θ ± 2 bps rule per symbol
+   (:mod:`gpu_lpi.validation.stability`);
+5. **robustness** — out-of-sample returns per symbol and liquidity bucket
+   (:mod:`gpu_lpi.validation.robustness`);
+6. **multiple_testing** — the chosen trial's event study with raw, Holm and BH p-values
+   (:mod:`gpu_lpi.validation.multiple_testing`).
+
+The work is cheap next to the sweep (it reads each combination's ``events.parquet``) and runs in
+the client. Parts that the data cannot support (no trial with enough returns; fewer distinct
+return times than CV blocks) are recorded with the reason, not raised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gpu_lpi.atomic_files import write_json
+from gpu_lpi.study import read_events
+from gpu_lpi.validation import json_float
+from gpu_lpi.validation.multiple_testing import study_p_values
+from gpu_lpi.validation.params import ValidationParams
+from gpu_lpi.validation.robustness import liquidity, liquidity_buckets, robustness
+from gpu_lpi.validation.selection import cross_validate, score
+from gpu_lpi.validation.sharpe import (deflated_sharpe, expected_max_sharpe, min_track_record_length,
+                                       probabilistic_sharpe, sharpe_moments, trial_sharpe_variance)
+from gpu_lpi.validation.stability import heatmaps, neighbours, stability_score, theta_rule
+from gpu_lpi.validation.trials import sweep_returns
+
+VALIDATION_FILE = "validation.json"
+
+
+def write_validation(out: Path, spec, combinations: list[dict]) -> dict:
+    """Validate a finished sweep and write ``out/validation.json`` (module docstring).
+
+    Parameters
+    ----------
+    out : Path
+        The sweep's run folder (combinations in ``out/sweep/<id>/``).
+    spec : gpu_lpi.job_spec.JobSpec
+        The sweep's spec: ``cv`` (defaults without ``[cv]``), ``study``, ``sweep``, ``symbols``.
+    combinations : list of dict
+        Per combination its ``id`` and swept values, in grid order.
+
+    Returns
+    -------
+    dict
+        What was written.
+    """
+    settings = spec.cv or ValidationParams()
+    horizon, cost = settings.horizon(spec.study), settings.cost_bps(spec.study)
+    names = list(spec.sweep)
+    trials = [c["id"] for c in combinations]
+    params = pd.DataFrame([{n: c[n] for n in names} for c in combinations], columns=names)
+    folders = {t: out / "sweep" / t for t in trials}
+    table = sweep_returns(folders, horizon, cost)
+    returns_of = {t: rows["ret"].to_numpy() for t, rows in table.groupby("trial", sort=False)}
+    stats = [sharpe_moments(returns_of.get(t, np.array([]))) for t in trials]
+    scores = np.array([score(returns_of.get(t, np.array([])), settings.metric, settings.min_events) for t in trials])
+    trial_srs = np.array([s["sr"] for s in stats])
+    record = {
+        "settings": {**settings.to_dict(), "horizon_s": horizon, "cost_bps": cost,
+                     "returns": "Mode A events (FORCED with exhaustion): markout at horizon_s less cost_bps, bps"},
+        "n_trials": len(trials), "n_trials_with_sharpe": int(np.isfinite(trial_srs).sum()),
+        "sr_variance": json_float(trial_sharpe_variance(trial_srs)),
+        "expected_max_sr": json_float(expected_max_sharpe(len(trials), trial_sharpe_variance(trial_srs))),
+        "trials": [{"id": t, "params": {n: c[n] for n in names}, "n": s["n"], "mean_bps": json_float(s["mean"]),
+                    "sr": json_float(s["sr"]), "skew": json_float(s["skew"]), "kurtosis": json_float(s["kurtosis"]),
+                    "score": json_float(v)}
+                   for t, c, s, v in zip(trials, combinations, stats, scores)],
+    }
+    if not np.isfinite(scores).any():
+        reason = f"no trial has {settings.min_events} or more returns with a spread"
+        record.update({"chosen": None, "reason": reason, "cv": {"skipped": reason}, "stability": None,
+                       "robustness": None, "multiple_testing": None})
+        write_json(out / VALIDATION_FILE, record)
+        return record
+    best = int(np.nanargmax(scores))
+    record["chosen"] = _chosen(trials[best], combinations[best], names, stats[best], trial_srs, settings.alpha)
+    record["cv"], oos = _cross_validation(table, trials, settings)
+    for fold in record["cv"].get("folds", []):     # the parameters chosen per split
+        chosen = fold["chosen"]
+        fold["chosen_params"] = None if chosen is None else record["trials"][trials.index(chosen)]["params"]
+    per_symbol = (table.groupby(["trial", "symbol"])["ret"].mean().unstack("symbol")
+                  .reindex(index=trials, columns=list(spec.symbols)))
+    around = neighbours(params, spec.sweep, best)
+    record["stability"] = {"metric": settings.metric, "score": stability_score(scores, best, around),
+                           "neighbours": [trials[i] for i in around],
+                           "heatmaps": heatmaps(params, spec.sweep, scores, best),
+                           "theta": theta_rule(per_symbol, params, best, settings.stability_floor)}
+    buckets = liquidity_buckets(liquidity(folders[trials[best]], spec.symbols))
+    record["robustness"] = {"source": "out-of-sample rows of the cross-validation", **robustness(oos, buckets)}
+    record["multiple_testing"] = {"trial": trials[best], **study_p_values(
+        read_events(folders[trials[best]]), spec.study, cost, settings.alpha)}
+    write_json(out / VALIDATION_FILE, record)
+    return record
+
+
+def _chosen(trial: str, combination: dict, names: list[str], stats: dict, trial_srs: np.ndarray,
+            alpha: float) -> dict:
+    sr, n, skew, kurt = stats["sr"], stats["n"], stats["skew"], stats["kurtosis"]
+    return {"id": trial, "params": {k: combination[k] for k in names}, "n": n, "mean_bps": json_float(stats["mean"]),
+            "sr": json_float(sr), "skew": json_float(skew), "kurtosis": json_float(kurt),
+            "psr": json_float(probabilistic_sharpe(sr, 0.0, n, skew, kurt)),
+            "dsr": json_float(deflated_sharpe(sr, trial_srs, n, skew, kurt)),
+            "min_track_record_length": json_float(min_track_record_length(sr, 0.0, skew, kurt, alpha))}
+
+
+def _cross_validation(table: pd.DataFrame, trials: list[str], settings: ValidationParams):
+    """:func:`cross_validate` of the trials, or its reason for not running (and no rows)."""
+    times = table["t0"].to_numpy()
+    if np.unique(times).size < settings.n_folds:
+        reason = f"{np.unique(times).size} distinct return times cannot fill {settings.n_folds} time blocks"
+        return {"skipped": reason}, table.iloc[:0]
+    embargo = settings.embargo_ns(int(table["t1"].max() - times.min()))
+    return cross_validate(table, trials, settings.n_folds, settings.test_folds, embargo,
+                          settings.metric, settings.min_events)
