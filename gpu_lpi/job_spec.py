@@ -25,8 +25,8 @@
 ``[cluster]`` (:class:`ClusterSpec`) chooses where the work runs; it never changes a result, so a run
 folder may be resumed under another scheduler. ``[cv]`` (:class:`ValidationParams`) sets how a sweep
 is validated (``RUN/validation.json``, rewritten by every run, so it is not part of the config a run
-folder is resumed under). ``[sim]`` belongs to a stage that is not built yet and is refused
-(DESIGN.md §6: a setting is honoured or rejected, never ignored).
+folder is resumed under). ``[sim]`` (:class:`~gpu_lpi.sim.params.SimSpec`) runs the execution
+simulator on the run's Mode A entries (``RUN/sim/``); lists in it are a grid of scenarios.
 Unknown sections, keys, wrong types and impossible values raise
 :class:`~gpu_lpi.errors.ConfigError` naming the field and what was expected.
 
@@ -47,12 +47,11 @@ from typing import Any
 from gpu_lpi.errors import ConfigError, reject_unknown_keys
 from gpu_lpi.params import FeatureParams
 from gpu_lpi.signals import load_mode_b
+from gpu_lpi.sim.params import SimSpec
 from gpu_lpi.study_params import StudyParams
 from gpu_lpi.validation.params import ValidationParams
 
 _SECTIONS = {"data", "grid", "params", "cluster", "sweep", "study", "sim", "cv"}
-#: Sections of stages not built yet: refused with this reason.
-_NOT_BUILT = {"sim": "the execution simulator"}
 _DATA_KEYS = {"store", "symbols", "start", "end"}
 _GRID_KEYS = {"tick_ms"}
 #: Dates a job may cover: tick data is no older, and int64 nanoseconds end in April 2262.
@@ -181,6 +180,8 @@ class JobSpec:
     name: str = "job"
     #: ``[cv]``: how the sweep is validated (None: the defaults).
     cv: ValidationParams | None = None
+    #: ``[sim]``: the execution simulator's scenarios (None: no simulation).
+    sim: SimSpec | None = None
 
     @property
     def chunk_hours(self) -> int:
@@ -198,6 +199,8 @@ class JobSpec:
             config["sweep"] = {name: list(values) for name, values in self.sweep.items()}
         if self.cv is not None:
             config["cv"] = self.cv.to_dict()
+        if self.sim is not None:
+            config["sim"] = self.sim.to_dict()
         return config
 
     def results_config(self) -> dict[str, Any]:
@@ -245,8 +248,6 @@ def load_job_spec(spec_or_path) -> JobSpec:
     for section in raw:
         if section not in _SECTIONS:
             raise ConfigError(f"[{section}]: unknown section; expected one of {sorted(_SECTIONS)}")
-        if section in _NOT_BUILT:
-            raise ConfigError(f"[{section}]: {_NOT_BUILT[section]} is not built yet; remove the section")
     data = _section(raw, "data", _DATA_KEYS)
     grid = _section(raw, "grid", _GRID_KEYS)
     params_table = dict(_section(raw, "params", None))
@@ -278,7 +279,8 @@ def load_job_spec(spec_or_path) -> JobSpec:
     spec = JobSpec(store=store if store.is_absolute() else base / store, symbols=tuple(symbols),
                    start=start, end=end, params=params,
                    cluster=ClusterSpec.from_mapping(_section(raw, "cluster", None)),
-                   study=study, sweep=sweep, name=name, cv=cv)
+                   study=study, sweep=sweep, name=name, cv=cv,
+                   sim=SimSpec.from_mapping(_section(raw, "sim", None)) if "sim" in raw else None)
     for job in spec.combinations():
         load_mode_b(job.params.mode_b)
     return spec

@@ -63,7 +63,7 @@ from gpu_lpi.study import read_events, run_study
 
 _NS_PER_HOUR = 3_600 * 10**9
 #: Stages a run records seconds for: the features' own, then the event study.
-RUN_STAGES = (*STAGES, "events", "study")
+RUN_STAGES = (*STAGES, "events", "study", "sim")
 
 
 def run_job(spec_or_path, out=None, device: str = "auto", client=None) -> "RunResult | SweepResult":
@@ -116,6 +116,8 @@ class RunResult:
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     #: Where it ran: ``scheduler``, ``workers``, ``dashboard``.
     cluster: dict[str, Any] = field(default_factory=dict)
+    #: The simulation's summary (``RUN/sim/sim.json``), empty without ``[sim]``.
+    sim: dict[str, Any] = field(default_factory=dict)
 
     @property
     def features_dir(self) -> Path:
@@ -128,6 +130,18 @@ class RunResult:
     def study(self) -> dict:
         """``RUN/study.json``; :func:`gpu_lpi.study.study_frame` turns its groups into a DataFrame."""
         return orjson.loads((self.out / "study.json").read_bytes())
+
+    def sim_scenarios(self):
+        """``RUN/sim/scenarios.parquet`` as a pandas DataFrame (one row per scenario)."""
+        from gpu_lpi.sim.outputs import read_scenarios
+
+        return read_scenarios(self.out)
+
+    def sim_table(self, name: str):
+        """The simulation's ``episodes``, ``fills`` or ``orders`` of every symbol-day, as a DataFrame."""
+        from gpu_lpi.sim.outputs import read_part
+
+        return read_part(self.out, name)
 
     def features(self) -> pa.Table:
         """All features of the run (hive columns ``symbol`` and ``date`` included)."""
@@ -144,6 +158,9 @@ class RunResult:
                 + f"\ncrash filter: {self.crash_filter.get('reason', '')}\n"
                 f"events: {self.n_events}\n"
                 f"answer: {self.answer.get('text', '')}\n"
+                + (f"simulation: {self.sim['n_scenarios']} scenarios, {self.sim['episodes_traded']} "
+                   f"episodes traded, best net PnL {self.sim['best_net_pnl']} (scenario "
+                   f"{self.sim['best_scenario']}), in {self.out / 'sim'}\n" if self.sim else "") +
                 f"seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items())
                 + "\npeak memory MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in self.peak_rss_mib.items()))
 
@@ -511,6 +528,7 @@ def write_run_json(out: Path, config: dict, result: RunResult, resolved: dict) -
         "degraded": result.degraded, "state_path": result.state_path,
         "crash_filter": result.crash_filter, "covered_spans_ns": result.covered,
         "seconds": result.seconds, "peak_rss_mib": result.peak_rss_mib, "chunks": result.chunks,
+        **({"sim": result.sim} if result.sim else {}),
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 

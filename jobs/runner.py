@@ -6,7 +6,8 @@
    cluster that ``[cluster] scheduler`` names is opened (:func:`jobs.cluster.open_client`;
    ``"sync"`` opens none and needs no Dask);
 2. per combination of ``[sweep]`` (one, without a sweep): the chunk and event tasks run
-   (:func:`jobs.graphs.run_tasks`), then here the reduction: ``events.parquet``, ``study.json``,
+   (:func:`jobs.graphs.run_tasks`), with ``[sim]`` one simulation task per symbol-day, then here
+   the reduction: ``events.parquet``, ``study.json``, ``RUN/sim/`` (:mod:`gpu_lpi.sim.outputs`),
    ``run.json`` (seconds and peak memory per stage, device, versions, the resolved spec).
 
 A sweep writes one complete run folder per combination, ``RUN/sweep/<id>/`` (``id`` = 0000, 0001,
@@ -43,6 +44,7 @@ from gpu_lpi.chunk_inputs import trade_table_of
 from gpu_lpi.device import array_module, resolve_device
 from gpu_lpi.errors import ConfigError, GpuLpiError
 from gpu_lpi.events import day_events
+from gpu_lpi.sim.outputs import finish_sim, sim_day_task, skip_reason
 from gpu_lpi.job_spec import JobSpec, load_job_spec
 from gpu_lpi.store import NS_PER_DAY, date_to_ns, ns_to_date
 from gpu_lpi.run import (RUN_STAGES, TMP_FOLDER, Chunk, ChunkVariant, RunInputs, RunResult, SweepResult,
@@ -137,6 +139,11 @@ def run_combinations(jobs: list[JobSpec], outs: list[Path], inputs: RunInputs, t
         study = write_event_study(out, job, inputs, frames, paths)
         counts, seconds, peaks = tallies[index]
         seconds["study"] = time.perf_counter() - study_begin
+        sim = {}
+        if job.sim is not None:
+            sim = finish_sim(out, job.sim.resolved(job.params), job.study.horizons_s,
+                             [outcome.results[t.key] for t in tasks if t.stage == "sim" and t.args[0] == out],
+                             _sim_skipped(job, inputs))
         seconds["total"] = time.perf_counter() - begin
         peaks["study"] = peak_rss_mib()
         result = RunResult(
@@ -144,7 +151,7 @@ def run_combinations(jobs: list[JobSpec], outs: list[Path], inputs: RunInputs, t
             covered=used_spans(job, inputs),
             degraded={s: degradations(inputs.sources[s], trade_table_of(inputs.store, s)) for s in job.symbols},
             state_path=paths, crash_filter=crash_filter(job), answer=study["answer"],
-            n_events=study["n_events"], peak_rss_mib=peaks, cluster=_where(job, client))
+            n_events=study["n_events"], peak_rss_mib=peaks, cluster=_where(job, client), sim=sim)
         write_run_json(out, job.results_config(), result, job.resolved())
         results.append(result)
     return results
@@ -156,7 +163,8 @@ def job_tasks(jobs: list[JobSpec], outs: list[Path], inputs: RunInputs, target: 
     Per (symbol, chunk) and parameter block (the jobs with the same features and crash leader):
     one chunk task over the block's variants, the leader's chunks first and every other chunk after
     its leader chunk of the same block and time range; then per job and symbol-day the events,
-    after that day's and the next day's chunk tasks of the symbol.
+    after that day's and the next day's chunk tasks of the symbol, and with ``[sim]`` the
+    simulation of the symbol-day after them (:func:`gpu_lpi.sim.outputs.sim_day_task`).
     """
     blocks: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
@@ -183,7 +191,18 @@ def job_tasks(jobs: list[JobSpec], outs: list[Path], inputs: RunInputs, target: 
         suffix = "" if len(jobs) == 1 else f"-{outs[m].name}"
         tasks.append(Task(f"events-{symbol}-{day}{suffix}", "events", events_task,
                           (outs[m], symbol, day, jobs[m].params.tick_ns, jobs[m].study, target), after))
+        job = jobs[m]
+        if job.sim is not None and symbol not in _sim_skipped(job, inputs):
+            tasks.append(Task(f"sim-{symbol}-{day}{suffix}", "sim", sim_day_task,
+                              (outs[m], str(inputs.store.root), symbol, day, job.sim.resolved(job.params),
+                               job.study.horizons_s, target), after))
     return tasks
+
+
+def _sim_skipped(job: JobSpec, inputs: RunInputs) -> dict[str, str]:
+    """The job's symbols the simulator cannot trade, with the reason."""
+    reasons = {symbol: skip_reason(inputs.store, symbol) for symbol in job.symbols}
+    return {symbol: reason for symbol, reason in reasons.items() if reason}
 
 
 def _leader(job: JobSpec) -> str | None:

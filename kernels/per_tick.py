@@ -24,6 +24,7 @@ loads the machine code instead of compiling it.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from kernels.jit import bind_globals, njit
@@ -35,6 +36,12 @@ body = None
 def _cpu_loop(count, inputs, outputs, params):
     """Template of the CPU launchers: the body for ``i = 0 .. count - 1``."""
     for i in range(count):
+        body(i, inputs, outputs, params)
+
+
+def _cpu_parallel_loop(count, inputs, outputs, params):
+    """Template of the parallel CPU launchers: the body for ``i = 0 .. count - 1`` over the cores."""
+    for i in numba.prange(count):
         body(i, inputs, outputs, params)
 
 
@@ -52,10 +59,12 @@ class PerTickKernel:
         ``cpu_loop(count, inputs, outputs, params)``, cached on disk.
     """
 
-    def __init__(self, body):
+    def __init__(self, body, parallel: bool = False):
         self.body = njit(body, refcounts=False)
         self.name = f"{body.__module__.rpartition('.')[2]}__{body.__name__.lstrip('_')}"
-        self.cpu_loop = njit(bind_globals(_cpu_loop, f"cpu_loop__{self.name}", body=self.body))
+        template = _cpu_parallel_loop if parallel else _cpu_loop
+        self.cpu_loop = njit(bind_globals(template, f"cpu_loop__{self.name}", body=self.body),
+                             parallel=parallel)
 
     def __call__(self, count: int, inputs, outputs, params, target: str = "cpu") -> None:
         """Run the body for ``i = 0 .. count - 1``.
@@ -83,10 +92,17 @@ class PerTickKernel:
         return f"PerTickKernel({self.name})"
 
 
-def per_tick(body) -> PerTickKernel:
+def per_tick(body=None, *, parallel: bool = False) -> PerTickKernel:
     """Decorator: the :class:`PerTickKernel` of ``body(i, inputs, outputs, params)``, a plain
-    function written once for both targets."""
-    return PerTickKernel(body)
+    function written once for both targets.
+
+    ``parallel=True`` (``@per_tick(parallel=True)``) runs the CPU loop over the cores
+    (``numba.prange``): for bodies that do real work per element, such as a whole simulation
+    scenario (:mod:`kernels.maker_sim`); it costs a second more to compile.
+    """
+    if body is None:
+        return lambda function: PerTickKernel(function, parallel)
+    return PerTickKernel(body, parallel)
 
 
 def empty_record(record_type, count: int, xp=np):

@@ -84,7 +84,7 @@ def test_cluster_settings_that_are_accepted():
     ({"sweep": {"tick_ms": [100, 250]}}, "sweep.tick_ms: the tick cannot be swept"),
     ({"sweep": {"theta_bps": list(range(1, 201)), "eta_bps": list(range(1, 101))}}, r"20,000 combinations"),
     ({"sweep": {"lpi_exit": [1.0, 5.0]}}, r"combination lpi_exit=5.0: params.lpi_exit"),   # > lpi_hi
-    ({"sim": {"fees": 1}}, r"\[sim\]: the execution simulator is not built yet"),
+    ({"sim": {"fees": 1}}, r"sim\.fees: expected a table of symbols"),
     ({"sweep": {"theta_bps": [3.0]}, "cv": {"folds": 5}}, r"cv.folds: unknown key"),
 ])
 def test_sweeps_and_unbuilt_stages_are_checked(hours_store, sections, message):
