@@ -100,3 +100,16 @@ def test_sharpe_moments_are_per_period_with_plain_kurtosis():
     normal = sharpe_moments(rng.normal(size=200_000))
     assert normal["kurtosis"] == pytest.approx(3.0, abs=0.05)
     assert math.isnan(sharpe_moments([1.0, 1.0, 1.0])["sr"])
+
+
+@pytest.mark.gpu
+def test_cupy_inputs_give_cupy_results():
+    cupy = pytest.importorskip("cupy")
+    srs = cupy.asarray([0.05, 0.12, -0.02, 0.08])
+    psr = gpu_lpi.probabilistic_sharpe(srs, 0.0, 250, -0.5, 4.0)
+    assert isinstance(psr, cupy.ndarray)
+    assert cupy.asnumpy(psr) == pytest.approx([_psr(float(s), 0.0, 250, -0.5, 4.0) for s in srs.get()], rel=1e-12)
+    dsr = gpu_lpi.deflated_sharpe(cupy.asarray(0.12), srs, 250)
+    assert isinstance(dsr, cupy.ndarray) and float(dsr) == pytest.approx(_psr(0.12, _sr0(list(srs.get())), 250, 0, 3))
+    trl = gpu_lpi.min_track_record_length(srs, 0.0)
+    assert isinstance(trl, cupy.ndarray) and np.isinf(trl.get()[2])

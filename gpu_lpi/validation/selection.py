@@ -2,7 +2,7 @@
 
 For each split of :func:`gpu_lpi.validation.cv.purged_splits` (the time blocks are cut from the
 start times of all trials' returns together, so every trial sees the same blocks), every trial is
-scored on its training rows (:func:`score`), the best eligible one is chosen (ties: the first in
+scored on its training rows (:func:`trial_scores`), the best eligible one is chosen (ties: the first in
 trial order) and its test rows are its out-of-sample returns. The splits' test rows assemble into
 the backtest paths of :func:`gpu_lpi.validation.cv.backtest_paths`. The probability of backtest
 overfitting (PBO, Bailey et al. 2017) is the share of splits where the chosen trial ranks in the
@@ -19,24 +19,17 @@ from gpu_lpi.validation.cv import backtest_paths, block_of, n_paths, purged_spli
 from gpu_lpi.validation.sharpe import probabilistic_sharpe, sharpe_moments
 
 
-def score(returns: np.ndarray, metric: str, min_events: int) -> float:
-    """A trial's score on some of its returns: its Sharpe ratio, mean (bps) or t statistic; NaN
-    with fewer than ``min_events`` returns or no spread."""
-    moments = sharpe_moments(returns)
-    if moments["n"] < min_events:
-        return float("nan")
-    if metric == "mean_bps":
-        return moments["mean"]
-    if metric == "t_stat":
-        return moments["sr"] * np.sqrt(moments["n"])
-    return moments["sr"]
-
-
 def trial_scores(table: pd.DataFrame, trials: list[str], metric: str, min_events: int) -> np.ndarray:
-    """:func:`score` of each trial over the rows of ``table`` (trial-returns rows)."""
-    grouped = dict(tuple(table.groupby("trial", sort=False)["ret"]))
-    return np.array([score(grouped[t].to_numpy() if t in grouped else np.array([]), metric, min_events)
-                     for t in trials])
+    """Each trial's score over the rows of ``table`` (trial-returns rows): its per-period Sharpe
+    ratio (``"sharpe"``), mean in bps (``"mean_bps"``) or t statistic (``"t_stat"``, SR·√n); NaN
+    with fewer than ``min_events`` returns, and for the ratios without a spread."""
+    moments = table.groupby("trial", sort=False)["ret"].agg(["count", "mean", "std"]).reindex(trials)
+    n = moments["count"].fillna(0).to_numpy(np.float64)
+    mean, std = moments["mean"].to_numpy(np.float64), moments["std"].to_numpy(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sr = np.where(std > 0, mean / std, np.nan)
+    value = {"sharpe": sr, "mean_bps": mean, "t_stat": sr * np.sqrt(n)}[metric]
+    return np.where(n >= min_events, value, np.nan)
 
 
 def summary(returns: np.ndarray) -> dict:
@@ -60,7 +53,7 @@ def cross_validate(table: pd.DataFrame, trials: list[str], n_groups: int, k: int
     n_groups, k, embargo_ns, purge
         As :func:`gpu_lpi.validation.cv.purged_splits`.
     metric, min_events
-        As :func:`score`.
+        As :func:`trial_scores`.
 
     Returns
     -------

@@ -13,13 +13,16 @@ All Sharpe ratios are per period (per row of the returns: an event, a day), not 
 * MinTRL = 1 + (1 − γ₃·SR + (γ₄ − 1)/4·SR²)·(z₁₋α / (SR − SR*))²: the fewest observations for
   PSR(SR*) >= 1 − α.
 
-Inputs may be scalars or NumPy arrays (broadcast together); results are floats or arrays.
+Inputs may be scalars, NumPy or CuPy arrays (broadcast together); results are floats or NumPy
+arrays, CuPy arrays where an input was one (computed on the host: these are a few numbers per trial).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+
+from gpu_lpi.device import is_device_array, like, to_host
 
 #: The Euler–Mascheroni constant γ.
 EULER_GAMMA = 0.5772156649015329
@@ -33,8 +36,17 @@ def _sr_scale(sr, skew, kurtosis):
         return np.sqrt(np.where(square > 0, square, np.nan))
 
 
-def _out(value):
+def _host(*values):
+    """The inputs as float64 NumPy arrays, and the first CuPy array among them (None if none)."""
+    device = next((v for v in values if is_device_array(v)), None)
+    return device, [np.asarray(to_host(v), dtype=np.float64) for v in values]
+
+
+def _out(value, device=None):
+    """A float or NumPy array; on the device of ``device`` when it is a CuPy array."""
     value = np.asarray(value, dtype=np.float64)
+    if device is not None:
+        return like(value, device)
     return float(value) if value.ndim == 0 else value
 
 
@@ -57,27 +69,27 @@ def probabilistic_sharpe(sr, sr_benchmark, n_obs, skew=0.0, kurtosis=3.0):
     float or numpy.ndarray
         In [0, 1]; NaN where undefined.
     """
-    sr, benchmark, n = (np.asarray(v, dtype=np.float64) for v in (sr, sr_benchmark, n_obs))
+    device, (sr, benchmark, n, skew, kurtosis) = _host(sr, sr_benchmark, n_obs, skew, kurtosis)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (sr - benchmark) * np.sqrt(np.where(n >= 2, n - 1.0, np.nan)) / _sr_scale(sr, skew, kurtosis)
-    return _out(stats.norm.cdf(z))
+    return _out(stats.norm.cdf(z), device)
 
 
 def expected_max_sharpe(n_trials, sr_variance):
     """Expected maximum Sharpe ratio of ``n_trials`` unskilled trials whose Sharpe ratios have
     variance ``sr_variance`` (SR₀ of the module docstring); 0 for a single trial."""
-    n, variance = np.asarray(n_trials, dtype=np.float64), np.asarray(sr_variance, dtype=np.float64)
+    device, (n, variance) = _host(n_trials, sr_variance)
     many = np.where(n > 1, n, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         quantiles = ((1.0 - EULER_GAMMA) * stats.norm.ppf(1.0 - 1.0 / many)
                      + EULER_GAMMA * stats.norm.ppf(1.0 - 1.0 / (many * np.e)))
         value = np.sqrt(variance) * quantiles
-    return _out(np.where(n == 1, 0.0, value))
+    return _out(np.where(n == 1, 0.0, value), device)
 
 
 def trial_sharpe_variance(trial_srs) -> float:
     """Sample variance (ddof 1) of the finite trial Sharpe ratios; NaN with fewer than two."""
-    srs = np.asarray(trial_srs, dtype=np.float64).ravel()
+    srs = np.asarray(to_host(trial_srs), dtype=np.float64).ravel()
     srs = srs[np.isfinite(srs)]
     return float(np.var(srs, ddof=1)) if srs.size >= 2 else float("nan")
 
@@ -103,11 +115,12 @@ def deflated_sharpe(sr, trial_srs, n_obs, skew=0.0, kurtosis=3.0):
     float
         In [0, 1]; NaN where undefined (fewer than two finite trial Sharpe ratios among several).
     """
-    srs = np.asarray(trial_srs, dtype=np.float64).ravel()
+    device, (sr, srs, n_obs, skew, kurtosis) = _host(sr, trial_srs, n_obs, skew, kurtosis)
+    srs = srs.ravel()
     if not srs.size:
         raise ValueError("trial_srs: expected the Sharpe ratios of at least one trial")
     variance = 0.0 if srs.size == 1 else trial_sharpe_variance(srs)
-    return probabilistic_sharpe(sr, expected_max_sharpe(srs.size, variance), n_obs, skew, kurtosis)
+    return _out(probabilistic_sharpe(sr, expected_max_sharpe(srs.size, variance), n_obs, skew, kurtosis), device)
 
 
 def min_track_record_length(sr, sr_benchmark, skew=0.0, kurtosis=3.0, alpha=0.05):
@@ -118,11 +131,11 @@ def min_track_record_length(sr, sr_benchmark, skew=0.0, kurtosis=3.0, alpha=0.05
     float or numpy.ndarray
         In periods (not rounded); ``inf`` where ``sr <= sr_benchmark``.
     """
-    sr, benchmark = np.asarray(sr, dtype=np.float64), np.asarray(sr_benchmark, dtype=np.float64)
-    z = stats.norm.ppf(1.0 - np.asarray(alpha, dtype=np.float64))
+    device, (sr, benchmark, skew, kurtosis, alpha) = _host(sr, sr_benchmark, skew, kurtosis, alpha)
+    z = stats.norm.ppf(1.0 - alpha)
     with np.errstate(invalid="ignore", divide="ignore"):
         value = 1.0 + _sr_scale(sr, skew, kurtosis) ** 2 * (z / (sr - benchmark)) ** 2
-    return _out(np.where(sr > benchmark, value, np.inf))
+    return _out(np.where(sr > benchmark, value, np.inf), device)
 
 
 def sharpe_moments(returns) -> dict:

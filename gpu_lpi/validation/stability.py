@@ -15,7 +15,6 @@ in the grid is not judged, and with neither the rule cannot be applied (``pass``
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pandas as pd
@@ -28,10 +27,17 @@ THETA_DELTA_BPS = 2.0
 MAX_HEATMAPS = 3
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
+def _key(value):
+    """A grid value as a lookup key: numbers to 9 decimals (θ* − 2 finds 3.0 from 5.0)."""
+    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return round(float(value), 9) if numeric else value
+
+
+def _lookup(params: pd.DataFrame):
+    """A function from a grid point (a value per swept name) to its row of ``params``, or None."""
+    names = list(params.columns)
+    rows = {tuple(_key(row[n]) for n in names): i for i, row in enumerate(params.to_dict("records"))}
+    return lambda point: rows.get(tuple(_key(point[n]) for n in names))
 
 
 def axis(values) -> list:
@@ -41,20 +47,17 @@ def axis(values) -> list:
     return sorted(values) if numeric else values
 
 
-def _rows_where(params: pd.DataFrame, wanted: dict) -> list[int]:
-    return [i for i, row in enumerate(params.to_dict("records")) if all(_same(row[k], v) for k, v in wanted.items())]
-
-
 def neighbours(params: pd.DataFrame, grid: dict[str, tuple], chosen: int) -> list[int]:
     """Rows of ``params`` (one per trial, a column per swept name) one grid step from ``chosen``."""
-    point = params.iloc[chosen].to_dict()
+    point, row_of = params.iloc[chosen].to_dict(), _lookup(params)
     found = []
     for name, values in grid.items():
         order = axis(values)
-        at = next(i for i, v in enumerate(order) if _same(v, point[name]))
+        at = [_key(v) for v in order].index(_key(point[name]))
         for step in (at - 1, at + 1):
-            if 0 <= step < len(order):
-                found += _rows_where(params, {**point, name: order[step]})
+            row = row_of({**point, name: order[step]}) if 0 <= step < len(order) else None
+            if row is not None:
+                found.append(row)
     return found
 
 
@@ -71,7 +74,7 @@ def stability_score(performance: np.ndarray, chosen: int, rows: list[int]) -> fl
 def heatmaps(params: pd.DataFrame, grid: dict[str, tuple], performance: np.ndarray, chosen: int) -> list[dict]:
     """Per pair of swept names (at most :data:`MAX_HEATMAPS`): the performance on their grid with
     the other names at the chosen values (``values[i][j]``: the ``i``-th y value, ``j``-th x)."""
-    point = params.iloc[chosen].to_dict()
+    point, row_of = params.iloc[chosen].to_dict(), _lookup(params)
     maps = []
     for x, y in itertools.islice(itertools.combinations(grid, 2), MAX_HEATMAPS):
         xs, ys = axis(grid[x]), axis(grid[y])
@@ -79,8 +82,8 @@ def heatmaps(params: pd.DataFrame, grid: dict[str, tuple], performance: np.ndarr
         for y_value in ys:
             line = []
             for x_value in xs:
-                rows = _rows_where(params, {**point, x: x_value, y: y_value})
-                line.append(json_float(performance[rows[0]]) if rows else None)
+                row = row_of({**point, x: x_value, y: y_value})
+                line.append(None if row is None else json_float(performance[row]))
             values.append(line)
         maps.append({"x": x, "y": y, "x_values": xs, "y_values": ys, "values": values,
                      "chosen": [point[x], point[y]]})
@@ -106,17 +109,16 @@ def theta_rule(per_symbol: pd.DataFrame, params: pd.DataFrame, chosen: int, floo
     if name not in params.columns:
         out["reason"] = f"{name} is not swept"
         return out
-    point = params.iloc[chosen].to_dict()
-    sides = {label: _rows_where(params, {**point, name: point[name] + sign * delta})
-             for label, sign in (("minus", -1), ("plus", 1))}
+    point, row_of = params.iloc[chosen].to_dict(), _lookup(params)
+    sides = {label: row_of({**point, name: point[name] + sign * delta}) for label, sign in (("minus", -1), ("plus", 1))}
     for symbol in per_symbol.columns:
         own = per_symbol[symbol].iloc[chosen]
         entry = {"symbol": symbol, "chosen_bps": json_float(own), "theta": point[name]}
         judged = []
-        for label, rows in sides.items():
-            value = per_symbol[symbol].iloc[rows[0]] if rows else np.nan
-            entry[f"{label}_bps"] = json_float(value) if rows else None
-            if rows:
+        for label, row in sides.items():
+            value = np.nan if row is None else per_symbol[symbol].iloc[row]
+            entry[f"{label}_bps"] = json_float(value)
+            if row is not None:
                 judged.append(np.isfinite(value) and value >= floor * own)
         if not judged:
             entry.update({"pass": None, "reason": f"{name} ± {delta:g} not in the sweep"})

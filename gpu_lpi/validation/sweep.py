@@ -18,8 +18,10 @@ jobs' runner), the combinations are the trials:
 6. **multiple_testing** — the chosen trial's event study with raw, Holm and BH p-values
    (:mod:`gpu_lpi.validation.multiple_testing`).
 
-The work is cheap next to the sweep (it reads each combination's ``events.parquet``) and runs in
-the client. Parts that the data cannot support (no trial with enough returns; fewer distinct
+The statistics (1-5) are :func:`validate_trials`, over a table of trial returns whoever produced
+it: the event study's by default, a simulator's PnL per episode or day through ``returns=``. The
+work is cheap next to the sweep (it reads each combination's ``events.parquet``) and runs in the
+client. Parts that the data cannot support (no trial with enough returns; fewer distinct
 return times than CV blocks) are recorded with the reason, not raised.
 """
 
@@ -36,7 +38,7 @@ from gpu_lpi.validation import json_float
 from gpu_lpi.validation.multiple_testing import study_p_values
 from gpu_lpi.validation.params import ValidationParams
 from gpu_lpi.validation.robustness import liquidity, liquidity_buckets, robustness
-from gpu_lpi.validation.selection import cross_validate, score
+from gpu_lpi.validation.selection import cross_validate, trial_scores
 from gpu_lpi.validation.sharpe import (deflated_sharpe, expected_max_sharpe, min_track_record_length,
                                        probabilistic_sharpe, sharpe_moments, trial_sharpe_variance)
 from gpu_lpi.validation.stability import heatmaps, neighbours, stability_score, theta_rule
@@ -45,7 +47,12 @@ from gpu_lpi.validation.trials import sweep_returns
 VALIDATION_FILE = "validation.json"
 
 
-def write_validation(out: Path, spec, combinations: list[dict]) -> dict:
+#: What the event study's trial returns are (``settings.returns`` of validation.json).
+EVENT_STUDY_RETURNS = "Mode A events (FORCED with exhaustion): markout at horizon_s less cost_bps, bps"
+
+
+def write_validation(out: Path, spec, combinations: list[dict], returns: pd.DataFrame | None = None,
+                     returns_are: str = EVENT_STUDY_RETURNS) -> dict:
     """Validate a finished sweep and write ``out/validation.json`` (module docstring).
 
     Parameters
@@ -56,6 +63,12 @@ def write_validation(out: Path, spec, combinations: list[dict]) -> dict:
         The sweep's spec: ``cv`` (defaults without ``[cv]``), ``study``, ``sweep``, ``symbols``.
     combinations : list of dict
         Per combination its ``id`` and swept values, in grid order.
+    returns : pandas.DataFrame, optional
+        The trials' returns (:data:`gpu_lpi.validation.trials.RETURN_COLUMNS`, trial = combination
+        id), e.g. a simulator's PnL per episode or day; default: the event study's
+        (:func:`gpu_lpi.validation.trials.sweep_returns`).
+    returns_are : str
+        What ``returns`` are, for the record.
 
     Returns
     -------
@@ -64,59 +77,90 @@ def write_validation(out: Path, spec, combinations: list[dict]) -> dict:
     """
     settings = spec.cv or ValidationParams()
     horizon, cost = settings.horizon(spec.study), settings.cost_bps(spec.study)
-    names = list(spec.sweep)
     trials = [c["id"] for c in combinations]
-    params = pd.DataFrame([{n: c[n] for n in names} for c in combinations], columns=names)
+    params = pd.DataFrame([{n: c[n] for n in spec.sweep} for c in combinations], columns=list(spec.sweep),
+                          index=trials)
     folders = {t: out / "sweep" / t for t in trials}
-    table = sweep_returns(folders, horizon, cost)
-    returns_of = {t: rows["ret"].to_numpy() for t, rows in table.groupby("trial", sort=False)}
-    stats = [sharpe_moments(returns_of.get(t, np.array([]))) for t in trials]
-    scores = np.array([score(returns_of.get(t, np.array([])), settings.metric, settings.min_events) for t in trials])
-    trial_srs = np.array([s["sr"] for s in stats])
-    record = {
-        "settings": {**settings.to_dict(), "horizon_s": horizon, "cost_bps": cost,
-                     "returns": "Mode A events (FORCED with exhaustion): markout at horizon_s less cost_bps, bps"},
-        "n_trials": len(trials), "n_trials_with_sharpe": int(np.isfinite(trial_srs).sum()),
-        "sr_variance": json_float(trial_sharpe_variance(trial_srs)),
-        "expected_max_sr": json_float(expected_max_sharpe(len(trials), trial_sharpe_variance(trial_srs))),
-        "trials": [{"id": t, "params": {n: c[n] for n in names}, "n": s["n"], "mean_bps": json_float(s["mean"]),
-                    "sr": json_float(s["sr"]), "skew": json_float(s["skew"]), "kurtosis": json_float(s["kurtosis"]),
-                    "score": json_float(v)}
-                   for t, c, s, v in zip(trials, combinations, stats, scores)],
-    }
-    if not np.isfinite(scores).any():
-        reason = f"no trial has {settings.min_events} or more returns with a spread"
-        record.update({"chosen": None, "reason": reason, "cv": {"skipped": reason}, "stability": None,
-                       "robustness": None, "multiple_testing": None})
-        write_json(out / VALIDATION_FILE, record)
-        return record
-    best = int(np.nanargmax(scores))
-    record["chosen"] = _chosen(trials[best], combinations[best], names, stats[best], trial_srs, settings.alpha)
-    record["cv"], oos = _cross_validation(table, trials, settings)
-    for fold in record["cv"].get("folds", []):     # the parameters chosen per split
-        chosen = fold["chosen"]
-        fold["chosen_params"] = None if chosen is None else record["trials"][trials.index(chosen)]["params"]
-    per_symbol = (table.groupby(["trial", "symbol"])["ret"].mean().unstack("symbol")
-                  .reindex(index=trials, columns=list(spec.symbols)))
-    around = neighbours(params, spec.sweep, best)
-    record["stability"] = {"metric": settings.metric, "score": stability_score(scores, best, around),
-                           "neighbours": [trials[i] for i in around],
-                           "heatmaps": heatmaps(params, spec.sweep, scores, best),
-                           "theta": theta_rule(per_symbol, params, best, settings.stability_floor)}
-    buckets = liquidity_buckets(liquidity(folders[trials[best]], spec.symbols))
-    record["robustness"] = {"source": "out-of-sample rows of the cross-validation", **robustness(oos, buckets)}
-    record["multiple_testing"] = {"trial": trials[best], **study_p_values(
-        read_events(folders[trials[best]]), spec.study, cost, settings.alpha)}
+    table = sweep_returns(folders, horizon, cost) if returns is None else returns
+    # ADV$ depends on the trades alone: any combination's features give the symbols' liquidity
+    buckets = liquidity_buckets(liquidity(folders[trials[0]], spec.symbols))
+    record = {"settings": {**settings.to_dict(), "horizon_s": horizon, "cost_bps": cost, "returns": returns_are},
+              **validate_trials(table, params, spec.sweep, spec.symbols, settings, buckets)}
+    chosen = (record["chosen"] or {}).get("id")
+    record["multiple_testing"] = None if chosen is None else {"trial": chosen, **study_p_values(
+        read_events(folders[chosen]), spec.study, cost, settings.alpha)}
     write_json(out / VALIDATION_FILE, record)
     return record
 
 
-def _chosen(trial: str, combination: dict, names: list[str], stats: dict, trial_srs: np.ndarray,
-            alpha: float) -> dict:
+def validate_trials(table: pd.DataFrame, params: pd.DataFrame, grid: dict[str, tuple], symbols,
+                    settings: ValidationParams, buckets: dict[str, str]) -> dict:
+    """The statistics of ``validation.json`` from a trial-returns table, whoever produced it.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Trial returns (:data:`gpu_lpi.validation.trials.RETURN_COLUMNS`).
+    params : pandas.DataFrame
+        One row per trial, indexed by the trial ids in grid order, a column per swept name.
+    grid : dict
+        The swept values per name (``[sweep]``).
+    symbols : sequence of str
+    settings : ValidationParams
+    buckets : dict
+        Liquidity bucket per symbol (:func:`gpu_lpi.validation.robustness.liquidity_buckets`).
+
+    Returns
+    -------
+    dict
+        ``n_trials``, ``trials``, ``chosen``, ``cv``, ``stability``, ``robustness`` (the last four
+        None, or with a reason, where no trial could be scored).
+    """
+    trials = list(params.index)
+    returns_of = {t: rows["ret"].to_numpy() for t, rows in table.groupby("trial", sort=False)}
+    stats = [sharpe_moments(returns_of.get(t, np.array([]))) for t in trials]
+    scores = trial_scores(table, trials, settings.metric, settings.min_events)
+    trial_srs = np.array([s["sr"] for s in stats])
+    values = params.to_dict("records")
+    record = {
+        "n_trials": len(trials), "n_trials_with_sharpe": int(np.isfinite(trial_srs).sum()),
+        "sr_variance": json_float(trial_sharpe_variance(trial_srs)),
+        "expected_max_sr": json_float(expected_max_sharpe(len(trials), trial_sharpe_variance(trial_srs))),
+        "trials": [{"id": t, "params": v, **_moments(s), "score": json_float(x)}
+                   for t, v, s, x in zip(trials, values, stats, scores)],
+    }
+    if not np.isfinite(scores).any():
+        reason = f"no trial has {settings.min_events} or more returns (with a spread, for a ratio)"
+        return {**record, "chosen": None, "reason": reason, "cv": {"skipped": reason}, "stability": None,
+                "robustness": None}
+    best = int(np.nanargmax(scores))
+    record["chosen"] = {"id": trials[best], "params": values[best], **_deflated(stats[best], trial_srs, settings.alpha)}
+    record["cv"], oos = _cross_validation(table, trials, settings)
+    for fold in record["cv"].get("folds", []):     # the parameters chosen per split
+        fold["chosen_params"] = None if fold["chosen"] is None else values[trials.index(fold["chosen"])]
+    per_symbol = (table.groupby(["trial", "symbol"])["ret"].mean().unstack("symbol")
+                  .reindex(index=trials, columns=list(symbols)))
+    positions = params.reset_index(drop=True)
+    around = neighbours(positions, grid, best)
+    record["stability"] = {"metric": settings.metric, "score": stability_score(scores, best, around),
+                           "neighbours": [trials[i] for i in around],
+                           "heatmaps": heatmaps(positions, grid, scores, best),
+                           "theta": theta_rule(per_symbol.reset_index(drop=True), positions, best,
+                                               settings.stability_floor)}
+    record["robustness"] = {"source": "out-of-sample rows of the cross-validation", **robustness(oos, buckets)}
+    return record
+
+
+def _moments(stats: dict) -> dict:
+    """Count, mean (bps), Sharpe ratio, skew and kurtosis of a trial's returns, for JSON."""
+    return {"n": stats["n"], "mean_bps": json_float(stats["mean"]),
+            **{k: json_float(stats[k]) for k in ("sr", "skew", "kurtosis")}}
+
+
+def _deflated(stats: dict, trial_srs: np.ndarray, alpha: float) -> dict:
+    """The chosen trial's moments, PSR (vs 0), DSR (vs the trials) and MinTRL (vs 0)."""
     sr, n, skew, kurt = stats["sr"], stats["n"], stats["skew"], stats["kurtosis"]
-    return {"id": trial, "params": {k: combination[k] for k in names}, "n": n, "mean_bps": json_float(stats["mean"]),
-            "sr": json_float(sr), "skew": json_float(skew), "kurtosis": json_float(kurt),
-            "psr": json_float(probabilistic_sharpe(sr, 0.0, n, skew, kurt)),
+    return {**_moments(stats), "psr": json_float(probabilistic_sharpe(sr, 0.0, n, skew, kurt)),
             "dsr": json_float(deflated_sharpe(sr, trial_srs, n, skew, kurt)),
             "min_track_record_length": json_float(min_track_record_length(sr, 0.0, skew, kurt, alpha))}
 

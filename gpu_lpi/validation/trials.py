@@ -15,7 +15,8 @@ and each trial's parameter values live in a second table (``trial`` and one colu
 name). Nothing downstream (Sharpe ratios, CV, stability, robustness) reads anything else, so any
 producer of returns plugs in: :func:`event_study_returns` gives the event study's (one row per Mode A
 event: the markout at the objective horizon less the cost line); an execution simulator's per-episode
-or per-day PnL is the same table with its own rows.
+or per-day PnL is the same table with its own rows
+(:func:`gpu_lpi.validation.sweep.write_validation`'s ``returns``).
 """
 
 from __future__ import annotations
