@@ -62,6 +62,7 @@ def _summary(v: dict) -> str:
     params = ", ".join(f"{k} = {val}" for k, val in (chosen.get("params") or {}).items())
     rows = [("trials (configurations tried)", _e(v.get("n_trials"))),
             ("trials with a Sharpe ratio", _e(v.get("n_trials_with_sharpe"))),
+            ("trials with distinct returns", _e(v.get("n_distinct_trials"))),
             ("returns", _e(f"{settings.get('returns', '?')}; horizon {settings.get('horizon_s')} s, "
                            f"cost {settings.get('cost_bps')} bps")),
             ("chosen by", _e(settings.get("metric"))),
@@ -118,7 +119,10 @@ def _cv(cv: dict) -> str:
               _num(f.get("train_score"), 4), _e((f.get("oos") or {}).get("n")),
               _num((f.get("oos") or {}).get("mean_bps")), _num((f.get("oos") or {}).get("sr"), 4)]
              for f in cv.get("folds") or []]
-    return ("<h3>purged cross-validation</h3>" + _kv("", rows)
+    idle = sum(f.get("chosen") is None for f in cv.get("folds") or [])
+    note = _note(f"{idle} of {cv.get('n_splits')} splits chose no trial: none had min_events returns in their "
+                 "training blocks (more data, fewer blocks or a lower min_events).") if idle else ""
+    return ("<h3>purged cross-validation</h3>" + _kv("", rows) + note
             + _table(["test blocks", "chosen on training", "training score", "test returns", "test mean (bps)",
                       "test Sharpe"], folds, numeric_from=2))
 

@@ -34,7 +34,10 @@ def test_the_best_of_fifty_unskilled_trials_is_deflated_and_fails_out_of_sample(
     buckets = {"AAA": "low", "BBB": "high"}
     record = validate_trials(table, params, GRID, ["AAA", "BBB"], ValidationParams(n_folds=5), buckets)
     chosen = record["chosen"]
-    assert record["n_trials"] == 50
+    assert record["n_trials"] == record["n_distinct_trials"] == 50
+    twins = pd.concat([table, table[table["trial"] == "0000"].assign(trial="twin")], ignore_index=True)
+    with_twin = pd.concat([params, params.iloc[:1].rename(index={"0000": "twin"})])
+    assert validate_trials(twins, with_twin, GRID, ["AAA", "BBB"], ValidationParams(), {})["n_distinct_trials"] == 50
     assert chosen["psr"] > 0.9                           # looks significant on its own ...
     assert chosen["dsr"] < 0.5                           # ... not after 50 trials
     assert abs(record["cv"]["oos"]["mean_bps"]) < 0.1    # and earns nothing out of sample
@@ -53,3 +56,18 @@ def test_a_skilled_trial_survives_deflation_and_cross_validation():
     # a spike on the grid: its neighbours are unskilled
     assert record["stability"]["score"] < 0.3
     assert [r["pass"] for r in record["stability"]["theta"]["per_symbol"]] == [False, False]
+
+
+def test_trials_without_enough_returns_are_counted_and_nothing_is_chosen(tmp_path):
+    from gpu_lpi.atomic_files import write_json
+    from gpu_lpi.report_validation import validation_section
+    from gpu_lpi.validation.trials import RETURN_COLUMNS
+
+    table, params = _table(skilled=None, days=3)
+    record = validate_trials(table, params, GRID, ["AAA", "BBB"], ValidationParams(min_events=5), {})
+    assert record["n_trials"] == 50 and record["chosen"] is None and "5 or more returns" in record["reason"]
+    empty = validate_trials(pd.DataFrame(columns=list(RETURN_COLUMNS)), params, GRID, ["AAA"], ValidationParams(), {})
+    assert empty["n_trials"] == 50 and empty["n_trials_with_sharpe"] == 0 and empty["cv"]["skipped"]
+    write_json(tmp_path / "validation.json", empty)
+    section = validation_section(tmp_path)
+    assert "trials (configurations tried)</th><td>50</td>" in section and "Nothing was chosen" in section

@@ -124,6 +124,7 @@ def validate_trials(table: pd.DataFrame, params: pd.DataFrame, grid: dict[str, t
     values = params.to_dict("records")
     record = {
         "n_trials": len(trials), "n_trials_with_sharpe": int(np.isfinite(trial_srs).sum()),
+        "n_distinct_trials": _distinct(table, trials),
         "sr_variance": json_float(trial_sharpe_variance(trial_srs)),
         "expected_max_sr": json_float(expected_max_sharpe(len(trials), trial_sharpe_variance(trial_srs))),
         "trials": [{"id": t, "params": v, **_moments(s), "score": json_float(x)}
@@ -149,6 +150,14 @@ def validate_trials(table: pd.DataFrame, params: pd.DataFrame, grid: dict[str, t
                                                settings.stability_floor)}
     record["robustness"] = {"source": "out-of-sample rows of the cross-validation", **robustness(oos, buckets)}
     return record
+
+
+def _distinct(table: pd.DataFrame, trials: list[str]) -> int:
+    """How many trials differ in their returns (configurations that trade alike count once here;
+    the DSR still counts every configuration tried)."""
+    series = {t: tuple(map(tuple, rows[["symbol", "t0", "ret"]].to_numpy().tolist()))
+              for t, rows in table.groupby("trial", sort=False)}
+    return len({series.get(t, ()) for t in trials})
 
 
 def _moments(stats: dict) -> dict:
