@@ -223,3 +223,90 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
                 position = None
         result["target_w"].append(position[2] if position is not None else 0.0)
     return {name: np.array(values) for name, values in result.items()}
+
+
+def reference_scripted_fills(market, orders, model, queue_power=1.0, latency_ns=0, partial=True):
+    """Fills of scripted orders against window 0 of a :class:`gpu_lpi.sim.market.MarketWindows`,
+    with a dict book replayed from its start (not the kernel's level index): ``[[order_id, ts,
+    price, qty], ...]`` sorted by time and order id. Same rules as :mod:`kernels.maker_sim`: market
+    events before our actions at one time; post-only; queue ahead from the displayed quantity,
+    reduced by trades and (``queue_prob``) a share of cancellations."""
+    stride = 1 << 40
+    start, stop = int(market.w_ev0[0]), int(market.w_ev1[0])
+    book = {}
+    for key, ev, qty in zip(market.lv_key, market.lv_ev, market.lv_qty):
+        if ev == start - 1:
+            book[(int(key) // stride, int(key) % stride)] = float(qty)
+    actions = []   # (time, kind 0 cancel / 1 arrival, order index)
+    for i, row in enumerate(orders.itertuples()):
+        arrive = int(row.submit_ts) + latency_ns
+        cancel = int(row.cancel_ts) + latency_ns if row.cancel_ts >= 0 else None
+        actions.append((arrive, 1, i))
+        if cancel is not None:
+            actions.append((cancel, 0, i))
+    actions.sort()
+    live, cancelled, fills = {}, set(), []
+
+    def top():
+        bids = [p for (s, p), q in book.items() if s == 0 and q > 0]
+        asks = [p for (s, p), q in book.items() if s == 1 and q > 0]
+        return (max(bids) if bids else None), (min(asks) if asks else None)
+
+    def act(time, kind, i):
+        row = orders.iloc[i]
+        if kind == 0:
+            cancelled.add(i)
+            live.pop(i, None)
+            return
+        if i in cancelled:
+            return
+        price = int(round(row["price"] / market.tick_size))
+        bid, ask = top()
+        if (row["side"] > 0 and ask is not None and price >= ask) or (
+                row["side"] < 0 and bid is not None and price <= bid):
+            return
+        level = book.get((0 if row["side"] > 0 else 1, price), 0.0)
+        live[i] = {"price": price, "left": float(row["qty"]), "ahead": level, "level": level, "traded": 0.0}
+
+    def fill(i, time, qty):
+        order = live[i]
+        qty = min(qty, order["left"])
+        fills.append([int(orders.iloc[i]["order_id"]), time, order["price"] * market.tick_size, qty])
+        order["left"] -= qty
+        if order["left"] <= 1e-12:
+            del live[i]
+
+    a = 0
+    for e in range(start, stop):
+        ts = int(market.ev_ts[e])
+        while a < len(actions) and actions[a][0] < ts:
+            act(*actions[a])
+            a += 1
+        kind, side, price, qty = int(market.ev_kind[e]), int(market.ev_side[e]), int(market.ev_price[e]), float(market.ev_qty[e])
+        for i in list(live):
+            order = live[i]
+            buy = orders.iloc[i]["side"] > 0
+            if kind == 0:                          # a trade: side 0 = the aggressor sold
+                if (buy and side != 0) or (not buy and side != 1):
+                    continue
+                if (price < order["price"]) if buy else (price > order["price"]):
+                    fill(i, ts, order["left"])
+                elif price == order["price"] and model != "trade_through":
+                    order["traded"] += qty
+                    order["ahead"] -= qty
+                    if order["ahead"] < 0:
+                        amount = -order["ahead"] if partial else order["left"]
+                        order["ahead"] = 0.0
+                        fill(i, ts, amount)
+            elif model != "trade_through" and side == (0 if buy else 1) and price == order["price"]:
+                before = order["level"]
+                gone = before - qty - order["traded"]
+                if model == "queue_prob" and gone > 0 and order["ahead"] > 0:
+                    front = order["ahead"] ** queue_power
+                    back = max(before - order["ahead"], 0.0) ** queue_power
+                    order["ahead"] -= gone * front / (front + back)
+                order["ahead"] = max(min(order["ahead"], qty), 0.0)
+                order["level"], order["traded"] = qty, 0.0
+        if kind == 1 and side >= 0:
+            book[(side, price)] = qty
+    return sorted(fills, key=lambda f: (f[1], f[0]))

@@ -93,10 +93,17 @@ def simulate_day(store, symbol: str, day: str, view: pd.DataFrame, spec: SimSpec
     reach = int(round((max(s.window_s for s in scenarios) + max(horizons_s) + 1.0) * 1e9))
     starts = acts["ts"].to_numpy()
     market = load_windows(store, symbol, [(t, t + reach) for t in starts], spec.band_bps)
-    episode_reach = int(round(max(s.window_s for s in scenarios) * 1e9))
+    return simulate_windows(market, view, acts, spec, symbol, horizons_s, target)
+
+
+def simulate_windows(market: MarketWindows, view: pd.DataFrame, acts: pd.DataFrame, spec: SimSpec,
+                     symbol: str, horizons_s, target: str = "cpu") -> DayResult:
+    """Every scenario of ``spec`` over the activations ``acts`` (:func:`activations`; one window of
+    ``market`` each, in order) with the strategy's view ``view`` (feature ticks)."""
+    episode_reach = int(round(max(s.window_s for s in spec.scenarios) * 1e9))
     record = _record(market, view, acts, episode_reach, np.stack(
-        [s.row(spec.fees_for(symbol, s)) for s in scenarios]))
-    result = launch(k.simulate, record, len(scenarios), len(acts),
+        [s.row(spec.fees_for(symbol, s)) for s in spec.scenarios]))
+    result = launch(k.simulate, record, len(spec.scenarios), len(acts),
                     {"tick_size": market.tick_size, "lot_size": market.lot_size,
                      "contract_size": market.contract_size, "rate_ref": market.rate_ref}, target)
     return DayResult(_episodes(result, acts, market, symbol), _fills(result, acts, market, symbol, horizons_s),

@@ -114,7 +114,8 @@ class SimParams:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"sim.{name}: expected an integer in [{low}, {high}], got {value!r}")
         for low_name in ("feed_latency", "order_latency"):
-            if getattr(self, f"{low_name}_max_ms") < getattr(self, f"{low_name}_ms"):
+            if (getattr(self, low_name) == "uniform"
+                    and getattr(self, f"{low_name}_max_ms") < getattr(self, f"{low_name}_ms")):
                 raise ConfigError(f"sim.{low_name}_max_ms: expected at least {low_name}_ms "
                                   f"({getattr(self, f'{low_name}_ms')}), got {getattr(self, f'{low_name}_max_ms')}")
         ticks, shares = self.layer_ticks, self.layer_fractions
