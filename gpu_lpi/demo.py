@@ -45,13 +45,18 @@ def _fresh_folder(out: Path) -> None:
 #: real captures last 6-11 minutes, so their windows are 6 minutes (as in jobs/specs/real_captures.toml).
 SYNTH_PARAMS = {"window_hours": 2.0}
 REAL_PARAMS = {"window_hours": 0.1, "adv_window_hours": 0.1, "depth_window_hours": 0.1, "min_periods_s": 60.0}
+#: The synthetic run's ``[sim]``: the three fill models, each a scenario of one launch.
+SYNTH_SIM = ['fill_model = ["trade_through", "queue_risk_averse", "queue_prob"]']
 
 
-def _job_spec(path: Path, store: Path, symbols: list[str], start: date, end: date, params: dict) -> Path:
+def _job_spec(path: Path, store: Path, symbols: list[str], start: date, end: date, params: dict,
+              sim: list[str] | None = None) -> Path:
     quoted = ", ".join(f'"{s}"' for s in symbols)
     lines = ["[data]", f'store = "{store.resolve()}"', f"symbols = [{quoted}]",
              f"start = {start.isoformat()}", f"end = {end.isoformat()}", "", "[grid]", "tick_ms = 250",
              "", "[params]", *(f"{key} = {value}" for key, value in params.items())]
+    if sim is not None:
+        lines += ["", "[sim]", *sim]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -143,9 +148,11 @@ def run_demo(out_dir: Path, real_data: Path | None = None, seed: int = 7, device
     store = out / "store-synth"
     report = ingest([p for p in sorted(raw.glob("*.gz"))], "binance-ws", store, progress=True)
     echo(report.summary())
-    echo("[3/4] run features, signals and the event study on the synthetic store, then the report")
+    echo("[3/4] run features, signals, the event study and the execution simulation on the synthetic "
+         "store, then the report")
     run_dir = out / "run-synth"
-    job = _job_spec(out / "job-synth.toml", store, SYNTH_SYMBOLS, SYNTH_START, SYNTH_START, SYNTH_PARAMS)
+    job = _job_spec(out / "job-synth.toml", store, SYNTH_SYMBOLS, SYNTH_START, SYNTH_START, SYNTH_PARAMS,
+                    SYNTH_SIM)
     result = _run_and_report(job, run_dir, device, echo)
     _feature_summary(run_dir, echo)
     _episode_summary(run_dir, raw / "labels.parquet", echo)

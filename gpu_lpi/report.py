@@ -635,7 +635,7 @@ pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:.82em}
 """
 
 
-def _page(run: _Run, n_events: int, validation: str | None = None) -> str:
+def _page(run: _Run, n_events: int, validation: str | None = None, sim: str | None = None) -> str:
     config = run.run.get("config") or {}
     data = config.get("data") or {}
     subtitle = (f"{', '.join(run.symbols) or 'no symbols'} · {data.get('start', '?')} to {data.get('end', '?')} · "
@@ -652,6 +652,8 @@ def _page(run: _Run, n_events: int, validation: str | None = None) -> str:
         ("drift", "Drift regression", _drift_table(run)),
         ("metadata", "Run", _metadata(run)),
     ]
+    if sim is not None:
+        sections.insert(1, ("sim", "Execution simulation (fills, markouts, PnL)", sim))
     if validation is not None:     # a sweep: its validation, then the chosen combination's study
         sections.insert(0, ("validation", f"Validation of the sweep (event study below: {run.path.name})",
                             validation))
@@ -685,11 +687,12 @@ def write_report(run_dir, n_events: int = DEFAULT_N_EVENTS) -> Path:
         The folder does not exist, is not a run folder, holds no event study, or one of its files is
         unreadable.
     """
-    from gpu_lpi.report_validation import study_folder, validation_section   # it uses this module's helpers
+    from gpu_lpi.report_sim import sim_section    # these use this module's helpers
+    from gpu_lpi.report_validation import study_folder, validation_section
 
     run_dir = Path(run_dir)
     run = _load(study_folder(run_dir))
-    page = _page(run, max(0, int(n_events)), validation_section(run_dir))
+    page = _page(run, max(0, int(n_events)), validation_section(run_dir), sim_section(run.path))
     target = run_dir / "report.html"
     tmp = run_dir / f".report.html.{uuid.uuid4().hex}.tmp"
     try:

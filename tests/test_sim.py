@@ -3,6 +3,8 @@ fees, CPU = CUDA simulator, the market windows against the book replay, and a ru
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from gpu_lpi.errors import ConfigError
 from gpu_lpi.sim.day import activations, simulate_windows
 from gpu_lpi.sim.params import SimSpec
 from gpu_lpi.sim.scripted import simulate_orders
+from kernels.maker_sim import _level_qty
 from tests.sim_markets import BOOK, MS, S, hand_market, orders, view
 
 END = 1000 * S
@@ -298,3 +301,79 @@ def _events_of(m):
     return [("trade" if kind == 0 else "level", int(ts), ("sell" if side == 0 else "buy") if kind == 0 else int(side),
              int(price), float(qty)) for kind, ts, side, price, qty in
             zip(m.ev_kind, m.ev_ts, m.ev_side, m.ev_price, m.ev_qty)]
+
+
+# -- a run: RUN/sim/ on a generated market, resumed; the market windows against the replay -----------
+
+@pytest.fixture(scope="module")
+def synth_run(tmp_path_factory):
+    """A generated BTCUSDT day (binance-ws, planted cascades), ingested and run with a [sim] grid."""
+    from datetime import date
+
+    from gpu_lpi.ingest import ingest
+    from gpu_lpi.run import run_job
+    from gpu_lpi.synth import synthesize
+
+    work = tmp_path_factory.mktemp("sim_run")
+    synthesize(work / "raw", "binance-ws", ["BTCUSDT"], date(2024, 8, 5), 1, 1, rate_scale=0.05)
+    ingest(sorted((work / "raw").glob("*.gz")), "binance-ws", work / "store")
+    spec = {"data": {"store": str(work / "store"), "symbols": ["BTCUSDT"], "start": "2024-08-05",
+                     "end": "2024-08-05"},
+            "sim": {"fill_model": ["trade_through", "queue_prob"], "maker_fee_bps": [2.0, -0.5]}}
+    return spec, work, run_job(spec, out=work / "run", device="cpu")
+
+
+def test_a_run_writes_run_sim_and_resumes_it(synth_run):
+    from gpu_lpi.report import write_report
+    from gpu_lpi.run import run_job
+
+    spec, work, result = synth_run
+    sim = work / "run" / "sim"
+    scenarios = result.sim_scenarios()
+    assert list(scenarios["scenario"]) == [0, 1, 2, 3]
+    assert (scenarios["activations"] >= 1).all() and (scenarios["traded"] >= 1).all(), scenarios
+    assert result.sim["n_scenarios"] == 4 and result.sim["skipped"] == {}
+    fills = result.sim_table("fills")
+    assert {"markout_bps_0.5", "markout_bps_120"} <= set(fills.columns) and len(fills) > 0
+    rebate = scenarios.set_index(["fill_model", "maker_fee_bps"])
+    assert (rebate.loc[("queue_prob", -0.5), "net_pnl"] > rebate.loc[("queue_prob", 2.0), "net_pnl"])
+    parts = sorted(p for p in sim.rglob("*.parquet") if "parts" in p.parts)
+    before = {p: p.read_bytes() for p in parts}
+    mtimes = {p: p.stat().st_mtime_ns for p in parts}
+    again = run_job(spec, out=work / "run", device="cpu")
+    assert {p: p.read_bytes() for p in parts} == before
+    assert {p: p.stat().st_mtime_ns for p in parts} == mtimes           # kept, not recomputed
+    assert again.sim_scenarios().equals(scenarios)
+    page = write_report(work / "run").read_text()
+    assert "Execution simulation" in page and "Fills of scenario" in page
+
+
+Levels = namedtuple("Levels", "lv_key lv_ev lv_qty a_lv0 a_lv1")
+
+
+def test_market_windows_agree_with_the_book_replay(synth_run):
+    """Best bid, ask and the bid's quantity from the windows' events and level index equal the
+    book replay's at the depth events' times."""
+    from gpu_lpi.book import ladder_for_range, last_snapshot_ts, replay_stream
+    from gpu_lpi.sim.market import load_windows
+    from gpu_lpi.store import TickStore
+
+    _, work, result = synth_run
+    store = TickStore(work / "store")
+    episodes = result.sim_table("episodes")
+    starts = np.unique(episodes["activation_ts"].to_numpy())[:2]
+    windows = [(int(t), int(t) + 60 * S) for t in starts]
+    market = load_windows(store, "BTCUSDT", windows)
+    tick = market.tick_size
+    for w, (start, end) in enumerate(windows):
+        lo, hi = market.w_ev0[w], market.w_ev1[w]
+        times = np.unique(market.ev_ts[lo:hi][market.ev_kind[lo:hi] == 1])[::7]
+        snapshot = last_snapshot_ts(store, "BTCUSDT", start)
+        ladder = ladder_for_range(store, "BTCUSDT", snapshot, end + 1, tick)
+        samples = replay_stream(store.iter_batches("depth_diff", "BTCUSDT", snapshot, end + 1), ladder, times)
+        at = lo + np.searchsorted(market.ev_ts[lo:hi], times, side="right") - 1
+        assert np.array_equal(market.ev_bid[at] * tick, np.round(samples.bid / tick) * tick)
+        assert np.array_equal(market.ev_ask[at] * tick, np.round(samples.ask / tick) * tick)
+        index = Levels(market.lv_key, market.lv_ev, market.lv_qty, market.w_lv0, market.w_lv1)
+        bid_qty = [_level_qty(index, w, 0, int(b), int(i)) for b, i in zip(market.ev_bid[at], at)]
+        assert np.allclose(bid_qty, samples.bid_qty)
