@@ -28,7 +28,8 @@ Fill models (``fill_model``):
 * ``QUEUE_RISK_AVERSE`` -- also at its price: the queue ahead is the displayed quantity at the
   price when the order arrives; trades at the price reduce it and, once it is through, fill the
   order (partially where ``partial`` is 1: by the traded quantity beyond the queue; fully
-  otherwise). Where the level shrinks by more than the trades printed at it since its last
+  otherwise; trades must exceed the queue by more than a millionth of a lot, so the float residue
+  of sizes that add up to it exactly fills nothing). Where the level shrinks by more than the trades printed at it since its last
   update, the difference is cancellations; none is credited to the queue ahead, which is only
   capped at the level's new quantity (spec §5.2, second clause).
 * ``QUEUE_PROB`` -- as above with a share ``f(ahead)/(f(ahead) + f(behind))`` of each cancellation
@@ -104,6 +105,8 @@ SCENARIO_COLUMNS = (
  P_EXIT_TIMEOUT_S, P_TIME_STOP_S, P_STOP_SIGMA, P_SEED, P_MAX_WALK) = range(len(SCENARIO_COLUMNS))
 N_SCENARIO_COLUMNS = len(SCENARIO_COLUMNS)
 NS_PER_S = 1_000_000_000
+#: Quantities closer than this many lots are equal (sums of trade sizes carry float residue).
+QTY_TOLERANCE = 1e-6
 _MODULUS = 2147483647
 
 
@@ -496,6 +499,8 @@ def _on_event(m, o, p, s, e, i, model, power, partial, maker_fee, capped):
             elif price == limit and model != TRADE_THROUGH:
                 o.sl_traded[j] += qty
                 ahead = o.sl_ahead[j] - qty
+                if abs(ahead) <= QTY_TOLERANCE * p.lot_size:
+                    ahead = 0.0     # float residue of trades that add up to the queue exactly
                 if ahead < 0.0:
                     amount = min(-ahead, o.sl_rem[j]) if partial == 1 else o.sl_rem[j]
                     ahead = 0.0

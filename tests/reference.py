@@ -294,6 +294,8 @@ def reference_scripted_fills(market, orders, model, queue_power=1.0, latency_ns=
                 elif price == order["price"] and model != "trade_through":
                     order["traded"] += qty
                     order["ahead"] -= qty
+                    if abs(order["ahead"]) <= 1e-6 * market.lot_size:
+                        order["ahead"] = 0.0
                     if order["ahead"] < 0:
                         amount = -order["ahead"] if partial else order["left"]
                         order["ahead"] = 0.0

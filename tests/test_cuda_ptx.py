@@ -50,3 +50,31 @@ LAUNCHERS = ("signals__episode_starts", "signals__mode_a_positions", "signals__s
              "tick_features__oi_ewma", "tick_features__realized_variance", "tick_features__robust_z",
              "tick_features__side_sums", "tick_features__tick_features", "tick_features__trade_sums",
              "tick_features__window_stats", "wavelet_matrix__wavelet_query")
+
+
+_SIM_SCRIPT = """
+from kernels import maker_sim, per_tick_cuda
+from kernels.per_tick import PerTickKernel
+from tests.test_sim import BOOK, END, S, random_scripted_case, strategy
+from gpu_lpi.sim.scripted import simulate_orders
+
+calls = {}
+run = PerTickKernel.__call__
+def record(kernel, count, inputs, outputs, params, target="cpu"):
+    calls.setdefault(kernel, (count, inputs, outputs, params))
+    return run(kernel, count, inputs, outputs, params, target)
+PerTickKernel.__call__ = record
+strategy([("trade", S, "sell", 97, 100.0)], {"fill_model": "queue_prob"})
+market, script = random_scripted_case(1)
+simulate_orders(market, script)
+for kernel, arguments in calls.items():
+    ptx, _ = cuda.compile_ptx(per_tick_cuda.element_function(kernel),
+                              tuple(typeof(value) for value in arguments), cc=(9, 0))
+    assert ".entry" in ptx, kernel.name
+print("compiled:", " ".join(sorted(kernel.name for kernel in calls)))
+"""
+
+
+def test_the_simulator_kernels_compile_to_ptx():
+    compiled = run_ptx_script(_SIM_SCRIPT).split("compiled:")[1].split()
+    assert compiled == ["maker_sim__scripted_orders", "maker_sim__simulate"], compiled

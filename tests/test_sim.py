@@ -377,3 +377,25 @@ def test_market_windows_agree_with_the_book_replay(synth_run):
         index = Levels(market.lv_key, market.lv_ev, market.lv_qty, market.w_lv0, market.w_lv1)
         bid_qty = [_level_qty(index, w, 0, int(b), int(i)) for b, i in zip(market.ev_bid[at], at)]
         assert np.allclose(bid_qty, samples.bid_qty)
+
+
+def test_trades_that_add_up_to_the_queue_exactly_fill_nothing():
+    levels = {**BOOK, (0, 100): 0.3}
+    events = [("trade", 10, "sell", 100, 0.1), ("trade", 20, "sell", 100, 0.2)]    # 0.1 + 0.2 - 0.3 != 0
+    bid = orders((1, 0, 1, 100.0, 0.001, -1))
+    assert simulate_orders(market(*events, levels=levels), bid).empty
+    more = events + [("trade", 30, "sell", 100, 0.001)]
+    assert simulate_orders(market(*more, levels=levels), bid)["ts"].tolist() == [30]
+
+
+def test_a_window_starting_before_the_book_is_in_sync_gets_it_when_it_is(synth_run):
+    from gpu_lpi.book import last_snapshot_ts
+    from gpu_lpi.sim.market import load_windows
+    from gpu_lpi.store import TickStore
+
+    _, work, _ = synth_run
+    store = TickStore(work / "store")
+    snapshot = last_snapshot_ts(store, "BTCUSDT", pd.Timestamp("2024-08-05T12:00").value)
+    market = load_windows(store, "BTCUSDT", [(snapshot, snapshot + 30 * S)])
+    assert market.w_bid0[0] == -1                      # at the snapshot itself: not yet in sync
+    assert market.lv_key.size > 100 and (market.ev_bid >= 0).mean() > 0.9

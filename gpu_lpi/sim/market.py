@@ -105,7 +105,7 @@ class _Window:
     bid0: int = -1
     ask0: int = -1
     levels0: tuple = ()          # (side, price ticks, qty) arrays at the start
-    band: tuple = (0, -1)        # the prices (ticks) of the levels kept
+    band: tuple | None = None    # the prices (ticks) of the levels kept; None: no valid book yet
     rows: list = None            # per fed piece: (ts, side, price ticks, qty, bid, ask, delay)
 
     def __post_init__(self):
@@ -192,6 +192,9 @@ def _feed(book: BookReplay, rows: dict, windows: list[_Window], ladder, tick: fl
         stop = n
         if cursor["next"] < len(windows):
             stop = int(np.searchsorted(messages.ts, windows[cursor["next"]].start, side="right"))
+        waiting = [w for w in opened if w.band is None and w.end >= messages.ts[m]]
+        if waiting and not _book_valid(book):
+            stop = m + 1        # one message at a time until the book is valid again
         inside = _inside_any(messages.ts[m:stop], opened)
         snapshots = np.flatnonzero(messages.is_snapshot[m:stop] & inside)
         alone = snapshots.size > 0 and snapshots[0] == 0
@@ -204,6 +207,9 @@ def _feed(book: BookReplay, rows: dict, windows: list[_Window], ladder, tick: fl
         if inside.any():
             r0, r1 = messages.rows.start[m], messages.rows.start[stop]
             _record(book, piece, samples, inside, opened, ladder, delay[r0:r1], before, band)
+        if waiting and _book_valid(book):
+            for window in waiting:
+                _start_window(book, window, ladder, band, at_start=False)
         m = stop
 
 
@@ -240,7 +246,7 @@ def _band_levels(book: BookReplay, opened: list[_Window], ladder, band: float) -
     """Non-zero levels within the band of any open window: {(side, ladder index): qty}."""
     out = {}
     for window in opened:
-        if window.bid0 < 0:
+        if window.band is None:
             continue
         low, high = window.band[0] - ladder.base, window.band[1] - ladder.base
         for side, quantities in ((0, book.state.bid_qty), (1, book.state.ask_qty)):
@@ -249,15 +255,18 @@ def _band_levels(book: BookReplay, opened: list[_Window], ladder, band: float) -
     return out
 
 
-def _start_window(book: BookReplay, window: _Window, ladder, band: float) -> None:
-    """The book at the window's start: its top and the levels within the band."""
+def _start_window(book: BookReplay, window: _Window, ladder, band: float, at_start: bool = True) -> None:
+    """The book at the window's start: its top and the levels within the band. Where the book is
+    not valid then (before a snapshot's first diff, after a gap), the window waits: its levels are
+    taken when the book becomes valid (``at_start=False``: the top at the start stays unknown, and
+    no order rests or fills before the events bring a known top)."""
     best = book.state.best
     if not _book_valid(book) or best[0] < 0 or best[1] < 0:
-        window.levels0 = (np.empty(0, np.int8), np.empty(0, np.int64), np.empty(0))
         return
-    window.bid0 = int(ladder.base + best[0])
-    window.ask0 = int(ladder.base + best[1])
-    around = 0.5 * (window.bid0 + window.ask0) * ladder.tick
+    if at_start:
+        window.bid0 = int(ladder.base + best[0])
+        window.ask0 = int(ladder.base + best[1])
+    around = 0.5 * (best[0] + best[1] + 2 * ladder.base) * ladder.tick
     low, high = _band_range(book, ladder, band, around)
     sides, prices, qtys = [], [], []
     for side, quantities in ((0, book.state.bid_qty), (1, book.state.ask_qty)):
@@ -293,7 +302,7 @@ def _record(book, piece: DepthMessages, samples, inside, opened: list[_Window], 
     skipped = np.flatnonzero(inside & ~applied)
     price = ladder.base + level
     for window in opened:
-        if window.bid0 < 0:
+        if window.band is None:
             continue
         ts = piece.ts[message]
         pick = (applied[message] & (side >= 0) & (level >= 0) & (ts > window.start) & (ts <= window.end)
