@@ -64,12 +64,18 @@ def _curves(scenarios: pd.DataFrame, picked: list[int], horizons, markouts, epis
     left, right = fig.subplots(1, 2)
     for s in picked:
         row = scenarios[scenarios["scenario"] == s].iloc[0]
-        left.plot(horizons, [row[m] for m in markouts], marker="o", label=f"scenario {s}")
+        values = np.array([row[m] for m in markouts], dtype=float)
+        finite = np.isfinite(values)        # a markout past the data's end is NaN
+        left.plot(np.asarray(horizons, dtype=float)[finite], values[finite], marker="o", label=f"scenario {s}")
         traded = episodes[(episodes["scenario"] == s) & (episodes["status"] == "traded")].sort_values("end_ts")
         right.step(pd.to_datetime(traded["end_ts"], unit="ns"), np.cumsum(traded["net_pnl"]), where="post",
                    label=f"scenario {s}")
     left.axhline(0.0, color="#999", lw=0.8)
-    left.set_xscale("log")
+    if horizons:                            # explicit limits: a log axis with no finite point has none
+        left.set_xscale("log")
+        left.set_xlim(min(horizons) / 1.5, max(horizons) * 1.5)
+        left.set_xticks(horizons, [f"{h:g}" for h in horizons])
+        left.minorticks_off()
     left.set(xlabel="horizon after the fill (s)", ylabel="entry-fill markout (bps)", title="Fill markouts")
     right.set(xlabel="episode end (UTC)", ylabel="cumulative net PnL", title="Net PnL after fees")
     for ax in (left, right):

@@ -14,7 +14,9 @@ A sweep writes one complete run folder per combination, ``RUN/sweep/<id>/`` (``i
 ... in the order of the Cartesian grid, the last ``[sweep]`` name varying fastest), and
 ``RUN/sweep.parquet``: a row per combination with its id, swept values, events and the event
 study's answer at the answer horizon; then ``RUN/validation.json`` validates the combinations as
-trials (:mod:`gpu_lpi.validation.sweep`, ``[cv]``).
+trials (:mod:`gpu_lpi.validation.sweep`, ``[cv]``): by their event-study markouts, or, where the
+sweep has a ``[sim]`` of one scenario, by their simulated episodes' net PnL
+(:func:`gpu_lpi.validation.trials.sim_returns`; a grid of scenarios is not yet validated as trials).
 All combinations are one task graph: combinations that
 differ in signal parameters only (:data:`gpu_lpi.params.SIGNAL_FIELDS`: thresholds, K, τ, stops,
 sizing...) form a *parameter block*, and one task per (symbol, chunk, block) reads the inputs and
@@ -52,6 +54,7 @@ from gpu_lpi.run import (RUN_STAGES, TMP_FOLDER, Chunk, ChunkVariant, RunInputs,
                          run_inputs, state_paths, used_spans, write_event_study, write_failed_run_json,
                          write_run_json)
 from gpu_lpi.validation.sweep import write_validation
+from gpu_lpi.validation.trials import SIM_RETURNS, sim_returns
 from jobs.graphs import NOT_RUN, Outcome, Task, run_tasks
 
 
@@ -288,7 +291,11 @@ def _finish_sweep(spec: JobSpec, jobs: list[JobSpec], out: Path, runs: list[RunR
              **{k: v for k, v in run.answer.items() if k != "text"}}
             for combination, run in zip(combinations, runs)]
     write_frame(pd.DataFrame(rows), out / "sweep.parquet")
-    write_validation(out, spec, combinations)
+    if spec.sim is not None and len(spec.sim.scenarios) == 1:    # trials judged by their simulated PnL
+        folders = {run.out.name: run.out for run in runs}
+        write_validation(out, spec, combinations, sim_returns(folders), SIM_RETURNS)
+    else:
+        write_validation(out, spec, combinations)
     write_json(out / "run.json", {"config": spec.results_config(), "resolved_spec": spec.resolved(),
                                   "status": "complete", "sweep": combinations, "seconds": {"total": seconds},
                                   "cluster": cluster})

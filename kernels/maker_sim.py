@@ -553,8 +553,11 @@ def _act(m, o, p, s, e, a, j, t, at, max_walk, maker_fee, taker_fee, capped):
     cap = capped and o.or_kind[order_row] != ENTRY
     if o.sl_taker[j] == 1:
         qty = abs(o.ac_pos[s]) if cap else o.sl_rem[j]
+        if qty <= 0.0:          # flat already (a maker exit filled while this order was in flight)
+            _close_slot(o, p, s, j, CANCELLED, t)
+            return 0.0
         average, _ = _walk(m, a, buy, qty, at, max_walk)
-        if math.isnan(average) or qty <= 0.0:
+        if math.isnan(average):
             _close_slot(o, p, s, j, REJECTED, t)
             return 0.0
         o.sl_rem[j] = qty

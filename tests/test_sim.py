@@ -348,6 +348,16 @@ def test_a_run_writes_run_sim_and_resumes_it(synth_run):
     assert "Execution simulation" in page and "Fills of scenario" in page
 
 
+
+def test_the_report_draws_a_scenario_whose_fill_markouts_are_all_missing():
+    """Fills too close to the data's end have no markout (NaN); the log-scaled axis must still draw."""
+    from gpu_lpi.report_sim import _curves
+
+    scenarios = pd.DataFrame({"scenario": [0], "fill_markout_bps_0.5": [np.nan], "fill_markout_bps_30": [np.nan]})
+    episodes = pd.DataFrame({"scenario": [0], "status": ["traded"], "end_ts": [10**18], "net_pnl": [0.0]})
+    html = _curves(scenarios, [0], [0.5, 30.0], ["fill_markout_bps_0.5", "fill_markout_bps_30"], episodes)
+    assert "<img" in html
+
 Levels = namedtuple("Levels", "lv_key lv_ev lv_qty a_lv0 a_lv1")
 
 
@@ -399,3 +409,29 @@ def test_a_window_starting_before_the_book_is_in_sync_gets_it_when_it_is(synth_r
     market = load_windows(store, "BTCUSDT", [(snapshot, snapshot + 30 * S)])
     assert market.w_bid0[0] == -1                      # at the snapshot itself: not yet in sync
     assert market.lv_key.size > 100 and (market.ev_bid >= 0).mean() > 0.9
+
+
+def test_a_sweep_with_one_sim_scenario_is_validated_by_its_simulated_pnl(synth_run, tmp_path):
+    import orjson
+
+    from gpu_lpi.run import run_job
+
+    spec, work, _ = synth_run
+    sweep = {**spec, "sim": {"fill_model": "queue_prob"}, "sweep": {"lpi_exit": [1.0, 1.2]}}
+    run_job(sweep, out=tmp_path / "sweep", device="cpu")
+    validation = orjson.loads((tmp_path / "sweep" / "validation.json").read_bytes())
+    assert validation["settings"]["returns"].startswith("simulated episodes")
+    assert validation["n_trials"] == 2, validation.keys()
+
+
+def test_a_taker_exit_arriving_after_the_position_is_flat_trades_nothing():
+    """The time stop sends a taker exit while a maker exit is resting; the maker fills first."""
+    crash = [("trade", 1 * S, "sell", 97, 100.0),
+             *(("level", 1 * S, 0, p, 0.0) for p in (100, 99, 98)), ("level", 1 * S, 0, 96, 9.0),
+             ("level", 1 * S, 1, 97, 9.0),               # book after the sweep: 96 / 97
+             ("trade", int(30.1 * S), "buy", 98, 100.0)]          # lifts the maker exit in flight
+    result = strategy(crash, {"time_stop_s": 30.0, "order_latency_ms": 200.0},
+                      ticks={"lpi_down": lambda ts: np.where(ts < 29 * S, 5.0, 1.0), "sigma": 0.05})
+    kinds = result.fills["order_kind"].tolist()
+    assert kinds.count("exit_maker") == 1 and "exit_taker" not in kinds, result.orders
+    assert result.episodes["exit_qty"].iloc[0] == pytest.approx(result.episodes["entry_qty"].iloc[0])

@@ -53,3 +53,28 @@ def sweep_returns(folders: dict[str, Path], horizon_s: float, cost_bps: float) -
               for trial, folder in folders.items()]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RETURN_COLUMNS))
     return table.astype({"t0": np.int64, "t1": np.int64, "ret": np.float64})
+
+
+#: ``returns`` of validation.json where a sweep's trials are the simulator's episodes.
+SIM_RETURNS = "simulated episodes: net PnL after fees in bps of the entry notional (RUN/sim/)"
+
+
+def sim_returns(folders: dict[str, Path], scenario: int = 0) -> pd.DataFrame:
+    """The trial returns of a sweep run with ``[sim]``: per combination, the traded episodes of
+    ``scenario``, their net return after fees in bps of the entry notional; the span runs from the
+    entry decision to flat."""
+    from gpu_lpi.sim.outputs import read_part
+
+    frames = []
+    for trial, folder in folders.items():
+        episodes = read_part(folder, "episodes")
+        if episodes.empty:
+            continue
+        traded = episodes[(episodes["scenario"] == scenario) & (episodes["status"] == "traded")]
+        frames.append(pd.DataFrame({
+            "trial": trial, "symbol": traded["symbol"].astype(str).to_numpy(),
+            "t0": traded["start_ts"].to_numpy(np.int64), "t1": traded["end_ts"].to_numpy(np.int64),
+            "period": pd.to_datetime(traded["start_ts"], unit="ns").dt.strftime("%Y-%m-%d").to_numpy(),
+            "ret": traded["net_bps"].to_numpy(np.float64)}, columns=list(RETURN_COLUMNS)))
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RETURN_COLUMNS))
+    return table.astype({"t0": np.int64, "t1": np.int64, "ret": np.float64})
