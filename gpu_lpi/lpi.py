@@ -39,10 +39,13 @@ planted forced cascades peak at LPI 13–36 at W = 2 h (16–153 at 24 h; former
 informed repricings at 2.2–2.4. The flow window does not smooth the decay after a peak (1.7–2.1
 sign changes of ΔLPI per second at 0.25–5 s): that decay is z(LDR)'s, a book state.
 
-Known limits. Where a flow feature is 0 at every calm tick of the window (the generated markets
-print no impact trades outside their cascades) its scale comes from the cascade's own values: a
-lone non-zero value has z = 1/1.4826, and the first planted cascade of a day reaches z(FSI) ≈ 2
-only (later ones 3–19); real markets print impact trades in calm stretches too.
+Known limits. Where a flow feature is 0 at every calm tick of the window its scale comes from the
+cascade's own values: a lone non-zero value has z = 1/1.4826, and the first cascade of a window
+reaches z(FSI) ≈ 2 only. Real markets print impact trades and lone liquidations in calm stretches
+(26 impact ticks an hour on the BTCUSDT captures), which give the scale; the generated markets do
+too since 2026-12-02 (background block orders and liquidations, :mod:`gpu_lpi.synth.market`).
+Before, they printed none, and the first planted cascade of a day stayed below ``z_fsi_hi``.
+The figures above were measured on the generator before that change.
 
 Cost. A first version computed the non-zero MAD on the CPU by a wavelet-matrix query per tick
 (20–40 µs at W = 2 h: robust_z 17 s per generated symbol-day on the dev VM); the sliding

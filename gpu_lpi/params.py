@@ -25,7 +25,8 @@ MAX_HISTORY_TICKS = 1 << 21
 #: (:func:`gpu_lpi.features.compute_feature_variants`).
 SIGNAL_FIELDS = frozenset({
     "lpi_hi", "lpi_exit", "rollover_k", "rollover_from_peak", "rollover_peak_s", "time_stop_s",
-    "stop_sigma", "z_fsi_hi", "z_oi_hi", "z_liq_hi", "z_proxy_hi", "state_hold_s", "divergence_min_s",
+    "stop_sigma", "z_fsi_hi", "z_oi_hi", "z_liq_hi", "z_proxy_hi", "state_hold_s", "state_onset_s",
+    "divergence_min_s",
     "divergence_max_s", "refractory_s", "w_max", "sigma_window_s", "crash_leader", "crash_scale", "mode_b"})
 
 
@@ -73,20 +74,28 @@ class FeatureParams:
         OI flush amplifier κ of ``g(ΔOI) = 1 + κ·tanh(ΔOI/σ_ΔOI)``; in [0, 1] so that g >= 0.
     z_fsi_hi, z_oi_hi : float, default 2.0, 1.5
         FORCED-state thresholds on z(FSI) and z(ΔOI) (spec §8.3).
-    z_liq_hi : float, default 1.0
+    z_liq_hi : float, default 2.0
         A liquidation-feed spike: z of the side's liquidation notional (over the flow window) above
         this confirms forced flow (spec §8.3 "or liquidation feed spike"; the feed, where there is
-        one, comes first: see :mod:`gpu_lpi.signals`). Under the default non-zero scale a typical
-        window holding liquidations has z ≈ 0.7, so 1 means "more than a typical liquidation burst".
+        one, comes first: see :mod:`gpu_lpi.signals`). Under the default non-zero scale the scale
+        comes from the lone liquidations a market prints all day; 2, as ``z_fsi_hi``, keeps a lone
+        small liquidation that happens to land next to a block trade from starting FORCED (planted
+        seed 3: a $9k liquidation at z 1.2, 3.5 s after a block buy, made a Mode A event; 2 and 3
+        changed nothing else on seeds 3 and 7).
     z_proxy_hi : float, default 2.0
         Without OI and liquidation feeds, forced flow is confirmed by a liquidity shock,
         z(LDR) above this (z(Π) where the book has no depth); see :mod:`gpu_lpi.signals`.
     state_hold_s : float, default 120
-        A side is FORCED while its impact flow was high and forced flow was confirmed, both within
-        the last ``state_hold_s`` (see :mod:`gpu_lpi.signals`: an exhausting cascade's impact flow
-        has died down; the hold spans an episode, ``refractory_s``). 0 is the spec as written: both
-        at the same tick, which in practice is rare (a sweep and the liquidations behind it land in
-        different ticks).
+        A side is FORCED for ``state_hold_s`` after an onset of forced flow (see
+        :mod:`gpu_lpi.signals`: an exhausting cascade's impact flow has died down; the hold spans an
+        episode, ``refractory_s``).
+    state_onset_s : float, default 5
+        An onset of forced flow: high impact flow and a confirmation of forced flow within
+        ``state_onset_s`` of each other (a sweep and the liquidation prints behind it land in
+        different ticks, seconds apart at most; a lone liquidation a minute before an unrelated
+        block trade is no cascade). The smallest value (one tick) is the spec as written: both at
+        the same tick. ``state_onset_s = 120, state_hold_s = 0, z_liq_hi = 1`` is this engine's
+        rule before 2026-12-02 (both anywhere within the last 120 s).
     divergence_min_s, divergence_max_s : float, default 1, 3
         The divergence test's range of τ (spec §8.4): for some tick-multiple τ in it, the mid is
         beyond its value τ ago (lower after a sell cascade) while the LPI is below its value τ ago.
@@ -178,9 +187,10 @@ class FeatureParams:
     kappa: float = 0.5
     z_fsi_hi: float = 2.0
     z_oi_hi: float = 1.5
-    z_liq_hi: float = 1.0
+    z_liq_hi: float = 2.0
     z_proxy_hi: float = 2.0
     state_hold_s: float = 120.0
+    state_onset_s: float = 5.0
     divergence_min_s: float = 1.0
     divergence_max_s: float = 3.0
     refractory_s: float = 120.0
@@ -282,13 +292,13 @@ class FeatureParams:
         A position at ``t`` depends on an entry at most ``time_stop`` ticks before; an entry is an
         episode start (``refractory`` ticks of candidates before it), each candidate reads
         ``max(K, τ_max, rollover_peak)`` ticks of LPI, z(LDR) and mid, the entry's state reads
-        ``state_hold`` ticks and its σ ``sigma_window`` ticks of RV.
+        ``state_hold + state_onset`` ticks and its σ ``sigma_window`` ticks of RV.
         """
         pattern = max(self.rollover_k + 1, self.divergence_ticks[1],
                       self.seconds_to_ticks(self.rollover_peak_s))
         return (self.seconds_to_ticks(self.time_stop_s)
                 + max(self.refractory_ticks + pattern,
-                      self.seconds_to_ticks(self.state_hold_s),
+                      self.seconds_to_ticks(self.state_hold_s) + self.seconds_to_ticks(self.state_onset_s),
                       self.seconds_to_ticks(self.sigma_window_s)))
 
     @property
@@ -348,6 +358,7 @@ _RULES: dict[str, tuple[type, float, float, bool]] = {
     "z_liq_hi": (float, -100.0, 100.0, False),
     "z_proxy_hi": (float, -100.0, 100.0, False),
     "state_hold_s": (float, 0.0, 3600.0, False),
+    "state_onset_s": (float, 0.0, 3600.0, False),
     "divergence_min_s": (float, 0.0, 600.0, True),
     "divergence_max_s": (float, 0.0, 600.0, True),
     "refractory_s": (float, 0.0, 86_400.0, False),

@@ -176,9 +176,11 @@ def signals(columns, params, has_oi, has_liquidations, has_depth):
     up = side(list(columns["lpi_up"]), list(columns["z_fsi_up"]), list(columns["z_ldr_up"]),
               list(columns["z_liq_buy"]), 1.0)
     hold = max(1, round(params.state_hold_s * 1000 / params.tick_ms))
+    onset = max(1, round(params.state_onset_s * 1000 / params.tick_ms))
     for out in (down, up):
-        out["forced"] = [any(out["impact"][max(0, i - hold + 1):i + 1])
-                         and any(out["confirmed"][max(0, i - hold + 1):i + 1]) for i in range(n)]
+        onsets = [any(out["impact"][max(0, i - onset + 1):i + 1])
+                  and any(out["confirmed"][max(0, i - onset + 1):i + 1]) for i in range(n)]
+        out["forced"] = [any(onsets[max(0, i - hold + 1):i + 1]) for i in range(n)]
     result = {name: [] for name in ("state", "side", "candidate", "oi_flush", "event", "target_w")}
     refractory = int(round(params.refractory_s * 1000 / params.tick_ms))
     for chosen in (down, up):

@@ -18,12 +18,16 @@ from tests.test_jobs import _spec, hours_store  # noqa: F401  (the generated sto
 
 SWEEP = {"theta_bps": [3.0, 5.0, 7.0], "lpi_hi": [2.0, 3.0], "refractory_s": [20.0, 120.0]}
 CV = {"n_folds": 4, "test_folds": 2, "min_events": 2, "embargo_s": 30.0}
+#: The random market's liquidations fall at random times, seldom within 5 s of its impact trades:
+#: the former state rule (impact and confirmation anywhere within 120 s, z(liq) > 1) gives it the
+#: Mode A events that a validation needs.
+STATE = {"state_onset_s": 120.0, "state_hold_s": 0.0, "z_liq_hi": 1.0}
 
 
 @pytest.fixture(scope="module")
 def validated(hours_store, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("validated") / "sweep"
-    run_job(_spec(hours_store, sweep=SWEEP, cv=CV), out=out, device="cpu")
+    run_job(_spec(hours_store, sweep=SWEEP, cv=CV, params=STATE), out=out, device="cpu")
     return out
 
 
@@ -72,7 +76,7 @@ def test_the_report_of_a_validated_sweep_shows_trials_and_dsr(validated):
 
 
 def test_changing_cv_revalidates_without_recomputing(validated, hours_store):  # noqa: F811
-    again = run_job(_spec(hours_store, sweep=SWEEP, cv={**CV, "test_folds": 1, "metric": "mean_bps"}),
+    again = run_job(_spec(hours_store, sweep=SWEEP, cv={**CV, "test_folds": 1, "metric": "mean_bps"}, params=STATE),
                     out=validated, device="cpu")
     assert all(run.chunks["computed"] == 0 for run in again.runs)
     v = _validation(validated)

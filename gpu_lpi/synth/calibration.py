@@ -24,7 +24,14 @@ trades per aggressive order (same T and side)   3.97             4.01           
 Fano factor of trade counts in 1 s bins         387              82               44
 receive time minus exchange E (median)          -1.270 s         -1.270 s         -1.269 s
 receive-time jitter (p10 .. p90 of the above)   -1.271..-1.261   -1.271..-1.262   -1.271..-1.265
+impact ticks per hour (θ 5 bps, Δ 250 ms)       26               9                33
 ==============================================  ===============  ===============  ===============
+
+Impact ticks (measured 2026-12-02 with ``gpu-lpi run`` on the ingested captures, ``make demo``'s
+``demo-out/run-real``: ticks with a sell below ``b_{t−Δ}·(1 − θ)`` or a buy above
+``a_{t−Δ}·(1 + θ)``, per hour of ticks with a valid book; 6, 2 and 6 such ticks, so the rates are
+known to a factor of about 2) set the rate of the simulator's background block orders
+(:data:`MarketProfile.impact_blocks_per_hour`).
 
 Depth profile (REST snapshots, 1000 levels per side; distance buckets of :data:`DEPTH_BUCKET_EDGES`
 ticks from the touch): the touch holds ~150-500 median trade sizes, the next 1-16 ticks are sparse
@@ -179,6 +186,9 @@ class MarketProfile:
         Daily standard deviation of log returns of the latent fair price outside episodes.
     open_interest : float
         Typical open interest (base asset, or contracts for COIN-M).
+    impact_blocks_per_hour : float
+        Background block orders per hour that walk a few bps of the book (the measured rate of
+        impact ticks; :func:`gpu_lpi.synth.market._block`).
     """
 
     price: float
@@ -193,6 +203,7 @@ class MarketProfile:
     trade_tail_alpha: float
     volatility_per_day: float
     open_interest: float
+    impact_blocks_per_hour: float
 
     @property
     def touch_updates_per_s(self) -> float:
@@ -200,11 +211,12 @@ class MarketProfile:
         return TOUCH_SHARE_OF_BOOK_TICKER * self.book_ticker_per_s
 
 
-_BTCUSDT = MarketProfile(61800.0, 61.8, 191.7, 3.97, 1286.0, 52, 80_155.0, 0.016, 1.69, 1.74, 0.03, 80_000.0)
+_BTCUSDT = MarketProfile(61800.0, 61.8, 191.7, 3.97, 1286.0, 52, 80_155.0, 0.016, 1.69, 1.74, 0.03, 80_000.0,
+                         26.0)
 _ETHUSDT = MarketProfile(2680.0, 40.8, 156.6, 4.01, 1243.0, 52, 80_348.0, 0.071, 1.99, 1.71, 0.04,
-                         1_500_000.0)
+                         1_500_000.0, 9.0)
 _BTCUSD_PERP = MarketProfile(61800.0, 8.1, 74.7, 2.85, 1019.0, 16, 12_590.0, 4.0, 1.51, 1.74, 0.03,
-                             8_000_000.0)
+                             8_000_000.0, 33.0)
 
 #: Profiles per symbol. BTCUSDT, ETHUSDT and BTCUSD_PERP are measured; the others are the ETHUSDT or
 #: BTCUSD_PERP rates at their own price with trade sizes of about the same notional (not measured).
@@ -212,12 +224,12 @@ MARKETS: dict[str, MarketProfile] = {
     "BTCUSDT": _BTCUSDT,
     "ETHUSDT": _ETHUSDT,
     "BTCUSD_PERP": _BTCUSD_PERP,
-    "SOLUSDT": MarketProfile(150.0, 30.0, 120.0, 4.0, 900.0, 52, 60_000.0, 1.0, 2.0, 1.7, 0.05, 9_000_000.0),
-    "BNBUSDT": MarketProfile(520.0, 10.0, 60.0, 3.0, 500.0, 52, 20_000.0, 0.3, 2.0, 1.7, 0.04, 700_000.0),
-    "XRPUSDT": MarketProfile(0.55, 20.0, 80.0, 3.5, 600.0, 52, 30_000.0, 300.0, 2.0, 1.7, 0.05, 5.0e8),
-    "DOGEUSDT": MarketProfile(0.10, 25.0, 90.0, 3.5, 700.0, 52, 40_000.0, 2_000.0, 2.0, 1.7, 0.06, 5.0e9),
+    "SOLUSDT": MarketProfile(150.0, 30.0, 120.0, 4.0, 900.0, 52, 60_000.0, 1.0, 2.0, 1.7, 0.05, 9_000_000.0, 9.0),
+    "BNBUSDT": MarketProfile(520.0, 10.0, 60.0, 3.0, 500.0, 52, 20_000.0, 0.3, 2.0, 1.7, 0.04, 700_000.0, 9.0),
+    "XRPUSDT": MarketProfile(0.55, 20.0, 80.0, 3.5, 600.0, 52, 30_000.0, 300.0, 2.0, 1.7, 0.05, 5.0e8, 9.0),
+    "DOGEUSDT": MarketProfile(0.10, 25.0, 90.0, 3.5, 700.0, 52, 40_000.0, 2_000.0, 2.0, 1.7, 0.06, 5.0e9, 9.0),
     "ETHUSD_PERP": MarketProfile(2680.0, 5.0, 50.0, 2.5, 600.0, 16, 8_000.0, 5.0, 1.5, 1.7, 0.04,
-                                 4_000_000.0),
+                                 4_000_000.0, 33.0),
 }
 
 

@@ -21,6 +21,10 @@ Model (numba, one event loop per symbol):
   withdrawal at full stress is 1) that decays with :data:`INFORMED_RECOVERY_MS`, and
   :data:`REPOST_DELAY_MS` after it they re-post the swept band around the new reference with the
   profile's occupancy and sizes.
+* At all times, background block orders (Poisson at the measured rate of impact ticks, exchange
+  clock) take a 5-15 bps band of one side at one timestamp: the isolated impact prints of a real
+  market, with no liquidation print and no liquidity shock; and lone liquidations (nominal rate)
+  print a ``forceOrder`` for an ordinary market order.
 * Every book change takes a new update id (ids advance at the measured rate per second); a change of
   the top of book emits a book ticker with that id; changed levels are batched into one depth diff
   per diff interval (``U`` first id, ``u`` last id, ``pu`` previous ``u``). When a batch changed the
@@ -71,6 +75,12 @@ FUNDING_PERIOD_MS = 8 * 3_600_000
 MAX_WALK = 0.005
 #: Sweeping orders (liquidations, informed blocks) sweep this band of the book (fraction of price).
 SWEEP_BAND = (0.0005, 0.0025)
+#: Background block orders (any time, either side: the isolated impact prints of a real market) take
+#: this band of the book, so that most of their fills print beyond a few bps of the prior touch.
+BLOCK_BAND = (0.0005, 0.0015)
+#: Lone liquidations outside episodes, per hour (nominal: the captures have no liquidation stream;
+#: Binance's BTCUSDT ``forceOrder`` stream prints a few to tens an hour on ordinary days).
+BACKGROUND_LIQUIDATIONS_PER_HOUR = 20.0
 #: Liquidity shock of one informed sweep (as a share of a cascade's full stress) and its decay time
 #: constant (ms); the delay (ms) after which makers re-post the swept levels near the touch at the
 #: new price, out to at most this distance (fraction of price).
@@ -97,6 +107,7 @@ PARAMS_DTYPE = np.dtype([
     ("tail_alpha", np.float64), ("fills_per_level", np.float64), ("level_median_lots", np.float64),
     ("vol_per_sqrt_ms", np.float64), ("ids_per_ms", np.float64), ("skew_ns", np.int64),
     ("latency_mean_ns", np.float64), ("widen_max_ticks", np.float64), ("tilt_ticks", np.float64),
+    ("block_per_ms", np.float64),
 ])
 
 STATE_DTYPE = np.dtype([
@@ -108,6 +119,7 @@ STATE_DTYPE = np.dtype([
     ("next_flush_ms", np.float64), ("next_mark_ms", np.float64), ("next_oi_ms", np.float64),
     ("snapshot_ms", np.float64), ("next_touch_ms", np.float64),
     ("next_order_ms", np.float64), ("next_sweep_ms", np.float64), ("next_repost_ms", np.float64),
+    ("next_block_ms", np.float64), ("next_liquidation_ms", np.float64),
     ("hawkes_excess", np.float64), ("hawkes_ms", np.float64), ("hawkes_bound", np.float64),
     ("trade_id", np.int64), ("oi_noise_lots", np.float64), ("oi_base_lots", np.float64),
     ("oi_target_lots", np.float64), ("funding", np.float64), ("premium", np.float64),
@@ -331,14 +343,69 @@ def _walk_limit(state, side, fraction):
 
 @njit
 def _aggressive_order(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
+    """A market order of heavy-tailed size on the side the flow picks; returns ``(side, filled lots,
+    sum of fill lots * absolute ticks, last fill lots, limit index)`` (0 lots where the side is empty)."""
     side = ASK if uniform(rng) < state.buy_probability else BID
     if (side == BID and state.best_bid == NO_BID) or (side == ASK and state.best_ask == NO_ASK):
-        return
+        return side, 0, 0.0, 0, 0
     median = params.order_median_lots * state.order_scale
     size = max(1, np.int64(min(heavy_tailed(rng, median, params.size_sigma, params.tail_alpha),
                                1000.0 * median)))
-    _walk_book(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts, side, size,
-               _walk_limit(state, side, MAX_WALK))
+    limit = _walk_limit(state, side, MAX_WALK)
+    filled, notional_ticks, last_fill = _walk_book(state, params, qty, stamp, dirty, rng, messages,
+                                                   level_price, level_qty, counts, side, size, limit)
+    return side, filled, notional_ticks, last_fill, limit
+
+
+@njit
+def _print_force_order(state, params, qty, rng, messages, level_price, level_qty, counts, side, filled,
+                       notional_ticks, last_fill, limit):
+    """The ``forceOrder`` of a liquidation that filled ``filled`` lots, where Binance pushes one: at
+    most one per :data:`~.calibration.FORCE_ORDER_PERIOD_MS` per symbol (the others are not seen)."""
+    now_ms = _abs_ms(state, state.t_ms)
+    if filled > 0 and now_ms - state.last_force_ms >= cal.FORCE_ORDER_PERIOD_MS:
+        average = np.int64(round(notional_ticks / filled * AVG_PRICE_TICK_SCALE))
+        _emit(state, params, qty, rng, messages, level_price, level_qty, counts, FORCE_ORDER,
+              now_ms + 1 + np.int64(uniform(rng) * 5.0), now_ms, 1 if side == BID else 0, filled,
+              limit + state.base_tick, average, last_fill, 0)
+        state.last_force_ms = now_ms
+
+
+@njit
+def _background_liquidation(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
+    """A lone liquidation (Poisson at :data:`BACKGROUND_LIQUIDATIONS_PER_HOUR`, exchange clock): an
+    ordinary market order, sized and sided as the order flow's, that prints a ``forceOrder``."""
+    side, filled, notional_ticks, last_fill, limit = _aggressive_order(
+        state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
+    _print_force_order(state, params, qty, rng, messages, level_price, level_qty, counts, side, filled,
+                       notional_ticks, last_fill, limit)
+
+
+@njit
+def _take_band(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts, side, band):
+    """A market order on ``side`` takes 60-100 % of the depth out to a distance drawn in ``band``
+    (fraction of price) at one timestamp.
+
+    Returns ``(filled lots, sum of fill lots * absolute ticks, last fill lots, best index before,
+    limit index)``; nothing is filled where the side is empty.
+    """
+    best = state.best_bid if side == BID else state.best_ask
+    if best == NO_BID or best == NO_ASK:
+        return 0, 0.0, 0, best, best
+    limit = _walk_limit(state, side, band[0] + (band[1] - band[0]) * uniform(rng))
+    size = max(1, np.int64(depth_between(qty, side, best, limit) * (0.6 + 0.4 * uniform(rng))))
+    filled, notional_ticks, last_fill = _walk_book(state, params, qty, stamp, dirty, rng, messages,
+                                                   level_price, level_qty, counts, side, size, limit)
+    return filled, notional_ticks, last_fill, best, limit
+
+
+@njit
+def _schedule_repost(state, side, best, limit):
+    """Makers re-post the band taken between ``best`` and ``limit`` :data:`REPOST_DELAY_MS` from now."""
+    state.next_repost_ms = min(state.next_repost_ms, state.t_ms + REPOST_DELAY_MS)
+    state.repost_side = side
+    reach = min(abs(best - limit), np.int64(REPOST_REACH * (best + state.base_tick)))
+    state.repost_ticks = max(state.repost_ticks, reach)
 
 
 @njit
@@ -350,28 +417,33 @@ def _sweep(state, params, qty, stamp, dirty, rng, messages, level_price, level_q
     the band :data:`REPOST_DELAY_MS` later.
     """
     side = state.sweep_side
-    best = state.best_bid if side == BID else state.best_ask
+    filled, notional_ticks, last_fill, best, limit = _take_band(
+        state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts, side, SWEEP_BAND)
     if best == NO_BID or best == NO_ASK:
         return
-    sweep = SWEEP_BAND[0] + (SWEEP_BAND[1] - SWEEP_BAND[0]) * uniform(rng)
-    limit = _walk_limit(state, side, sweep)
-    size = max(1, np.int64(depth_between(qty, side, best, limit) * (0.6 + 0.4 * uniform(rng))))
-    filled, notional_ticks, last_fill = _walk_book(state, params, qty, stamp, dirty, rng, messages,
-                                                   level_price, level_qty, counts, side, size, limit)
     if state.sweep_prints == 0:
         state.last_sweep_ms = state.t_ms
-        state.next_repost_ms = min(state.next_repost_ms, state.t_ms + REPOST_DELAY_MS)
-        state.repost_side = side
-        reach = min(abs(best - limit), np.int64(REPOST_REACH * (best + state.base_tick)))
-        state.repost_ticks = max(state.repost_ticks, reach)
+        _schedule_repost(state, side, best, limit)
         return
-    now_ms = _abs_ms(state, state.t_ms)
-    if filled > 0 and now_ms - state.last_force_ms >= cal.FORCE_ORDER_PERIOD_MS:
-        average = np.int64(round(notional_ticks / filled * AVG_PRICE_TICK_SCALE))
-        _emit(state, params, qty, rng, messages, level_price, level_qty, counts, FORCE_ORDER,
-              now_ms + 1 + np.int64(uniform(rng) * 5.0), now_ms, 1 if side == BID else 0, filled,
-              limit + state.base_tick, average, last_fill, 0)
-        state.last_force_ms = now_ms
+    _print_force_order(state, params, qty, rng, messages, level_price, level_qty, counts, side, filled,
+                       notional_ticks, last_fill, limit)
+
+
+@njit
+def _block(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts):
+    """A background block order takes a :data:`BLOCK_BAND` band of one side (chosen by the order
+    flow's current buy probability) at one timestamp.
+
+    Blocks arrive at the profile's ``impact_blocks_per_hour`` (Poisson, exchange clock) at all
+    times, as the isolated impact prints of a real market do: they print no ``forceOrder`` and
+    leave no liquidity shock; makers re-post the band as after an informed block. Without them the
+    robust scale of the impact features would come from the planted episodes alone.
+    """
+    side = ASK if uniform(rng) < state.buy_probability else BID
+    filled, _, _, best, limit = _take_band(state, params, qty, stamp, dirty, rng, messages, level_price,
+                                           level_qty, counts, side, BLOCK_BAND)
+    if filled > 0:
+        _schedule_repost(state, side, best, limit)
 
 
 @njit
@@ -585,10 +657,13 @@ def _control_step(state, params, episodes, qty, stamp, dirty, rng, messages, lev
     _requote(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
     state.next_touch_ms = _next_arrival(rng, start, params.touch_per_ms)
     state.next_sweep_ms = _next_arrival(rng, start, state.sweep_rate)
+    state.next_block_ms = _next_arrival(rng, start, params.block_per_ms)
+    state.next_liquidation_ms = _next_arrival(rng, start, BACKGROUND_LIQUIDATIONS_PER_HOUR / 3_600_000)
     _draw_order_candidate(state, rng, start)
     while True:
-        now = min(state.next_flush_ms, state.next_touch_ms, state.next_order_ms,
-                  state.next_sweep_ms, state.next_repost_ms, state.next_mark_ms, state.next_oi_ms)
+        now = min(state.next_flush_ms, state.next_touch_ms, state.next_order_ms, state.next_sweep_ms,
+                  state.next_block_ms, state.next_liquidation_ms, state.next_repost_ms, state.next_mark_ms,
+                  state.next_oi_ms)
         if now >= stop:
             break
         state.t_ms = now
@@ -604,6 +679,13 @@ def _control_step(state, params, episodes, qty, stamp, dirty, rng, messages, lev
         elif now == state.next_sweep_ms:
             _sweep(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
             state.next_sweep_ms = _next_arrival(rng, now, state.sweep_rate)
+        elif now == state.next_block_ms:
+            _block(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
+            state.next_block_ms = _next_arrival(rng, now, params.block_per_ms)
+        elif now == state.next_liquidation_ms:
+            _background_liquidation(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty,
+                                    counts)
+            state.next_liquidation_ms = _next_arrival(rng, now, BACKGROUND_LIQUIDATIONS_PER_HOUR / 3_600_000)
         elif now == state.next_repost_ms:
             _repost(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
         else:
@@ -689,6 +771,7 @@ def _params(profile: cal.MarketProfile, tick: float, lot: float, rate_scale: flo
     params["latency_mean_ns"] = cal.LOCAL_LATENCY_MEAN_NS
     params["widen_max_ticks"] = max(2.0, STRESS_WIDEN * ticks_per_price)
     params["tilt_ticks"] = max(2.0, 1e-4 * ticks_per_price)
+    params["block_per_ms"] = profile.impact_blocks_per_hour / 3_600_000
     return params
 
 
