@@ -480,18 +480,19 @@ def test_open_interest_rises_in_violent_informed_repricings_and_falls_in_cascade
         assert _oi_change(capture.series["openInterest"], start, end) > Decimal("0.005")
 
 
-def _reverted_share(capture, row, start, end):
-    """Share of the move given back by ``end``, on the mid as of each second (the move: its 90th
-    percentile over the label, so that the instant after a sweep, before makers re-quote, does not
-    count as the extreme; the end: the median over its last 10 s, so that a background block trade
-    just before it, whose hole makers fill at their next requote, does not count as a reversal)."""
+def _reverted_share(capture, row, start, end, allowance=Decimal(0)):
+    """Share of the move given back by ``end``, beyond ``allowance`` (price units), on the mid as of
+    each second (the move: its 90th percentile over the label, so that the instant after a sweep,
+    before makers re-quote, does not count as the extreme; the end: the median over its last 10 s,
+    so that a background block trade just before it, whose hole makers fill at their next requote,
+    does not count as a reversal)."""
     mids = capture.series["mid"]
     sign = -1 if row.side == "down" else 1
     before = _value_at(mids, start)
     moves = sorted(sign * (_value_at(mids, t) - before) for t in range(start, end + 1, 1000))
     extreme = moves[int(0.9 * (len(moves) - 1))]
     settled = _median([_value_at(mids, t) for t in range(end - 10_000, end + 1, 1000)])
-    return (extreme - sign * (settled - before)) / extreme
+    return (extreme - sign * (settled - before) - allowance) / extreme
 
 
 def _mean_spread(capture, start, end):
@@ -510,14 +511,13 @@ def test_violent_informed_moves_last_and_their_spread_shocks_are_smaller(ws_run,
     for row, capture, start, end in _episodes(labels, "forced", ws_run[2]):
         cascade_spreads[row.symbol].append(_mean_spread(capture, start, end))
         cascade_reverted.append(_reverted_share(capture, row, start, end))
-    reverted, beyond_walk = [], []       # the share given back; less what the random walk can take
+    reverted, beyond_walk = [], []       # the share given back; beyond what the random walk can take
     for row, capture, start, end in _episodes(labels, "informed", ws_run[2]):
         if not row.violent:
             continue
-        extreme = abs(_value_at(capture.series["mid"], end) - _value_at(capture.series["mid"], start))
         noise = _walk_noise(row.symbol, _value_at(capture.series["mid"], start), end - start)
         reverted.append(_reverted_share(capture, row, start, end))
-        beyond_walk.append(reverted[-1] - noise / max(extreme, noise))
+        beyond_walk.append(_reverted_share(capture, row, start, end, noise))
         calm_before = _mean_spread(capture, start - 600_000, start)
         assert calm_before < _mean_spread(capture, start, end) < _median(cascade_spreads[row.symbol]) / 2
     assert reverted and all(share < Decimal("0.2") for share in beyond_walk)

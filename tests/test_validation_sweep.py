@@ -76,8 +76,8 @@ def test_the_report_of_a_validated_sweep_shows_trials_and_dsr(validated):
 
 
 def test_changing_cv_revalidates_without_recomputing(validated, hours_store):  # noqa: F811
-    again = run_job(_spec(hours_store, sweep=SWEEP, cv={**CV, "test_folds": 1, "metric": "mean_bps"}, params=STATE),
-                    out=validated, device="cpu")
+    again = run_job(_spec(hours_store, sweep=SWEEP, cv={**CV, "test_folds": 1, "metric": "mean_bps"},
+                          params=STATE), out=validated, device="cpu")
     assert all(run.chunks["computed"] == 0 for run in again.runs)
     v = _validation(validated)
     assert (v["cv"]["n_splits"], v["cv"]["n_paths"], v["settings"]["metric"]) == (4, 1, "mean_bps")

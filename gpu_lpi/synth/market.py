@@ -107,7 +107,7 @@ PARAMS_DTYPE = np.dtype([
     ("tail_alpha", np.float64), ("fills_per_level", np.float64), ("level_median_lots", np.float64),
     ("vol_per_sqrt_ms", np.float64), ("ids_per_ms", np.float64), ("skew_ns", np.int64),
     ("latency_mean_ns", np.float64), ("widen_max_ticks", np.float64), ("tilt_ticks", np.float64),
-    ("block_per_ms", np.float64),
+    ("block_per_ms", np.float64), ("liquidation_per_ms", np.float64),
 ])
 
 STATE_DTYPE = np.dtype([
@@ -658,7 +658,7 @@ def _control_step(state, params, episodes, qty, stamp, dirty, rng, messages, lev
     state.next_touch_ms = _next_arrival(rng, start, params.touch_per_ms)
     state.next_sweep_ms = _next_arrival(rng, start, state.sweep_rate)
     state.next_block_ms = _next_arrival(rng, start, params.block_per_ms)
-    state.next_liquidation_ms = _next_arrival(rng, start, BACKGROUND_LIQUIDATIONS_PER_HOUR / 3_600_000)
+    state.next_liquidation_ms = _next_arrival(rng, start, params.liquidation_per_ms)
     _draw_order_candidate(state, rng, start)
     while True:
         now = min(state.next_flush_ms, state.next_touch_ms, state.next_order_ms, state.next_sweep_ms,
@@ -685,7 +685,7 @@ def _control_step(state, params, episodes, qty, stamp, dirty, rng, messages, lev
         elif now == state.next_liquidation_ms:
             _background_liquidation(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty,
                                     counts)
-            state.next_liquidation_ms = _next_arrival(rng, now, BACKGROUND_LIQUIDATIONS_PER_HOUR / 3_600_000)
+            state.next_liquidation_ms = _next_arrival(rng, now, params.liquidation_per_ms)
         elif now == state.next_repost_ms:
             _repost(state, params, qty, stamp, dirty, rng, messages, level_price, level_qty, counts)
         else:
@@ -772,6 +772,7 @@ def _params(profile: cal.MarketProfile, tick: float, lot: float, rate_scale: flo
     params["widen_max_ticks"] = max(2.0, STRESS_WIDEN * ticks_per_price)
     params["tilt_ticks"] = max(2.0, 1e-4 * ticks_per_price)
     params["block_per_ms"] = profile.impact_blocks_per_hour / 3_600_000
+    params["liquidation_per_ms"] = BACKGROUND_LIQUIDATIONS_PER_HOUR / 3_600_000
     return params
 
 

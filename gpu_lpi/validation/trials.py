@@ -51,8 +51,7 @@ def sweep_returns(folders: dict[str, Path], horizon_s: float, cost_bps: float) -
     (``{trial id: folder}``), in the trials' order."""
     frames = [event_study_returns(read_events(folder), trial, horizon_s, cost_bps)
               for trial, folder in folders.items()]
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RETURN_COLUMNS))
-    return table.astype({"t0": np.int64, "t1": np.int64, "ret": np.float64})
+    return _returns_table(frames)
 
 
 #: ``returns`` of validation.json where a sweep's trials are the simulator's episodes.
@@ -76,5 +75,10 @@ def sim_returns(folders: dict[str, Path], scenario: int = 0) -> pd.DataFrame:
             "t0": traded["start_ts"].to_numpy(np.int64), "t1": traded["end_ts"].to_numpy(np.int64),
             "period": pd.to_datetime(traded["start_ts"], unit="ns").dt.strftime("%Y-%m-%d").to_numpy(),
             "ret": traded["net_bps"].to_numpy(np.float64)}, columns=list(RETURN_COLUMNS)))
+    return _returns_table(frames)
+
+
+def _returns_table(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The trial-returns frames as one table of :data:`RETURN_COLUMNS` (empty where there are none)."""
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RETURN_COLUMNS))
     return table.astype({"t0": np.int64, "t1": np.int64, "ret": np.float64})
